@@ -1,0 +1,1 @@
+"""Small shared building blocks with no dependency on the server or the worker."""

@@ -1,0 +1,1 @@
+"""Persistence: typed ORM tables, the database handle, query functions and migrations."""

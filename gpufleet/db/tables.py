@@ -1,0 +1,178 @@
+"""The tables (SQLAlchemy 2 typed ORM). Portable between SQLite and PostgreSQL.
+
+Memory figures are integer bytes (BigInteger). Timestamps are timezone-aware
+UTC and always taken from the server's clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from gpufleet.common.clock import utcnow
+
+UtcDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UtcDateTime}
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UserSession(Base):
+    """A login: the bearer token's SHA-256, so a leaked database does not leak sessions."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApiKey(Base):
+    """An API key ``gf_<key_id>_<secret>``: looked up by ``key_id``, verified by the secret's SHA-256."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_api_keys_user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    allowed_models: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Worker(Timestamped, Base):
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    ip: Mapped[str] = mapped_column(String(64))
+    port: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    system_reserved: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[dict[str, Any]] = mapped_column(JSON)
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
+    # Result of the server's last probe of ip:port; None until the first probe.
+    reachable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+    devices: Mapped[list[Device]] = relationship(
+        back_populates="worker", cascade="all, delete-orphan", order_by="Device.sort_key", lazy="selectin"
+    )
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("worker_id", "type", "index", name="uq_devices_worker_type_index"),)
+
+    id: Mapped[str] = mapped_column(String(96), primary_key=True)  # <worker-name>:<type>:<index>
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(16))
+    vendor: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    uuid: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    memory_total: Mapped[int] = mapped_column(BigInteger)
+    memory_used: Mapped[int] = mapped_column(BigInteger)
+    compute_capability: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    unified_memory: Mapped[bool] = mapped_column(Boolean, default=False)
+    simulated: Mapped[bool] = mapped_column(Boolean, default=False)
+    utilization: Mapped[float | None] = mapped_column(Float, nullable=True)
+    temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cores: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sort_key: Mapped[int] = mapped_column(Integer, default=0)  # GPUs first by index, CPU last
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    worker: Mapped[Worker] = relationship(back_populates="devices")
+
+
+class Model(Timestamped, Base):
+    """A deployment. Its spec columns mirror ``schemas.models.ModelSpec`` one to one."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    huggingface_repo_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    huggingface_filename: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    modelscope_model_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    modelscope_file_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    ollama_library_model_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    local_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    backend: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    backend_parameters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    replicas: Mapped[int] = mapped_column(Integer, default=1)
+    placement_strategy: Mapped[str] = mapped_column(String(16))
+    cpu_offloading: Mapped[bool] = mapped_column(Boolean, default=False)
+    distributed_inference_across_workers: Mapped[bool] = mapped_column(Boolean, default=True)
+    worker_selector: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    gpu_selector: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    ctx_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ModelInstance(Timestamped, Base):
+    """One replica. ``state`` and ``version`` change only through ``server.lifecycle.transition``."""
+
+    __tablename__ = "model_instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(160), unique=True)
+    model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    model_name: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workers.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    worker_name: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    device_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    claim: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    subordinates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    restart_count: Mapped[int] = mapped_column(Integer, default=0)
+    download_progress: Mapped[float | None] = mapped_column(Float, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)

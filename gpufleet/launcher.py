@@ -1,0 +1,79 @@
+"""``gpufleet start``: the server, the embedded worker, or both, in one process and one event loop.
+
+Order: prepare the server (migrations, admin, token) → bind its port → start
+serving → start the embedded worker (it registers over loopback HTTP, the same
+path as any remote worker). SIGINT/SIGTERM stop the worker first (it tells the
+server it is leaving), then the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gpufleet.common.http_server import make_server
+from gpufleet.common.net import bind_socket
+from gpufleet.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Banner:
+    """What ``start`` tells the person who ran it, once the server listens."""
+
+    url: str
+    password_file: str | None
+    token_file: str | None
+
+
+async def run(settings: Settings, announce: Callable[[Banner], None]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    server_task: asyncio.Task[None] | None = None
+    server = None
+    token = settings.token or ""
+    if settings.runs_server:
+        from gpufleet.server.app import create_app
+        from gpufleet.server.runtime import ServerRuntime
+
+        runtime = ServerRuntime(settings)
+        await runtime.prepare()
+        token = runtime.cluster_token
+        sock = bind_socket(settings.host, settings.port, "--port")
+        server = make_server(create_app(runtime), sock, settings.log_level)
+        server_task = asyncio.create_task(server.serve(sockets=[sock]), name="server-http")
+        while not server.started and not server_task.done():
+            await asyncio.sleep(0.02)
+        if server_task.done():
+            await server_task
+            return
+        password_file = settings.initial_password_file
+        announce(Banner(url=settings.server_urls[0], token_file=str(settings.token_file) if not settings.token else None,
+                        password_file=str(password_file) if password_file.exists() else None))
+
+    worker_task: asyncio.Task[None] | None = None
+    if settings.runs_worker:
+        from gpufleet.worker.agent import WorkerAgent
+
+        agent = WorkerAgent(settings, token)
+        worker_task = asyncio.create_task(agent.run(stop), name="worker")
+
+    waiters: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait())]
+    waiters += [t for t in (server_task, worker_task) if t is not None]  # type: ignore[misc]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    try:
+        if worker_task is not None:
+            await worker_task
+    finally:
+        if server is not None and server_task is not None:
+            server.should_exit = True
+            await server_task
+        waiters[0].cancel()

@@ -1,0 +1,1 @@
+"""Pydantic wire models: ``*Create`` / ``*Update`` / ``*Public`` per resource."""

@@ -1,0 +1,65 @@
+"""Model instances: one running copy (replica) of a deployment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from gpufleet.schemas.common import PublicModel, RequestModel
+from gpufleet.schemas.states import InstanceState
+
+
+class Subordinate(BaseModel):
+    """A worker that lends devices to a distributed instance over llama.cpp RPC."""
+
+    worker_id: int
+    worker_name: str
+    device_ids: list[str]
+    rpc_port: int | None = None
+    claim: dict[str, Any] = Field(default_factory=dict)
+
+
+class InstancePublic(PublicModel):
+    id: int
+    name: str
+    model_id: int | None  # None once the deployment is deleted and this instance is still stopping
+    model_name: str
+    state: InstanceState
+    state_message: str | None
+    worker_id: int | None
+    worker_name: str | None
+    device_ids: list[str]
+    port: int | None  # the engine's own port on the worker
+    pid: int | None  # the engine's OS process id on the worker
+    claim: dict[str, Any] | None
+    subordinates: list[Subordinate]
+    restart_count: int
+    download_progress: float | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class InstanceTransition(RequestModel):
+    """A state change asked for by a worker (or an admin tool) through the lifecycle guard.
+
+    ``expected_version`` makes it a compare-and-swap: the change is refused with
+    409 when the instance moved since the caller read it.
+    """
+
+    expected_version: int = Field(ge=0)
+    state: InstanceState
+    state_message: str | None = Field(None, max_length=8000)
+    port: int | None = Field(None, ge=1, le=65535)
+    pid: int | None = Field(None, ge=1)
+    download_progress: float | None = Field(None, ge=0, le=100)
+    restart_count: int | None = Field(None, ge=0)
+
+
+class InstanceRelease(RequestModel):
+    """A worker gives an instance back: after stopping it, or after it failed to start repeatedly."""
+
+    expected_version: int = Field(ge=0)
+    reason: str = Field(min_length=1, max_length=8000)

@@ -1,0 +1,1 @@
+"""The gpufleet server: management API, (later) gateway, controllers."""

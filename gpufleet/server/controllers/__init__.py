@@ -1,0 +1,1 @@
+"""Level-triggered reconcile loops. An event only enqueues a key; ``reconcile(key)`` converges."""

@@ -1,0 +1,77 @@
+"""The one place where errors become HTTP responses.
+
+Every error body is ``{"detail": "<what is wrong and what to do>"}``; validation
+errors add ``"errors": [{"field", "message"}]``. No traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gpufleet.common.errors import GpufleetError
+
+logger = logging.getLogger(__name__)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        return "unknown field (check the spelling; see /openapi.json for the accepted fields)"
+    if error.get("type") == "missing":
+        return "field required"
+    return message
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            ctx = error.get("ctx") or {}
+            return JSONResponse(status_code=400, content={
+                "detail": f"request body is not valid JSON: {ctx.get('error', 'parse error')}"})
+    items = [{"field": _field(e.get("loc", ())), "message": _message(e)} for e in errors]
+    summary = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
+    return JSONResponse(status_code=422, content={"detail": summary, "errors": items})
+
+
+async def _gpufleet(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GpufleetError)
+    body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
+    if exc.field:
+        body["errors"] = [{"field": exc.field, "message": exc.message}]
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "no such route; see /openapi.json for the API"
+    elif exc.status_code == 405:
+        detail = "method not allowed on this route; see /openapi.json"
+    return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500, content={"detail": "internal error; the server log has the details"})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(GpufleetError, _gpufleet)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

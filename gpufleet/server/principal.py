@@ -1,0 +1,29 @@
+"""Who is calling: the principal resolved from a request's credential."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PrincipalKind(StrEnum):
+    ADMIN = "admin"  # a user with role admin (session or API key)
+    USER = "user"  # a user with role user (session or API key)
+    WORKER = "worker"  # a worker's own credential: acts only on that worker's resources
+    CLUSTER = "cluster"  # the cluster registration token: may only register a worker
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: PrincipalKind
+    authenticated_by: str  # session | api_key | worker_credential | cluster_token
+    user_id: int | None = None
+    username: str | None = None
+    must_change_password: bool = False
+    api_key_id: int | None = None
+    allowed_models: tuple[str, ...] | None = None
+    worker_id: int | None = None
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind in (PrincipalKind.ADMIN, PrincipalKind.USER)

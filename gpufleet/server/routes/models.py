@@ -1,0 +1,43 @@
+"""``/api/models``: deployments. Admins change them; users and workers may read them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from gpufleet.db.session import Database
+from gpufleet.schemas.models import ModelCreate, ModelPublic, ModelUpdate
+from gpufleet.server.auth import ADMIN, USERS, WORKER, allow
+from gpufleet.server.deps import database
+from gpufleet.server.principal import Principal
+from gpufleet.server.services import models as model_service
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+admin = allow(*ADMIN)
+readers = allow(*USERS, *WORKER)
+
+
+@router.get("", response_model=list[ModelPublic])
+async def list_models(_: Principal = Depends(readers), db: Database = Depends(database)) -> list[ModelPublic]:
+    return await model_service.list_models(db)
+
+
+@router.post("", response_model=ModelPublic, status_code=201)
+async def create_model(body: ModelCreate, _: Principal = Depends(admin),
+                       db: Database = Depends(database)) -> ModelPublic:
+    return await model_service.create_model(db, body)
+
+
+@router.get("/{model_id}", response_model=ModelPublic)
+async def get_model(model_id: int, _: Principal = Depends(readers), db: Database = Depends(database)) -> ModelPublic:
+    return await model_service.get_model(db, model_id)
+
+
+@router.patch("/{model_id}", response_model=ModelPublic)
+async def update_model(model_id: int, body: ModelUpdate, _: Principal = Depends(admin),
+                       db: Database = Depends(database)) -> ModelPublic:
+    return await model_service.update_model(db, model_id, body)
+
+
+@router.delete("/{model_id}", status_code=204)
+async def delete_model(model_id: int, _: Principal = Depends(admin), db: Database = Depends(database)) -> None:
+    await model_service.delete_model(db, model_id)

@@ -1,0 +1,112 @@
+"""``GET /api/watch``: a stream of change events, one JSON object per line.
+
+The stream starts with the current objects (``ADDED``), then ``SYNCED``, then
+live changes; ``PING`` lines keep it alive. A worker's stream is filtered to
+the instances it has a part in: when an instance stops involving it (moved,
+released), the worker receives it as ``DELETED``. The subscription is opened
+before the listing is read, so no change falls between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from gpufleet.common.errors import Forbidden, InvalidInput
+from gpufleet.db.session import Database
+from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.server.auth import ADMIN_OR_WORKER, allow
+from gpufleet.server.bus import EventBus
+from gpufleet.server.deps import runtime
+from gpufleet.server.principal import Principal, PrincipalKind
+from gpufleet.server.runtime import ServerRuntime
+from gpufleet.server.services import instances as instance_service
+from gpufleet.server.services import models as model_service
+from gpufleet.server.services import workers as worker_service
+
+router = APIRouter(prefix="/api", tags=["watch"])
+
+PING_INTERVAL = 15.0
+WORKER_KINDS = {EventKind.INSTANCES, EventKind.MODELS}
+
+
+def parse_kinds(raw: str, principal: Principal) -> set[EventKind]:
+    kinds: set[EventKind] = set()
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            kinds.add(EventKind(item))
+        except ValueError:
+            raise InvalidInput(f"kinds: unknown kind {item!r}; use workers, models, instances", field="kinds") from None
+    if not kinds:
+        raise InvalidInput("kinds: name at least one of workers, models, instances", field="kinds")
+    if principal.kind == PrincipalKind.WORKER and not kinds <= WORKER_KINDS:
+        raise Forbidden("a worker may watch only models and its own instances")
+    return kinds
+
+
+@router.get("/watch")
+async def watch(
+    kinds: str = Query("workers,models,instances", description="comma-separated: workers, models, instances"),
+    principal: Principal = Depends(allow(*ADMIN_OR_WORKER)),
+    server: ServerRuntime = Depends(runtime),
+) -> StreamingResponse:
+    wanted = parse_kinds(kinds, principal)
+    return StreamingResponse(_stream(server.db, server.bus, wanted, principal), media_type="application/x-ndjson")
+
+
+async def _listing(db: Database, kind: EventKind, principal: Principal) -> list[Event]:
+    objects: list[tuple[int, dict[str, object]]]
+    if kind == EventKind.WORKERS:
+        objects = [(w.id, w.model_dump(mode="json")) for w in await worker_service.list_workers(db)]
+    elif kind == EventKind.MODELS:
+        objects = [(m.id, m.model_dump(mode="json")) for m in await model_service.list_models(db)]
+    else:
+        objects = [(i.id, i.model_dump(mode="json")) for i in await instance_service.list_instances(db, principal)]
+    return [Event(kind=kind, type=EventType.ADDED, id=i, object=o) for i, o in objects]
+
+
+def _line(event: Event) -> bytes:
+    return (json.dumps(event.model_dump(mode="json", exclude_none=True)) + "\n").encode()
+
+
+async def _stream(db: Database, bus: EventBus, kinds: set[EventKind], principal: Principal) -> AsyncIterator[bytes]:
+    mine: set[int] = set()  # instance ids this worker has been sent as involving it
+    async with bus.subscribe() as subscription:
+        for kind in sorted(kinds):
+            for event in await _listing(db, kind, principal):
+                if kind == EventKind.INSTANCES and event.id is not None:
+                    mine.add(event.id)
+                yield _line(event)
+        yield _line(Event(type=EventType.SYNCED))
+        while True:
+            try:
+                event = await asyncio.wait_for(subscription.get(), PING_INTERVAL)
+            except TimeoutError:
+                yield _line(Event(type=EventType.PING))
+                continue
+            if event is None:
+                return  # dropped for falling behind: the client reconnects and re-lists
+            if event.kind not in kinds:
+                continue
+            if principal.kind == PrincipalKind.WORKER and event.kind == EventKind.INSTANCES:
+                filtered = _for_worker(event, principal.worker_id, mine)
+                if filtered is None:
+                    continue
+                event = filtered
+            yield _line(event)
+
+
+def _for_worker(event: Event, worker_id: int | None, mine: set[int]) -> Event | None:
+    assert worker_id is not None and event.id is not None
+    involved = event.type != EventType.DELETED and instance_service.involves_worker(event.object or {}, worker_id)
+    if involved:
+        mine.add(event.id)
+        return event
+    if event.id in mine:
+        mine.discard(event.id)
+        return event if event.type == EventType.DELETED else event.model_copy(update={"type": EventType.DELETED})
+    return None

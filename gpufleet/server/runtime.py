@@ -1,0 +1,92 @@
+"""Everything one server process holds: settings, database, bus, controllers.
+
+Built and prepared (migrations, bootstrap admin, cluster token) before the HTTP
+app starts, so a bad database URL or an unwritable data dir is reported as one
+clear line instead of a failing web app.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from gpufleet.config import Settings
+from gpufleet.db.migrate import upgrade
+from gpufleet.db.session import Database
+from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.states import WorkerState
+from gpufleet.server.auth import PrincipalResolver
+from gpufleet.server.bus import EventBus
+from gpufleet.server.controllers.deployments import ORPHANS, DeploymentsController, worker_key
+from gpufleet.server.controllers.worker_health import StaleWorkerSweep, WorkerProbeController
+from gpufleet.server.services.users import bootstrap_admin, write_secret_file
+from gpufleet.server import secrets
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerRuntime:
+    settings: Settings
+    db: Database = field(init=False)
+    bus: EventBus = field(init=False)
+    cluster_token: str = field(init=False, default="")
+    resolver: PrincipalResolver = field(init=False)
+    deployments: DeploymentsController = field(init=False)
+    probes: WorkerProbeController = field(init=False)
+    sweep: StaleWorkerSweep = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = Database(self.settings.effective_database_url)
+        self.bus = EventBus()
+        interval = self.settings.heartbeat_interval
+        self.deployments = DeploymentsController(self.db)
+        self.probes = WorkerProbeController(self.db, interval)
+        self.sweep = StaleWorkerSweep(self.db, interval)
+        self.db.add_listener(self.bus.publish)
+        self.db.add_listener(self._route_event)
+
+    async def prepare(self) -> None:
+        """Migrate the database, create the admin and the cluster token. Idempotent."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await upgrade(self.db)
+        await bootstrap_admin(self.db, self.settings.initial_password_file, self.settings.bootstrap_password)
+        self.cluster_token = self._load_or_create_token()
+        self.resolver = PrincipalResolver(self.db, self.cluster_token)
+
+    def _load_or_create_token(self) -> str:
+        if self.settings.token:
+            return self.settings.token
+        path = self.settings.token_file
+        if path.exists():
+            token = path.read_text().strip()
+            if token:
+                return token
+        token = secrets.new_cluster_token()
+        write_secret_file(path, token)
+        return token
+
+    def start_controllers(self) -> None:
+        self.deployments.start()
+        self.probes.start()
+        self.sweep.start()
+
+    async def stop(self) -> None:
+        await self.sweep.stop()
+        await self.probes.stop()
+        await self.deployments.stop()
+        await self.db.dispose()
+
+    def _route_event(self, event: Event) -> None:
+        """Turn a committed change into controller work (level-triggered: only keys)."""
+        if event.kind == EventKind.MODELS and event.id is not None:
+            self.deployments.enqueue(event.id)
+        elif event.kind == EventKind.INSTANCES and event.type == EventType.DELETED and event.object:
+            model_id = event.object.get("model_id")
+            self.deployments.enqueue(model_id if model_id is not None else ORPHANS)
+        elif event.kind == EventKind.WORKERS and event.id is not None:
+            if event.type == EventType.ADDED or (event.object or {}).get("state") == WorkerState.NOT_READY:
+                self.probes.enqueue(event.id)
+            if event.type == EventType.DELETED or (event.object or {}).get("state") == WorkerState.NOT_READY:
+                # Instances stopping on a worker that went away can no longer be acknowledged.
+                self.deployments.enqueue(worker_key(event.id))

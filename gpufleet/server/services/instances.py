@@ -1,0 +1,147 @@
+"""Model instances: reads, and every state change through ``lifecycle.transition``."""
+
+from __future__ import annotations
+
+import re
+import secrets as random
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpufleet.common.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
+from gpufleet.db.session import Database, record_event
+from gpufleet.db.tables import ModelInstance
+from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subordinate
+from gpufleet.schemas.states import InstanceState
+from gpufleet.server import lifecycle
+from gpufleet.server.principal import Principal, PrincipalKind
+
+PENDING_MESSAGE = "waiting to be scheduled: no placement has been made for this instance yet"
+
+
+def to_public(row: ModelInstance) -> InstancePublic:
+    return InstancePublic(
+        id=row.id, name=row.name, model_id=row.model_id, model_name=row.model_name,
+        state=InstanceState(row.state), state_message=row.state_message, worker_id=row.worker_id,
+        worker_name=row.worker_name, device_ids=row.device_ids, port=row.port, pid=row.pid, claim=row.claim,
+        subordinates=[Subordinate.model_validate(s) for s in row.subordinates], restart_count=row.restart_count,
+        download_progress=row.download_progress, version=row.version, created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def publish(session: AsyncSession, row: ModelInstance, kind: EventType = EventType.MODIFIED) -> InstancePublic:
+    public = to_public(row)
+    record_event(session, Event(kind=EventKind.INSTANCES, type=kind, id=row.id, object=public.model_dump(mode="json")))
+    return public
+
+
+def involves_worker(instance: InstancePublic | dict[str, object], worker_id: int) -> bool:
+    """Whether a worker has a part in this instance: as its main worker or as an RPC subordinate."""
+    data = instance.model_dump() if isinstance(instance, InstancePublic) else instance
+    if data.get("worker_id") == worker_id:
+        return True
+    subordinates = data.get("subordinates") or []
+    assert isinstance(subordinates, list)
+    return any(s.get("worker_id") == worker_id for s in subordinates)
+
+
+def instance_name(model_name: str) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9._-]+', '-', model_name).strip('-')[:140]}-{random.token_hex(3)}"
+
+
+def new_pending(session: AsyncSession, model_id: int, model_name: str) -> ModelInstance:
+    row = ModelInstance(name=instance_name(model_name), model_id=model_id, model_name=model_name,
+                        state=InstanceState.PENDING.value, state_message=PENDING_MESSAGE, device_ids=[],
+                        subordinates=[], restart_count=0, version=0)
+    session.add(row)
+    return row
+
+
+async def transition_and_publish(
+    session: AsyncSession, row: ModelInstance, to: InstanceState, message: str | None, **fields: object
+) -> ModelInstance:
+    updated = await lifecycle.transition(session, row.id, expected_version=row.version, to=to, message=message,
+                                         **fields)
+    publish(session, updated)
+    return updated
+
+
+async def release_or_forget(session: AsyncSession, row: ModelInstance, reason: str) -> None:
+    """Take an instance off its worker: back to ``pending`` (if its deployment still wants it), else delete."""
+    if row.state == InstanceState.STOPPING or row.model_id is None:
+        await forget(session, row)
+        return
+    await transition_and_publish(
+        session, row, InstanceState.PENDING, f"{reason}; {PENDING_MESSAGE}",
+        worker_id=None, worker_name=None, device_ids=[], port=None, pid=None, claim=None, subordinates=[],
+        download_progress=None,
+    )
+
+
+async def forget(session: AsyncSession, row: ModelInstance) -> None:
+    public = to_public(row)
+    await session.delete(row)
+    record_event(session, Event(kind=EventKind.INSTANCES, type=EventType.DELETED, id=row.id,
+                                object=public.model_dump(mode="json")))
+
+
+async def list_instances(db: Database, principal: Principal, model_id: int | None = None) -> list[InstancePublic]:
+    query = select(ModelInstance).order_by(ModelInstance.id)
+    if model_id is not None:
+        query = query.where(ModelInstance.model_id == model_id)
+    async with db.read() as session:
+        rows = (await session.execute(query)).scalars().all()
+    result = [to_public(row) for row in rows]
+    if principal.kind == PrincipalKind.WORKER:
+        assert principal.worker_id is not None
+        worker_id = principal.worker_id
+        result = [i for i in result if involves_worker(i, worker_id)]
+    return result
+
+
+async def get_instance(db: Database, principal: Principal, instance_id: int) -> InstancePublic:
+    async with db.read() as session:
+        row = await session.get(ModelInstance, instance_id)
+    if row is None:
+        raise NotFound(f"instance {instance_id} does not exist")
+    public = to_public(row)
+    if principal.kind == PrincipalKind.WORKER:
+        assert principal.worker_id is not None
+        if not involves_worker(public, principal.worker_id):
+            raise NotFound(f"instance {instance_id} does not exist")
+    return public
+
+
+async def worker_transition(db: Database, principal: Principal, instance_id: int,
+                            body: InstanceTransition) -> InstancePublic:
+    """A worker reports progress or a state change of an instance it runs."""
+    async with db.transaction() as session:
+        row = await session.get(ModelInstance, instance_id)
+        if row is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        if principal.kind == PrincipalKind.WORKER and row.worker_id != principal.worker_id:
+            raise Forbidden(f"instance {row.name} is not assigned to this worker")
+        if body.state in (InstanceState.PENDING, InstanceState.STOPPING, InstanceState.SCHEDULED):
+            raise InvalidInput(f"a worker cannot move an instance to {body.state.value}; "
+                               "release it or stop it through its deployment", field="state")
+        fields = body.model_dump(exclude_unset=True, exclude={"expected_version", "state", "state_message"})
+        updated = await lifecycle.transition(session, instance_id, expected_version=body.expected_version,
+                                             to=body.state, message=body.state_message, **fields)
+        return publish(session, updated)
+
+
+async def worker_release(db: Database, principal: Principal, instance_id: int, expected_version: int,
+                         reason: str) -> None:
+    """The worker gives an instance back: stopped (``stopping`` → deleted) or failed (→ ``pending``)."""
+    async with db.transaction() as session:
+        row = await session.get(ModelInstance, instance_id)
+        if row is None:
+            return  # already gone: releasing twice is fine
+        if principal.kind == PrincipalKind.WORKER and row.worker_id != principal.worker_id:
+            raise Forbidden(f"instance {row.name} is not assigned to this worker")
+        if row.version != expected_version:
+            raise InvalidTransition(f"instance {row.name} changed since version {expected_version} "
+                                    f"(now {row.version}); read it again")
+        await release_or_forget(session, row, reason)

@@ -1,0 +1,138 @@
+"""Model deployments: create, read, update, delete. Replicas are converged by the deployments controller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpufleet.common.errors import Conflict, InvalidInput, NotFound
+from gpufleet.db.session import Database, record_event
+from gpufleet.db.tables import Model, ModelInstance
+from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.models import ModelPublic, ModelSpec, ModelUpdate
+from gpufleet.schemas.states import InstanceState
+from gpufleet.server.services.devices import existing_device_ids
+
+SPEC_FIELDS = tuple(ModelSpec.model_fields)
+
+
+def spec_of(row: Model) -> dict[str, Any]:
+    return {field: getattr(row, field) for field in SPEC_FIELDS}
+
+
+def to_public(row: Model, ready_replicas: int = 0) -> ModelPublic:
+    return ModelPublic.model_validate({**spec_of(row), "id": row.id, "created_at": row.created_at,
+                                       "updated_at": row.updated_at, "ready_replicas": ready_replicas})
+
+
+def _apply(row: Model, spec: ModelSpec) -> None:
+    for field, value in spec.model_dump(mode="json").items():
+        setattr(row, field, value)
+
+
+async def _check_devices(session: AsyncSession, spec: ModelSpec) -> None:
+    if spec.gpu_selector is None:
+        return
+    wanted = spec.gpu_selector.device_ids
+    missing = [d for d in wanted if d not in await existing_device_ids(session, wanted)]
+    if missing:
+        raise InvalidInput(
+            f"gpu_selector.device_ids: no such device {', '.join(missing)}; GET /api/devices lists the ids",
+            field="gpu_selector",
+        )
+
+
+async def _ready_counts(session: AsyncSession, model_ids: list[int] | None = None) -> dict[int, int]:
+    query = (
+        select(ModelInstance.model_id, func.count())
+        .where(ModelInstance.state == InstanceState.RUNNING.value, ModelInstance.model_id.is_not(None))
+        .group_by(ModelInstance.model_id)
+    )
+    if model_ids is not None:
+        query = query.where(ModelInstance.model_id.in_(model_ids))
+    return {model_id: count for model_id, count in (await session.execute(query)).all() if model_id is not None}
+
+
+def _publish(session: AsyncSession, row: Model, kind: EventType, ready: int = 0) -> ModelPublic:
+    public = to_public(row, ready)
+    record_event(session, Event(kind=EventKind.MODELS, type=kind, id=row.id, object=public.model_dump(mode="json")))
+    return public
+
+
+async def create_model(db: Database, spec: ModelSpec) -> ModelPublic:
+    try:
+        async with db.transaction() as session:
+            await _check_devices(session, spec)
+            await _check_name_free(session, spec.name)
+            row = Model()
+            _apply(row, spec)
+            session.add(row)
+            await session.flush()
+            return _publish(session, row, EventType.ADDED)
+    except IntegrityError as exc:  # a concurrent create with the same name won the race
+        raise Conflict(f"a model named {spec.name!r} already exists", field="name") from exc
+
+
+async def _check_name_free(session: AsyncSession, name: str, except_id: int | None = None) -> None:
+    existing = (await session.execute(select(Model.id).where(Model.name == name))).scalar_one_or_none()
+    if existing is not None and existing != except_id:
+        raise Conflict(f"a model named {name!r} already exists (id {existing}); choose another name", field="name")
+
+
+async def update_model(db: Database, model_id: int, body: ModelUpdate) -> ModelPublic:
+    try:
+        async with db.transaction() as session:
+            row = await session.get(Model, model_id)
+            if row is None:
+                raise NotFound(f"model {model_id} does not exist")
+            try:
+                spec = body.merged_onto(spec_of(row))
+            except ValidationError as exc:
+                raise InvalidInput(_first_error(exc)) from exc
+            if spec.name != row.name:
+                await _check_name_free(session, spec.name, except_id=row.id)
+            await _check_devices(session, spec)
+            _apply(row, spec)
+            await session.flush()
+            ready = (await _ready_counts(session, [row.id])).get(row.id, 0)
+            return _publish(session, row, EventType.MODIFIED, ready)
+    except IntegrityError as exc:
+        raise Conflict(f"a model named {body.name!r} already exists", field="name") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+
+
+async def delete_model(db: Database, model_id: int) -> None:
+    """Delete the deployment; the controller then stops its instances (they outlive it while stopping)."""
+    async with db.transaction() as session:
+        row = await session.get(Model, model_id)
+        if row is None:
+            raise NotFound(f"model {model_id} does not exist")
+        public = to_public(row)
+        await session.delete(row)
+        record_event(session, Event(kind=EventKind.MODELS, type=EventType.DELETED, id=model_id,
+                                    object=public.model_dump(mode="json")))
+
+
+async def list_models(db: Database) -> list[ModelPublic]:
+    async with db.read() as session:
+        rows = (await session.execute(select(Model).order_by(Model.id))).scalars().all()
+        ready = await _ready_counts(session)
+    return [to_public(row, ready.get(row.id, 0)) for row in rows]
+
+
+async def get_model(db: Database, model_id: int) -> ModelPublic:
+    async with db.read() as session:
+        row = await session.get(Model, model_id)
+        if row is None:
+            raise NotFound(f"model {model_id} does not exist")
+        ready = (await _ready_counts(session, [model_id])).get(model_id, 0)
+    return to_public(row, ready)

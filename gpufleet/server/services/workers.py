@@ -1,0 +1,264 @@
+"""Workers: registration, heartbeats, liveness, admin changes.
+
+Liveness is judged by the server's clock: ``heartbeat_at`` is the server's time
+of receipt. States (besides ``maintenance``, which only an admin sets or clears):
+
+- ``ready``: heartbeats arrive and the server's last probe of ip:port succeeded;
+- ``unreachable``: heartbeats arrive but the probe failed;
+- ``not_ready``: no heartbeat for 3 intervals, a clean shutdown, or not probed yet.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpufleet.common.clock import utcnow
+from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gpufleet.db.session import Database, record_event
+from gpufleet.db.tables import ModelInstance, Worker
+from gpufleet.schemas.devices import DeviceType
+from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.states import InstanceState, WorkerState
+from gpufleet.schemas.workers import (
+    SystemReserved,
+    WorkerHeartbeat,
+    WorkerPublic,
+    WorkerRegister,
+    WorkerRegistered,
+    WorkerStatus,
+    WorkerUpdate,
+)
+from gpufleet.server import secrets
+from gpufleet.server.principal import Principal, PrincipalKind
+from gpufleet.server.services import instances as instance_service
+from gpufleet.server.services.devices import device_public, rename_devices, sync_devices
+
+AUTO_LABELS = ("os", "arch", "gpu-vendor")
+STALE_AFTER_HEARTBEATS = 3
+# Instance states that mean "an engine is, or is being, set up on that worker".
+PLACED_STATES = (InstanceState.SCHEDULED, InstanceState.DOWNLOADING, InstanceState.STARTING, InstanceState.RUNNING)
+
+
+def auto_labels(status: WorkerStatus) -> dict[str, str]:
+    vendors = sorted({d.vendor.lower().split()[0] for d in status.devices if d.type != DeviceType.CPU})
+    return {"os": status.os, "arch": status.arch, "gpu-vendor": "+".join(vendors) or "none"}
+
+
+def to_public(row: Worker) -> WorkerPublic:
+    status = WorkerStatus.model_validate(row.status)
+    gpus = [d for d in row.devices if d.type != DeviceType.CPU.value]
+    return WorkerPublic(
+        id=row.id, name=row.name, ip=row.ip, port=row.port, state=WorkerState(row.state),
+        state_message=row.state_message, labels=row.labels, system_reserved=SystemReserved(**row.system_reserved),
+        heartbeat_at=row.heartbeat_at, created_at=row.created_at, updated_at=row.updated_at,
+        cpu_cores=status.cpu_cores, memory_total=status.memory_total, memory_used=status.memory_used,
+        gpu_count=len(gpus), vram_total=sum(d.memory_total for d in gpus), vram_used=sum(d.memory_used for d in gpus),
+        os=status.os, arch=status.arch, gpufleet_version=status.gpufleet_version, engines=status.engines,
+        devices=[device_public(d, row.name) for d in row.devices],
+    )
+
+
+def _changed(session: AsyncSession, row: Worker, kind: EventType = EventType.MODIFIED) -> WorkerPublic:
+    public = to_public(row)
+    record_event(session, Event(kind=EventKind.WORKERS, type=kind, id=row.id, object=public.model_dump(mode="json")))
+    return public
+
+
+def _live_state(row: Worker) -> tuple[str, str | None]:
+    """The state a worker that is heartbeating deserves, given the last reachability probe."""
+    if row.state == WorkerState.MAINTENANCE:
+        return row.state, row.state_message
+    if row.reachable is None:
+        return WorkerState.NOT_READY, f"waiting for the server to reach the worker at {row.ip}:{row.port}"
+    if row.reachable is False:
+        return WorkerState.UNREACHABLE, row.state_message
+    return WorkerState.READY, None
+
+
+async def register(db: Database, principal: Principal, body: WorkerRegister) -> WorkerRegistered:
+    """Create a worker (cluster token) or re-attach one (its own credential)."""
+    credential: str | None = None
+    async with db.transaction() as session:
+        clash = (await session.execute(select(Worker).where(Worker.name == body.name))).scalar_one_or_none()
+        if principal.kind == PrincipalKind.WORKER:
+            row = await session.get(Worker, principal.worker_id)
+            if row is None:
+                raise NotFound("this worker was deleted; register again with the cluster token")
+            if clash is not None and clash.id != row.id:
+                raise Conflict(f"another worker is already named {body.name!r}; choose another --worker-name")
+            renamed = row.name != body.name
+        else:
+            if clash is not None:
+                raise Conflict(
+                    f"a worker named {body.name!r} is already registered. If this is that machine, start it "
+                    "with the data dir holding its worker.json credential; otherwise pick another --worker-name, "
+                    "or delete the old worker (DELETE /api/workers/{id})."
+                )
+            credential = secrets.new_worker_credential()
+            row = Worker(name=body.name, credential_hash=secrets.sha256(credential), labels={}, devices=[])
+            session.add(row)
+            renamed = False
+        row.name = body.name
+        row.ip = str(body.ip)
+        row.port = body.port
+        row.system_reserved = body.system_reserved.model_dump()
+        row.status = body.status.model_dump(mode="json")
+        row.labels = {**row.labels, **body.labels, **auto_labels(body.status)}
+        row.heartbeat_at = utcnow()
+        row.reachable = None  # address may have changed: probe again before calling it ready
+        if row.state != WorkerState.MAINTENANCE:
+            row.state, row.state_message = _live_state(row)
+        await session.flush()
+        if renamed:
+            rename_devices(row, body.status.devices)
+        else:
+            sync_devices(row, body.status.devices)
+        await session.flush()
+        public = _changed(session, row, EventType.ADDED if credential else EventType.MODIFIED)
+    return WorkerRegistered(worker=public, credential=credential)
+
+
+async def heartbeat(db: Database, worker_id: int, body: WorkerHeartbeat) -> WorkerPublic:
+    async with db.transaction() as session:
+        row = await session.get(Worker, worker_id)
+        if row is None:
+            raise NotFound("this worker was deleted; register again with the cluster token")
+        before = (row.state, row.state_message)
+        if body.leaving:
+            if row.state != WorkerState.MAINTENANCE:
+                row.state = WorkerState.NOT_READY
+                row.state_message = f"worker shut down at {utcnow():%Y-%m-%d %H:%M:%S} UTC"
+            await _lose_instances(session, row)
+        else:
+            row.heartbeat_at = utcnow()
+            if row.state != WorkerState.MAINTENANCE:
+                row.state, row.state_message = _live_state(row)
+        if body.status is not None:
+            row.status = body.status.model_dump(mode="json")
+            row.labels = {**row.labels, **auto_labels(body.status)}
+            sync_devices(row, body.status.devices)
+        await session.flush()
+        if body.status is not None or before != (row.state, row.state_message):
+            return _changed(session, row)
+        return to_public(row)
+
+
+async def record_probe(db: Database, worker_id: int, reachable: bool, detail: str | None) -> None:
+    """Store the result of the server's probe of the worker's port."""
+    async with db.transaction() as session:
+        row = await session.get(Worker, worker_id)
+        if row is None:
+            return
+        before = (row.state, row.state_message)
+        # A probe decides between ready and unreachable for a worker that is heartbeating; it never
+        # revives one that went quiet (not_ready after a first probe): only a heartbeat does that.
+        awaiting_first_probe = row.state == WorkerState.NOT_READY and row.reachable is None
+        row.reachable = reachable
+        if row.state in (WorkerState.READY, WorkerState.UNREACHABLE) or awaiting_first_probe:
+            row.state, row.state_message = _live_state(row)
+            if not reachable:
+                row.state_message = (
+                    f"heartbeats arrive, but the server cannot reach the worker at {row.ip}:{row.port}: {detail}. "
+                    "Check --worker-ip / --worker-port and firewalls."
+                )
+        if before != (row.state, row.state_message):
+            await session.flush()
+            _changed(session, row)
+
+
+async def mark_stale(db: Database, heartbeat_interval: float) -> list[int]:
+    """One set-based UPDATE: workers without a heartbeat for 3 intervals become ``not_ready``.
+
+    Their placed instances become ``unreachable``. Returns the ids of the workers marked.
+    """
+    window = STALE_AFTER_HEARTBEATS * heartbeat_interval
+    cutoff = utcnow() - timedelta(seconds=window)
+    message = f"no heartbeat for over {window:g}s ({STALE_AFTER_HEARTBEATS} × the {heartbeat_interval:g}s interval)"
+    async with db.transaction() as session:
+        ids = (
+            await session.execute(
+                update(Worker)
+                .where(Worker.state.in_([WorkerState.READY, WorkerState.UNREACHABLE]), Worker.heartbeat_at < cutoff)
+                .values(state=WorkerState.NOT_READY.value, state_message=message)
+                .returning(Worker.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).scalars().all()
+        for worker_id in ids:
+            row = await session.get(Worker, worker_id, populate_existing=True)
+            if row is not None:
+                await _lose_instances(session, row)
+                _changed(session, row)
+    return list(ids)
+
+
+async def _lose_instances(session: AsyncSession, worker: Worker) -> None:
+    rows = (
+        await session.execute(
+            select(ModelInstance).where(
+                ModelInstance.worker_id == worker.id, ModelInstance.state.in_([s.value for s in PLACED_STATES])
+            )
+        )
+    ).scalars().all()
+    for instance in rows:
+        await instance_service.transition_and_publish(
+            session, instance, InstanceState.UNREACHABLE,
+            f"worker {worker.name} is {worker.state}: {worker.state_message}",
+        )
+
+
+async def list_workers(db: Database) -> list[WorkerPublic]:
+    async with db.read() as session:
+        rows = (await session.execute(select(Worker).order_by(Worker.name))).scalars().all()
+    return [to_public(row) for row in rows]
+
+
+async def get_worker(db: Database, principal: Principal, worker_id: int) -> WorkerPublic:
+    if principal.kind == PrincipalKind.WORKER and principal.worker_id != worker_id:
+        raise Forbidden("a worker credential may only read its own worker")
+    async with db.read() as session:
+        row = await session.get(Worker, worker_id)
+    if row is None:
+        raise NotFound(f"worker {worker_id} does not exist")
+    return to_public(row)
+
+
+async def update_worker(db: Database, worker_id: int, body: WorkerUpdate) -> WorkerPublic:
+    async with db.transaction() as session:
+        row = await session.get(Worker, worker_id)
+        if row is None:
+            raise NotFound(f"worker {worker_id} does not exist")
+        if body.labels is not None:
+            automatic = auto_labels(WorkerStatus.model_validate(row.status))
+            for key in AUTO_LABELS:
+                if key in body.labels and body.labels[key] != automatic[key]:
+                    raise InvalidInput(f"label {key!r} is set automatically from the worker's hardware",
+                                       field="labels")
+            row.labels = {**body.labels, **automatic}
+        if body.state == "maintenance":
+            row.state = WorkerState.MAINTENANCE
+            row.state_message = "in maintenance: running instances stay, nothing new is placed here"
+        elif body.state == "ready" and row.state == WorkerState.MAINTENANCE:
+            # Judge by the last probe now; the liveness sweep demotes it if heartbeats stopped meanwhile.
+            row.state = WorkerState.READY
+            row.state, row.state_message = _live_state(row)
+        await session.flush()
+        return _changed(session, row)
+
+
+async def delete_worker(db: Database, worker_id: int) -> None:
+    """Forget a worker. Its instances go back to ``pending`` so they can be placed elsewhere."""
+    async with db.transaction() as session:
+        row = await session.get(Worker, worker_id)
+        if row is None:
+            raise NotFound(f"worker {worker_id} does not exist")
+        instances = (await session.execute(select(ModelInstance).where(ModelInstance.worker_id == worker_id)))
+        for instance in instances.scalars().all():
+            await instance_service.release_or_forget(session, instance, f"worker {row.name} was deleted")
+        public = to_public(row)
+        await session.delete(row)
+        record_event(session, Event(kind=EventKind.WORKERS, type=EventType.DELETED, id=worker_id,
+                                    object=public.model_dump(mode="json")))

@@ -1,0 +1,220 @@
+"""The worker agent: register, heartbeat, watch desired instances, serve health and metrics.
+
+Lifecycle: bind the worker port and serve it (the server probes it) → register
+(stored credential first, else the cluster token) → run the heartbeat loop and
+the watch loop until asked to stop → send a last ``leaving`` heartbeat so the
+server marks the worker ``not_ready`` at once instead of after 3 intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+
+from gpufleet.common.http_server import make_server
+from gpufleet.common.net import bind_socket
+from gpufleet.config import Settings, is_loopback
+from gpufleet.schemas.events import EventType
+from gpufleet.schemas.instances import InstancePublic
+from gpufleet.schemas.workers import SystemReserved, WorkerHeartbeat, WorkerRegister, WorkerStatus
+from gpufleet.worker import credentials
+from gpufleet.worker.address import advertised_ip
+from gpufleet.worker.app import create_worker_app, render_metrics
+from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
+from gpufleet.worker.devices.registry import DeviceDetection
+from gpufleet.worker.status import collect_status, status_fingerprint
+from gpufleet.worker.supervisor import Supervisor
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerFatal(Exception):
+    """The worker cannot go on (wrong token, name clash); the message says what to do."""
+
+
+class WorkerAgent:
+    def __init__(self, settings: Settings, cluster_token: str) -> None:
+        self.settings = settings
+        self.detection = DeviceDetection(settings.device_inventory)  # raises InventoryError for a bad file
+        self.client = ServerClient(settings.server_urls, cluster_token)
+        self.ip = advertised_ip(settings)
+        self.worker_id: int | None = None
+        self.state: str | None = None
+        self.status: WorkerStatus | None = None
+        self.supervisor = Supervisor(self.client, simulated_device_ids=set())
+        self._sent_fingerprint: str | None = None
+        self._registered = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._outage_logged = False
+
+    # --- public ---------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        bind_host = "127.0.0.1" if is_loopback(self.settings.host) else self.settings.host
+        sock = bind_socket(bind_host, self.settings.worker_port, "--worker-port")
+        server = make_server(create_worker_app(self._metrics, lambda: self.settings.worker_name), sock,
+                             self.settings.log_level)
+        serving = asyncio.create_task(server.serve(sockets=[sock]), name="worker-http")
+        try:
+            await self._refresh_status()
+            await self._register()
+            if stop.is_set():
+                return
+            loops = [asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
+                     asyncio.create_task(self._watch_loop(), name="worker-watch")]
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in [*loops, stopper]:
+                task.cancel()
+            await asyncio.gather(*loops, stopper, return_exceptions=True)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            await self._leave()
+        finally:
+            server.should_exit = True
+            await serving
+            await self.client.close()
+
+    # --- registration ---------------------------------------------------------------------------
+    def _registration(self) -> WorkerRegister:
+        assert self.status is not None
+        return WorkerRegister(
+            name=self.settings.worker_name, ip=self.ip, port=self.settings.worker_port,  # type: ignore[arg-type]
+            labels=self.settings.labels, system_reserved=SystemReserved(**self.settings.system_reserved),
+            status=self.status,
+        )
+
+    async def _register(self) -> None:
+        """Register, retrying while no server answers; fatal on a refusal a retry cannot fix."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                await self._register_once()
+                self._registered.set()
+                return
+            except ServerUnavailable as exc:
+                logger.warning("waiting for the server: %s (retrying in %.0fs)", exc, delay)
+            try:
+                await asyncio.wait_for(self._stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 10.0)
+
+    async def _register_once(self) -> None:
+        path = self.settings.worker_credential_file
+        stored = credentials.load(path)
+        body = self._registration()
+        if stored is not None:
+            self.client.credential = stored.credential
+            try:
+                result = await self.client.register(body, with_credential=True)
+                self._attached(result.worker.id, result.worker.state)
+                logger.info("rejoined as worker %s (id %d)", result.worker.name, result.worker.id)
+                return
+            except ServerRejected as exc:
+                if exc.status_code == 409:
+                    raise WorkerFatal(f"cannot rejoin: {exc.detail}") from exc
+                if exc.status_code not in (401, 404):
+                    raise WorkerFatal(f"the server refused this worker: {exc.detail}") from exc
+                logger.warning("stored worker credential was refused (%s); registering anew", exc.detail)
+                credentials.forget(path)
+                self.client.credential = None
+        try:
+            result = await self.client.register(body, with_credential=False)
+        except ServerRejected as exc:
+            if exc.status_code == 401:
+                raise WorkerFatal("the server refused the cluster token: pass the server's token with --token "
+                                  f"(it is in the server's data dir, file 'token'). Server said: {exc.detail}") from exc
+            raise WorkerFatal(f"registration refused: {exc.detail}") from exc
+        assert result.credential is not None
+        credentials.save(path, credentials.StoredCredential(result.worker.id, result.worker.name, result.credential))
+        self.client.credential = result.credential
+        self._attached(result.worker.id, result.worker.state)
+        logger.info("registered as worker %s (id %d), advertising %s:%d", result.worker.name, result.worker.id,
+                    self.ip, self.settings.worker_port)
+
+    def _attached(self, worker_id: int, state: str) -> None:
+        self.worker_id = worker_id
+        self.state = state
+        self.supervisor.worker_id = worker_id
+        self._sent_fingerprint = status_fingerprint(self.status) if self.status else None
+
+    # --- heartbeats -----------------------------------------------------------------------------
+    async def _refresh_status(self) -> None:
+        self.status = await asyncio.to_thread(collect_status, self.detection)
+        name = self.settings.worker_name
+        self.supervisor.simulated_device_ids = {
+            f"{name}:{d.type.value}:{d.index}" for d in self.status.devices if d.simulated
+        }
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            await self._refresh_status()
+            assert self.status is not None and self.worker_id is not None
+            fingerprint = status_fingerprint(self.status)
+            body = WorkerHeartbeat(status=self.status if fingerprint != self._sent_fingerprint else None)
+            try:
+                public = await self.client.heartbeat(self.worker_id, body)
+            except ServerUnavailable as exc:
+                if not self._outage_logged:
+                    logger.warning("heartbeat failed, will keep trying: %s", exc)
+                    self._outage_logged = True
+                continue
+            except ServerRejected as exc:
+                if exc.status_code in (401, 404):
+                    logger.warning("the server no longer knows this worker (%s); registering again", exc.detail)
+                    credentials.forget(self.settings.worker_credential_file)
+                    self.client.credential = None
+                    await self._register()
+                    continue
+                logger.error("heartbeat refused: %s", exc)
+                continue
+            if self._outage_logged:
+                logger.info("heartbeats are getting through again")
+                self._outage_logged = False
+            self.state = public.state.value
+            if body.status is not None:
+                self._sent_fingerprint = fingerprint
+
+    async def _leave(self) -> None:
+        if self.worker_id is None:
+            return
+        try:
+            await self.client.heartbeat(self.worker_id, WorkerHeartbeat(leaving=True), timeout=2.0)
+        except (ServerUnavailable, ServerRejected, httpx.HTTPError) as exc:
+            logger.info("could not tell the server this worker is leaving: %s", exc)
+
+    # --- desired instances ----------------------------------------------------------------------
+    async def _watch_loop(self) -> None:
+        delay = 0.5
+        while True:
+            listed: set[int] = set()
+            syncing = True
+            try:
+                async for event in self.client.watch("instances"):
+                    delay = 0.5
+                    if event.type == EventType.SYNCED:
+                        syncing = False
+                        await self.supervisor.resync(listed)
+                        continue
+                    if event.type == EventType.PING:
+                        continue
+                    if syncing and event.id is not None:
+                        listed.add(event.id)
+                    await self.supervisor.apply(event)
+            except ServerRejected as exc:
+                logger.warning("watch refused: %s", exc)
+            except (ServerUnavailable, httpx.HTTPError) as exc:
+                logger.info("watch stream ended (%s); reconnecting", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    # --- metrics --------------------------------------------------------------------------------
+    def _metrics(self) -> bytes:
+        instances: list[InstancePublic] = list(self.supervisor.desired.values())
+        return render_metrics(self.settings.worker_name, self.state, self.status, instances)

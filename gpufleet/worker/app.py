@@ -1,0 +1,53 @@
+"""The worker's own HTTP server (``--worker-port``): health for the server's probe, and metrics.
+
+Later issues add instance logs and an inference proxy here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from gpufleet import __version__
+from gpufleet.schemas.instances import InstancePublic
+from gpufleet.schemas.workers import WorkerStatus
+from gpufleet.common.claims import claimed_by_device
+
+
+def render_metrics(worker_name: str, state: str | None, status: WorkerStatus | None,
+                   instances: list[InstancePublic]) -> bytes:
+    registry = CollectorRegistry()
+    workers = Gauge("gpufleet_workers", "This worker, by the state the server last reported", ["state"],
+                    registry=registry)
+    if state:
+        workers.labels(state).set(1)
+    by_state = Gauge("gpufleet_instances", "Instances this worker takes part in, by state", ["state"],
+                     registry=registry)
+    for instance in instances:
+        by_state.labels(instance.state.value).inc()
+    memory = Gauge("gpufleet_device_memory_bytes", "Device memory: total, used (by anyone), claimed by gpufleet",
+                   ["worker", "device", "kind"], registry=registry)
+    claimed = claimed_by_device([(i.worker_name, i.claim, [s.model_dump() for s in i.subordinates])
+                                 for i in instances])
+    for device in status.devices if status else []:
+        identifier = f"{worker_name}:{device.type.value}:{device.index}"
+        memory.labels(worker_name, identifier, "total").set(device.memory_total)
+        memory.labels(worker_name, identifier, "used").set(device.memory_used)
+        memory.labels(worker_name, identifier, "claimed").set(claimed.get(identifier, 0))
+    return generate_latest(registry)
+
+
+def create_worker_app(metrics: Callable[[], bytes], name: Callable[[], str]) -> FastAPI:
+    app = FastAPI(title="gpufleet worker", version=__version__, docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "role": "worker", "name": name(), "version": __version__}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,117 @@
+"""The worker's HTTP client for the server API, with fail-over across ``--server-url`` entries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from gpufleet.schemas.events import Event
+from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition
+from gpufleet.schemas.workers import WorkerHeartbeat, WorkerPublic, WorkerRegister, WorkerRegistered
+
+logger = logging.getLogger(__name__)
+
+WATCH_READ_TIMEOUT = 45.0  # the server pings every 15 s; three missed pings mean the stream is dead
+
+
+class ServerUnavailable(Exception):
+    """No server URL answered."""
+
+
+class ServerRejected(Exception):
+    """A server answered with an error status."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(f"HTTP {status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)
+
+
+class ServerClient:
+    def __init__(self, urls: list[str], cluster_token: str) -> None:
+        self.urls = urls
+        self.cluster_token = cluster_token
+        self.credential: str | None = None
+        self._current = 0
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
+
+    @property
+    def url(self) -> str:
+        return self.urls[self._current]
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _headers(self, use_token: bool) -> dict[str, str]:
+        secret = self.cluster_token if use_token or not self.credential else self.credential
+        return {"Authorization": f"Bearer {secret}"}
+
+    async def _request(self, method: str, path: str, *, use_token: bool = False, body: Any = None,
+                       timeout: float | None = None) -> httpx.Response:
+        last_error: Exception | None = None
+        for attempt in range(len(self.urls)):
+            url = self.urls[(self._current + attempt) % len(self.urls)]
+            try:
+                response = await self._http.request(
+                    method, url + path, headers=self._headers(use_token), content=body,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.TransportError as exc:
+                last_error = exc
+                continue
+            self._current = (self._current + attempt) % len(self.urls)
+            if response.status_code >= 400:
+                raise ServerRejected(response.status_code, _detail(response))
+            return response
+        raise ServerUnavailable(f"no server answered ({', '.join(self.urls)}): {last_error}")
+
+    async def register(self, body: WorkerRegister, *, with_credential: bool) -> WorkerRegistered:
+        response = await self._request("POST", "/api/workers/register", use_token=not with_credential,
+                                       body=body.model_dump_json())
+        return WorkerRegistered.model_validate(response.json())
+
+    async def heartbeat(self, worker_id: int, body: WorkerHeartbeat, timeout: float | None = None) -> WorkerPublic:
+        response = await self._request("POST", f"/api/workers/{worker_id}/heartbeat", body=body.model_dump_json(),
+                                       timeout=timeout)
+        return WorkerPublic.model_validate(response.json())
+
+    async def transition(self, instance_id: int, body: InstanceTransition) -> InstancePublic:
+        response = await self._request("POST", f"/api/model-instances/{instance_id}/transition",
+                                       body=body.model_dump_json(exclude_unset=True))
+        return InstancePublic.model_validate(response.json())
+
+    async def release(self, instance_id: int, expected_version: int, reason: str) -> None:
+        body = InstanceRelease(expected_version=expected_version, reason=reason)
+        await self._request("POST", f"/api/model-instances/{instance_id}/release", body=body.model_dump_json())
+
+    async def watch(self, kinds: str) -> AsyncIterator[Event]:
+        """Events of one watch connection, until it ends or breaks (then the caller reconnects)."""
+        timeout = httpx.Timeout(10.0, read=WATCH_READ_TIMEOUT)
+        for attempt in range(len(self.urls)):
+            url = self.urls[(self._current + attempt) % len(self.urls)]
+            try:
+                async with self._http.stream("GET", f"{url}/api/watch", params={"kinds": kinds},
+                                             headers=self._headers(False), timeout=timeout) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise ServerRejected(response.status_code, _detail(response))
+                    self._current = (self._current + attempt) % len(self.urls)
+                    async for line in response.aiter_lines():
+                        if line.strip():
+                            yield Event.model_validate(json.loads(line))
+                    return
+            except httpx.ConnectError:
+                continue
+        raise ServerUnavailable(f"no server answered the watch ({', '.join(self.urls)})")

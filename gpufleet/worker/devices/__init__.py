@@ -1,0 +1,1 @@
+"""Device detection: a registry of detectors, or a simulated inventory from a file."""
