@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     labels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     device_inventory: Path | None = None
     system_reserved: Annotated[dict[str, int], NoDecode] = Field(
-        default_factory=lambda: {"ram": 2 * GiB, "vram": 1 * GiB}
+        default_factory=lambda: {"ram": 2, "vram": 1}  # GiB, converted to bytes by the validator
     )
     heartbeat_interval: float = Field(10.0, gt=0, le=3600)
     log_level: str = "INFO"
