@@ -14,4 +14,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # uvicorn's access log is noisy (every heartbeat); keep it at warning unless debugging.
     logging.getLogger("alembic").setLevel("WARNING")
+    logging.getLogger("httpx").setLevel("WARNING")
     logging.getLogger("uvicorn.access").setLevel("WARNING" if level.upper() != "DEBUG" else "DEBUG")

@@ -152,8 +152,11 @@ class WorkerAgent:
 
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.heartbeat_interval
+        first = True
         while True:
-            await asyncio.sleep(interval)
+            # The first beat comes soon: by then the server has probed us, and the answer tells us our state.
+            await asyncio.sleep(min(interval, 1.0) if first else interval)
+            first = False
             await self._refresh_status()
             assert self.status is not None and self.worker_id is not None
             fingerprint = status_fingerprint(self.status)

@@ -56,7 +56,7 @@ class ServerClient:
 
     def _headers(self, use_token: bool) -> dict[str, str]:
         secret = self.cluster_token if use_token or not self.credential else self.credential
-        return {"Authorization": f"Bearer {secret}"}
+        return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
 
     async def _request(self, method: str, path: str, *, use_token: bool = False, body: Any = None,
                        timeout: float | None = None) -> httpx.Response:

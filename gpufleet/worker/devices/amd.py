@@ -1,7 +1,7 @@
 """AMD GPUs through ROCm's command-line tools: ``amd-smi`` where installed, else ``rocm-smi``.
 
-The CLIs rather than their Python bindings, because the bindings ship inside the
-ROCm tree (not on PyPI) and must match the installed driver; the tools always do.
+The CLIs rather than the ``amdsmi`` Python bindings, because the bindings must
+match the ROCm library installed on each machine, which the tools always do.
 ``amd-smi`` replaces the deprecated ``rocm-smi`` from ROCm 6 on. Both print JSON
 whose shape changed across releases, so parsing is kept in pure functions
 (``parse_amd_smi``, ``parse_rocm_smi``) tested on recorded output.
@@ -155,21 +155,21 @@ def parse_amd_smi(static_json: str, metric_json: str, list_json: str | None = No
     listing = _gpu_entries(list_json, "amd-smi list") if list_json is not None else {}
     reports: list[DeviceReport] = []
     for gpu in sorted(static.keys() | metric.keys()):
-        asic = _dict(static.get(gpu, {}).get("asic"))
-        memory = _dict(metric.get(gpu, {}).get("mem_usage"))
-        temperature = _dict(metric.get(gpu, {}).get("temperature"))
+        fixed, live = static.get(gpu, {}), metric.get(gpu, {})
+        asic, memory = _dict(fixed.get("asic")), _dict(live.get("mem_usage"))
+        temperature = _dict(live.get("temperature"))
         total = _bytes(memory.get("total_vram"))
         if total is None:
-            total = _bytes(_dict(static.get(gpu, {}).get("vram")).get("size"))
+            total = _bytes(_dict(fixed.get("vram")).get("size"))
         if total is None:
             raise DetectionError(f"amd-smi reports no VRAM size for GPU {gpu}")
         reports.append(DeviceReport(
             index=gpu, type=DeviceType.ROCM, vendor="amd",
-            name=_name(asic.get("market_name"), _dict(static.get(gpu, {}).get("board")).get("product_name")),
+            name=_name(asic.get("market_name"), _dict(fixed.get("board")).get("product_name")),
             uuid=_present(listing.get(gpu, {}).get("uuid")), memory_total=total,
             memory_used=_bytes(memory.get("used_vram")) or 0,
             compute_capability=_gfx(asic.get("target_graphics_version")),
-            utilization=_number(_dict(metric.get(gpu, {}).get("usage")).get("gfx_activity")),
+            utilization=_number(_dict(live.get("usage")).get("gfx_activity")),
             temperature=_first(_number(temperature.get("edge")), _number(temperature.get("hotspot"))),
         ))
     return reports
@@ -179,8 +179,8 @@ def parse_amd_smi(static_json: str, metric_json: str, list_json: str | None = No
 
 
 def _run(argv: list[str]) -> str:
-    """The tool's stdout. rocm-smi exits non-zero when one reading is unsupported yet prints good JSON,
-    so only a failure without any JSON on stdout counts as one.
+    """The tool's stdout. rocm-smi can exit non-zero when one reading is unsupported and still print
+    good JSON, so only a failure with no JSON on stdout counts as one.
     """
     tool = os.path.basename(argv[0])
     try:
