@@ -13,8 +13,13 @@ from rich.console import Console
 
 from gpufleet import __version__
 
-app = typer.Typer(name="gpufleet", help="GPU cluster manager for running LLMs.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="gpufleet",
+    help="GPU cluster manager for running LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
@@ -29,8 +34,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """GPU cluster manager for running LLMs behind one OpenAI-compatible endpoint."""
 
@@ -48,31 +54,58 @@ def _opt(env: str, help_text: str) -> Any:
 def start(
     host: Annotated[str | None, _opt("HOST", "Address to listen on [default: 0.0.0.0].")] = None,
     port: Annotated[int | None, _opt("PORT", "Server port: API, OpenAI API and UI [default: 8080].")] = None,
-    data_dir: Annotated[Path | None, _opt("DATA_DIR", "Data directory [default: ~/.local/share/gpufleet, "
-                                                      "/var/lib/gpufleet as root].")] = None,
-    database_url: Annotated[str | None, _opt("DATABASE_URL", "sqlite:///PATH or postgresql://USER@HOST/DB "
-                                                             "[default: SQLite in the data dir].")] = None,
-    bootstrap_password: Annotated[str | None, _opt("BOOTSTRAP_PASSWORD",
-                                                   "Password of user admin on first start "
-                                                   "[default: generated, written to the data dir].")] = None,
-    token: Annotated[str | None, _opt("TOKEN", "Cluster registration token (server: generated into "
-                                               "<data-dir>/token when absent; worker: required).")] = None,
-    disable_worker: Annotated[bool | None, typer.Option("--disable-worker", envvar="GPUFLEET_DISABLE_WORKER",
-                                                        help="Run the server without an embedded worker.",
-                                                        show_default=False)] = None,
-    server_url: Annotated[str | None, _opt("SERVER_URL", "Run a worker only, joining this server "
-                                                         "(comma-separated list for several).")] = None,
+    data_dir: Annotated[
+        Path | None,
+        _opt("DATA_DIR", "Data directory [default: ~/.local/share/gpufleet, /var/lib/gpufleet as root]."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        _opt("DATABASE_URL", "sqlite:///PATH or postgresql://USER@HOST/DB [default: SQLite in the data dir]."),
+    ] = None,
+    bootstrap_password: Annotated[
+        str | None,
+        _opt(
+            "BOOTSTRAP_PASSWORD",
+            "Password of user admin on first start [default: generated, written to the data dir].",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        _opt(
+            "TOKEN",
+            "Cluster registration token (server: generated into <data-dir>/token when absent; worker: required).",
+        ),
+    ] = None,
+    disable_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--disable-worker",
+            envvar="GPUFLEET_DISABLE_WORKER",
+            help="Run the server without an embedded worker.",
+            show_default=False,
+        ),
+    ] = None,
+    server_url: Annotated[
+        str | None,
+        _opt("SERVER_URL", "Run a worker only, joining this server (comma-separated list for several)."),
+    ] = None,
     worker_name: Annotated[str | None, _opt("WORKER_NAME", "Worker name [default: hostname].")] = None,
     worker_ip: Annotated[str | None, _opt("WORKER_IP", "IP the worker advertises [default: auto].")] = None,
     worker_port: Annotated[int | None, _opt("WORKER_PORT", "Worker port [default: 8081].")] = None,
     labels: Annotated[str | None, _opt("LABELS", "Worker labels: k=v,k2=v2.")] = None,
-    device_inventory: Annotated[Path | None, _opt("DEVICE_INVENTORY", "Simulated devices from a JSON file "
-                                                                      "instead of detection.")] = None,
-    system_reserved: Annotated[str | None, _opt("SYSTEM_RESERVED", 'Memory kept free, in GiB: '
-                                                                   '\'{"ram": 2, "vram": 1}\'.')] = None,
-    heartbeat_interval: Annotated[float | None, _opt("HEARTBEAT_INTERVAL", "Seconds between heartbeats; the "
-                                                                           "server's value judges liveness "
-                                                                           "[default: 10].")] = None,
+    device_inventory: Annotated[
+        Path | None, _opt("DEVICE_INVENTORY", "Simulated devices from a JSON file instead of detection.")
+    ] = None,
+    system_reserved: Annotated[
+        str | None, _opt("SYSTEM_RESERVED", 'Memory kept free, in GiB: \'{"ram": 2, "vram": 1}\'.')
+    ] = None,
+    heartbeat_interval: Annotated[
+        float | None,
+        _opt(
+            "HEARTBEAT_INTERVAL",
+            "Seconds between heartbeats; the server's value judges liveness [default: 10].",
+        ),
+    ] = None,
     log_level: Annotated[str | None, _opt("LOG_LEVEL", "debug, info, warning or error [default: info].")] = None,
 ) -> None:
     """Start gpufleet: server + embedded worker (default), server only, or worker only (--server-url)."""

@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gpufleet.common.http_server import make_server
 from gpufleet.common.net import bind_socket
@@ -36,16 +37,22 @@ async def run(settings: Settings, announce: Callable[[Banner], None]) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
+    agent = None
+    if settings.runs_worker:
+        from gpufleet.worker.agent import WorkerAgent
+
+        agent = WorkerAgent(settings, settings.token or "")  # checks --device-inventory before anything starts
+
     server_task: asyncio.Task[None] | None = None
     server = None
-    token = settings.token or ""
     if settings.runs_server:
         from gpufleet.server.app import create_app
         from gpufleet.server.runtime import ServerRuntime
 
         runtime = ServerRuntime(settings)
         await runtime.prepare()
-        token = runtime.cluster_token
+        if agent is not None:
+            agent.client.cluster_token = runtime.cluster_token
         sock = bind_socket(settings.host, settings.port, "--port")
         server = make_server(create_app(runtime), sock, settings.log_level)
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="server-http")
@@ -55,18 +62,18 @@ async def run(settings: Settings, announce: Callable[[Banner], None]) -> None:
             await server_task
             return
         password_file = settings.initial_password_file
-        announce(Banner(url=settings.server_urls[0], token_file=str(settings.token_file) if not settings.token else None,
-                        password_file=str(password_file) if password_file.exists() else None))
+        announce(
+            Banner(
+                url=settings.server_urls[0],
+                token_file=str(settings.token_file) if not settings.token else None,
+                password_file=str(password_file) if password_file.exists() else None,
+            )
+        )
 
-    worker_task: asyncio.Task[None] | None = None
-    if settings.runs_worker:
-        from gpufleet.worker.agent import WorkerAgent
+    worker_task = asyncio.create_task(agent.run(stop), name="worker") if agent is not None else None
 
-        agent = WorkerAgent(settings, token)
-        worker_task = asyncio.create_task(agent.run(stop), name="worker")
-
-    waiters: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait())]
-    waiters += [t for t in (server_task, worker_task) if t is not None]  # type: ignore[misc]
+    waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
+    waiters += [t for t in (server_task, worker_task) if t is not None]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     try:

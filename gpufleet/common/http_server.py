@@ -26,6 +26,14 @@ class EmbeddedServer(uvicorn.Server):
 
 def make_server(app: FastAPI, sock: socket.socket, log_level: str) -> EmbeddedServer:
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=5, server_header=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
     return EmbeddedServer(config)

@@ -36,7 +36,7 @@ def async_url(url: str) -> str:
         return "sqlite+aiosqlite:///" + url.split(":///", 1)[1]
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://", "postgresql+psycopg://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     raise InvalidInput(
         f"unsupported --database-url {url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB",
         field="database_url",

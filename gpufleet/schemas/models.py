@@ -49,9 +49,7 @@ ALL_SOURCE_FIELDS = sorted({f for _, allowed in SOURCE_FIELDS.values() for f in 
 
 def _model_name(value: str) -> str:
     if not MODEL_NAME.match(value):
-        raise ValueError(
-            "must be 1-128 characters: letters, digits and . _ : / @ + -, starting with a letter or digit"
-        )
+        raise ValueError("must be 1-128 characters: letters, digits and . _ : / @ + -, starting with a letter or digit")
     return value
 
 
@@ -106,11 +104,12 @@ class ModelSpec(RequestModel):
         for field in ALL_SOURCE_FIELDS:
             if field not in allowed and getattr(self, field) is not None:
                 raise ValueError(
-                    f"{field} does not apply to source {self.source.value!r} "
-                    f"(it uses {', '.join(allowed)})"
+                    f"{field} does not apply to source {self.source.value!r} (it uses {', '.join(allowed)})"
                 )
-        if self.local_path is not None and not self.local_path.startswith("/") and not re.match(
-            r"^[A-Za-z]:[\\/]", self.local_path
+        if (
+            self.local_path is not None
+            and not self.local_path.startswith("/")
+            and not re.match(r"^[A-Za-z]:[\\/]", self.local_path)
         ):
             raise ValueError("local_path must be an absolute path on the worker")
         return self
@@ -144,8 +143,16 @@ class ModelUpdate(RequestModel):
 
     @model_validator(mode="after")
     def _not_null(self) -> ModelUpdate:
-        for field in ("name", "source", "replicas", "placement_strategy", "cpu_offloading",
-                      "distributed_inference_across_workers", "backend_parameters", "worker_selector"):
+        for field in (
+            "name",
+            "source",
+            "replicas",
+            "placement_strategy",
+            "cpu_offloading",
+            "distributed_inference_across_workers",
+            "backend_parameters",
+            "worker_selector",
+        ):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field} cannot be null")
         return self

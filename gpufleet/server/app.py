@@ -27,8 +27,12 @@ def create_app(runtime: ServerRuntime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="gpufleet", version=__version__, lifespan=lifespan,
-                  description="GPU cluster manager: management API under /api, OpenAI-compatible API under /v1.")
+    app = FastAPI(
+        title="gpufleet",
+        version=__version__,
+        lifespan=lifespan,
+        description="GPU cluster manager: management API under /api, OpenAI-compatible API under /v1.",
+    )
     app.state.runtime = runtime
     app.add_middleware(AuthMiddleware, resolver_factory=lambda: runtime.resolver)
     errors.install(app)

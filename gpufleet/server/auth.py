@@ -72,9 +72,7 @@ class PrincipalResolver:
     async def _worker(self, credential: str) -> Principal | None:
         async with self.db.read() as session:
             worker_id = (
-                await session.execute(
-                    select(Worker.id).where(Worker.credential_hash == secrets.sha256(credential))
-                )
+                await session.execute(select(Worker.id).where(Worker.credential_hash == secrets.sha256(credential)))
             ).scalar_one_or_none()
         if worker_id is None:
             return None
@@ -124,10 +122,10 @@ def _user_principal(user: User, by: str, **extra: Any) -> Principal:
 
 def credential_from_scope(scope: Scope) -> str | None:
     """The bearer token from ``Authorization``, else the session cookie."""
-    cookie_value = None
+    cookie_value: str | None = None
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
+            scheme, _, token = bytes(value).decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
         elif name == b"cookie":
@@ -155,7 +153,8 @@ class AuthMiddleware:
             principal = await self.resolver_factory().resolve(credential)
         if principal is None and (scope["method"], scope["path"].rstrip("/")) not in PUBLIC_API:
             detail = (
-                "invalid, expired or revoked credential" if credential
+                "invalid, expired or revoked credential"
+                if credential
                 else "authentication required: send 'Authorization: Bearer <token or API key>'"
             )
             await _send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b"Bearer")])
@@ -174,8 +173,11 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: lis
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                        *headers],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": payload})
@@ -190,8 +192,10 @@ def allow(*kinds: PrincipalKind) -> Callable[[Request], Principal]:
         if principal is None:  # only reachable on PUBLIC_API routes, which do not use this
             raise Forbidden("this route needs a credential")
         if principal.kind not in accepted:
-            raise Forbidden(f"a {principal.kind.value} credential may not {request.method} {request.url.path}"
-                            f" (allowed: {_names(accepted)})")
+            raise Forbidden(
+                f"a {principal.kind.value} credential may not {request.method} {request.url.path}"
+                f" (allowed: {_names(accepted)})"
+            )
         return principal
 
     return dependency

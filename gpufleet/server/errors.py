@@ -39,8 +39,10 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     for error in errors:
         if error.get("type") == "json_invalid":
             ctx = error.get("ctx") or {}
-            return JSONResponse(status_code=400, content={
-                "detail": f"request body is not valid JSON: {ctx.get('error', 'parse error')}"})
+            return JSONResponse(
+                status_code=400,
+                content={"detail": f"request body is not valid JSON: {ctx.get('error', 'parse error')}"},
+            )
     items = [{"field": _field(e.get("loc", ())), "message": _message(e)} for e in errors]
     summary = "; ".join(f"{i['field']}: {i['message']}" for i in items[:5])
     return JSONResponse(status_code=422, content={"detail": summary, "errors": items})

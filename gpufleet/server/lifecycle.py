@@ -43,8 +43,17 @@ ALLOWED_FROM: dict[InstanceState, frozenset[InstanceState]] = {
 
 # Fields a transition may set besides state and message.
 TRANSITION_FIELDS = frozenset(
-    {"worker_id", "worker_name", "device_ids", "port", "pid", "claim", "subordinates",
-     "restart_count", "download_progress"}
+    {
+        "worker_id",
+        "worker_name",
+        "device_ids",
+        "port",
+        "pid",
+        "claim",
+        "subordinates",
+        "restart_count",
+        "download_progress",
+    }
 )
 
 

@@ -5,28 +5,35 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import func, select
 
+from gpufleet.common.claims import claimed_by_device
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Device, ModelInstance, Worker
 from gpufleet.schemas.states import InstanceState, WorkerState
-from gpufleet.common.claims import claimed_by_device
 
 
 async def render(db: Database) -> bytes:
     registry = CollectorRegistry()
     workers = Gauge("gpufleet_workers", "Workers by state", ["state"], registry=registry)
     instances = Gauge("gpufleet_instances", "Model instances by state", ["state"], registry=registry)
-    memory = Gauge("gpufleet_device_memory_bytes", "Device memory: total, used (by anyone), claimed by gpufleet",
-                   ["worker", "device", "kind"], registry=registry)
+    memory = Gauge(
+        "gpufleet_device_memory_bytes",
+        "Device memory: total, used (by anyone), claimed by gpufleet",
+        ["worker", "device", "kind"],
+        registry=registry,
+    )
     async with db.read() as session:
         worker_counts = dict((await session.execute(select(Worker.state, func.count()).group_by(Worker.state))).all())
         instance_counts = dict(
             (await session.execute(select(ModelInstance.state, func.count()).group_by(ModelInstance.state))).all()
         )
         devices = (await session.execute(select(Device, Worker.name).join(Worker, Worker.id == Device.worker_id))).all()
-        claims = (await session.execute(
-            select(ModelInstance.worker_name, ModelInstance.claim, ModelInstance.subordinates)
-            .where(ModelInstance.claim.is_not(None))
-        )).all()
+        claims = (
+            await session.execute(
+                select(ModelInstance.worker_name, ModelInstance.claim, ModelInstance.subordinates).where(
+                    ModelInstance.claim.is_not(None)
+                )
+            )
+        ).all()
     for worker_state in WorkerState:
         workers.labels(worker_state.value).set(worker_counts.get(worker_state.value, 0))
     for instance_state in InstanceState:

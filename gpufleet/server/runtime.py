@@ -15,12 +15,12 @@ from gpufleet.db.migrate import upgrade
 from gpufleet.db.session import Database
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.states import WorkerState
+from gpufleet.server import secrets
 from gpufleet.server.auth import PrincipalResolver
 from gpufleet.server.bus import EventBus
 from gpufleet.server.controllers.deployments import ORPHANS, DeploymentsController, worker_key
 from gpufleet.server.controllers.worker_health import StaleWorkerSweep, WorkerProbeController
 from gpufleet.server.services.users import bootstrap_admin, write_secret_file
-from gpufleet.server import secrets
 
 logger = logging.getLogger(__name__)
 

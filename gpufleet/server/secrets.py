@@ -66,7 +66,7 @@ def split_api_key(key: str) -> tuple[str, str] | None:
     """``gf_<key id>_<secret>`` → (key id, secret), or None if it is not shaped like a key."""
     if not key.startswith(API_KEY_PREFIX):
         return None
-    rest = key[len(API_KEY_PREFIX):]
+    rest = key[len(API_KEY_PREFIX) :]
     key_id, sep, secret = rest.partition("_")
     if not sep or len(key_id) != 12 or not secret:
         return None

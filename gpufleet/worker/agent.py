@@ -9,6 +9,7 @@ server marks the worker ``not_ready`` at once instead of after 3 intervals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import httpx
@@ -54,16 +55,19 @@ class WorkerAgent:
         self._stop = stop
         bind_host = "127.0.0.1" if is_loopback(self.settings.host) else self.settings.host
         sock = bind_socket(bind_host, self.settings.worker_port, "--worker-port")
-        server = make_server(create_worker_app(self._metrics, lambda: self.settings.worker_name), sock,
-                             self.settings.log_level)
+        server = make_server(
+            create_worker_app(self._metrics, lambda: self.settings.worker_name), sock, self.settings.log_level
+        )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="worker-http")
         try:
             await self._refresh_status()
             await self._register()
             if stop.is_set():
                 return
-            loops = [asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
-                     asyncio.create_task(self._watch_loop(), name="worker-watch")]
+            loops = [
+                asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
+                asyncio.create_task(self._watch_loop(), name="worker-watch"),
+            ]
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in [*loops, stopper]:
@@ -82,8 +86,11 @@ class WorkerAgent:
     def _registration(self) -> WorkerRegister:
         assert self.status is not None
         return WorkerRegister(
-            name=self.settings.worker_name, ip=self.ip, port=self.settings.worker_port,  # type: ignore[arg-type]
-            labels=self.settings.labels, system_reserved=SystemReserved(**self.settings.system_reserved),
+            name=self.settings.worker_name,
+            ip=self.ip,
+            port=self.settings.worker_port,
+            labels=self.settings.labels,
+            system_reserved=SystemReserved(**self.settings.system_reserved),
             status=self.status,
         )
 
@@ -97,10 +104,8 @@ class WorkerAgent:
                 return
             except ServerUnavailable as exc:
                 logger.warning("waiting for the server: %s (retrying in %.0fs)", exc, delay)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
-            except TimeoutError:
-                pass
             delay = min(delay * 2, 10.0)
 
     async def _register_once(self) -> None:
@@ -126,15 +131,22 @@ class WorkerAgent:
             result = await self.client.register(body, with_credential=False)
         except ServerRejected as exc:
             if exc.status_code == 401:
-                raise WorkerFatal("the server refused the cluster token: pass the server's token with --token "
-                                  f"(it is in the server's data dir, file 'token'). Server said: {exc.detail}") from exc
+                raise WorkerFatal(
+                    "the server refused the cluster token: pass the server's token with --token "
+                    f"(it is in the server's data dir, file 'token'). Server said: {exc.detail}"
+                ) from exc
             raise WorkerFatal(f"registration refused: {exc.detail}") from exc
         assert result.credential is not None
         credentials.save(path, credentials.StoredCredential(result.worker.id, result.worker.name, result.credential))
         self.client.credential = result.credential
         self._attached(result.worker.id, result.worker.state)
-        logger.info("registered as worker %s (id %d), advertising %s:%d", result.worker.name, result.worker.id,
-                    self.ip, self.settings.worker_port)
+        logger.info(
+            "registered as worker %s (id %d), advertising %s:%d",
+            result.worker.name,
+            result.worker.id,
+            self.ip,
+            self.settings.worker_port,
+        )
 
     def _attached(self, worker_id: int, state: str) -> None:
         self.worker_id = worker_id

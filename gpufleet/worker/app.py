@@ -11,26 +11,32 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from gpufleet import __version__
+from gpufleet.common.claims import claimed_by_device
 from gpufleet.schemas.instances import InstancePublic
 from gpufleet.schemas.workers import WorkerStatus
-from gpufleet.common.claims import claimed_by_device
 
 
-def render_metrics(worker_name: str, state: str | None, status: WorkerStatus | None,
-                   instances: list[InstancePublic]) -> bytes:
+def render_metrics(
+    worker_name: str, state: str | None, status: WorkerStatus | None, instances: list[InstancePublic]
+) -> bytes:
     registry = CollectorRegistry()
-    workers = Gauge("gpufleet_workers", "This worker, by the state the server last reported", ["state"],
-                    registry=registry)
+    workers = Gauge(
+        "gpufleet_workers", "This worker, by the state the server last reported", ["state"], registry=registry
+    )
     if state:
         workers.labels(state).set(1)
-    by_state = Gauge("gpufleet_instances", "Instances this worker takes part in, by state", ["state"],
-                     registry=registry)
+    by_state = Gauge(
+        "gpufleet_instances", "Instances this worker takes part in, by state", ["state"], registry=registry
+    )
     for instance in instances:
         by_state.labels(instance.state.value).inc()
-    memory = Gauge("gpufleet_device_memory_bytes", "Device memory: total, used (by anyone), claimed by gpufleet",
-                   ["worker", "device", "kind"], registry=registry)
-    claimed = claimed_by_device([(i.worker_name, i.claim, [s.model_dump() for s in i.subordinates])
-                                 for i in instances])
+    memory = Gauge(
+        "gpufleet_device_memory_bytes",
+        "Device memory: total, used (by anyone), claimed by gpufleet",
+        ["worker", "device", "kind"],
+        registry=registry,
+    )
+    claimed = claimed_by_device([(i.worker_name, i.claim, [s.model_dump() for s in i.subordinates]) for i in instances])
     for device in status.devices if status else []:
         identifier = f"{worker_name}:{device.type.value}:{device.index}"
         memory.labels(worker_name, identifier, "total").set(device.memory_total)

@@ -58,14 +58,24 @@ class ServerClient:
         secret = self.cluster_token if use_token or not self.credential else self.credential
         return {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
 
-    async def _request(self, method: str, path: str, *, use_token: bool = False, body: Any = None,
-                       timeout: float | None = None) -> httpx.Response:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        use_token: bool = False,
+        body: Any = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
         last_error: Exception | None = None
         for attempt in range(len(self.urls)):
             url = self.urls[(self._current + attempt) % len(self.urls)]
             try:
                 response = await self._http.request(
-                    method, url + path, headers=self._headers(use_token), content=body,
+                    method,
+                    url + path,
+                    headers=self._headers(use_token),
+                    content=body,
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
             except httpx.TransportError as exc:
@@ -78,18 +88,23 @@ class ServerClient:
         raise ServerUnavailable(f"no server answered ({', '.join(self.urls)}): {last_error}")
 
     async def register(self, body: WorkerRegister, *, with_credential: bool) -> WorkerRegistered:
-        response = await self._request("POST", "/api/workers/register", use_token=not with_credential,
-                                       body=body.model_dump_json())
+        response = await self._request(
+            "POST", "/api/workers/register", use_token=not with_credential, body=body.model_dump_json()
+        )
         return WorkerRegistered.model_validate(response.json())
 
     async def heartbeat(self, worker_id: int, body: WorkerHeartbeat, timeout: float | None = None) -> WorkerPublic:
-        response = await self._request("POST", f"/api/workers/{worker_id}/heartbeat", body=body.model_dump_json(),
-                                       timeout=timeout)
+        response = await self._request(
+            "POST", f"/api/workers/{worker_id}/heartbeat", body=body.model_dump_json(), timeout=timeout
+        )
         return WorkerPublic.model_validate(response.json())
 
     async def transition(self, instance_id: int, body: InstanceTransition) -> InstancePublic:
-        response = await self._request("POST", f"/api/model-instances/{instance_id}/transition",
-                                       body=body.model_dump_json(exclude_unset=True))
+        response = await self._request(
+            "POST",
+            f"/api/model-instances/{instance_id}/transition",
+            body=body.model_dump_json(exclude_unset=True),
+        )
         return InstancePublic.model_validate(response.json())
 
     async def release(self, instance_id: int, expected_version: int, reason: str) -> None:
@@ -102,8 +117,13 @@ class ServerClient:
         for attempt in range(len(self.urls)):
             url = self.urls[(self._current + attempt) % len(self.urls)]
             try:
-                async with self._http.stream("GET", f"{url}/api/watch", params={"kinds": kinds},
-                                             headers=self._headers(False), timeout=timeout) as response:
+                async with self._http.stream(
+                    "GET",
+                    f"{url}/api/watch",
+                    params={"kinds": kinds},
+                    headers=self._headers(False),
+                    timeout=timeout,
+                ) as response:
                     if response.status_code >= 400:
                         await response.aread()
                         raise ServerRejected(response.status_code, _detail(response))

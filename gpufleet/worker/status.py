@@ -29,12 +29,16 @@ def collect_status(detection: DeviceDetection, engines: dict[str, str] | None = 
     cpu = next((d for d in devices if d.type == "cpu"), None)
     memory = psutil.virtual_memory()
     return WorkerStatus(
-        hostname=socket.gethostname(), os=machine_os(), arch=machine_arch(),
+        hostname=socket.gethostname(),
+        os=machine_os(),
+        arch=machine_arch(),
         cpu_cores=cpu.cores if cpu and cpu.cores else (psutil.cpu_count(logical=True) or 1),
         cpu_utilization=psutil.cpu_percent(interval=None),
         memory_total=cpu.memory_total if cpu else memory.total,
         memory_used=cpu.memory_used if cpu else memory.total - memory.available,
-        devices=devices, gpufleet_version=__version__, engines=engines or {},
+        devices=devices,
+        gpufleet_version=__version__,
+        engines=engines or {},
     )
 
 

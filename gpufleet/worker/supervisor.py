@@ -75,8 +75,11 @@ class Supervisor:
             elif instance.state == S.SCHEDULED:
                 await self._start(instance)
             elif instance.state in LIVE_STATES and instance.id not in self.engines:
-                await self._fail(instance, "the engine of this instance is not running on the worker "
-                                           "(the worker restarted or the engine exited)")
+                await self._fail(
+                    instance,
+                    "the engine of this instance is not running on the worker "
+                    "(the worker restarted or the engine exited)",
+                )
         except ServerRejected as exc:
             if exc.status_code in (404, 409):
                 logger.info("instance %s moved on the server meanwhile: %s", instance.name, exc.detail)
@@ -88,8 +91,11 @@ class Supervisor:
     async def _start(self, instance: InstancePublic) -> None:
         simulated = [d for d in instance.device_ids if d in self.simulated_device_ids]
         if simulated:
-            await self._fail(instance, f"cannot start an engine on simulated device(s) {', '.join(simulated)}: "
-                                       "this worker runs with --device-inventory, for capacity planning only")
+            await self._fail(
+                instance,
+                f"cannot start an engine on simulated device(s) {', '.join(simulated)}: "
+                "this worker runs with --device-inventory, for capacity planning only",
+            )
             return
         backend = (instance.claim or {}).get("backend") or DEFAULT_BACKEND
         engine = ENGINES.get(backend)
@@ -101,7 +107,8 @@ class Supervisor:
     async def _fail(self, instance: InstancePublic, message: str) -> None:
         logger.warning("instance %s: %s", instance.name, message)
         updated = await self.client.transition(
-            instance.id, InstanceTransition(expected_version=instance.version, state=S.ERROR, state_message=message)
+            instance.id,
+            InstanceTransition(expected_version=instance.version, state=S.ERROR, state_message=message),
         )
         self.desired[instance.id] = updated
 

@@ -28,9 +28,23 @@ class Cluster:
 
     def start_server(self, *extra: str) -> GpufleetProcess:
         process = GpufleetProcess(
-            ["--host", "127.0.0.1", "--port", str(self.server_port), "--data-dir", str(self.root / "server"),
-             "--worker-port", str(self.worker_port), "--worker-name", "main", "--heartbeat-interval",
-             str(HEARTBEAT), "--bootstrap-password", ADMIN_PASSWORD, *extra],
+            [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.server_port),
+                "--data-dir",
+                str(self.root / "server"),
+                "--worker-port",
+                str(self.worker_port),
+                "--worker-name",
+                "main",
+                "--heartbeat-interval",
+                str(HEARTBEAT),
+                "--bootstrap-password",
+                ADMIN_PASSWORD,
+                *extra,
+            ],
             self.root / "server.log",
         ).start()
         self.processes.append(process)
@@ -41,17 +55,34 @@ class Cluster:
         port = ports(1)[0]
         token = (self.root / "server" / "token").read_text().strip()
         process = GpufleetProcess(
-            ["--server-url", self.url, "--token", token, "--host", "127.0.0.1", "--worker-name", name,
-             "--worker-port", str(port), "--data-dir", str(self.root / (data_dir or name)), "--heartbeat-interval",
-             str(HEARTBEAT), *extra],
+            [
+                "--server-url",
+                self.url,
+                "--token",
+                token,
+                "--host",
+                "127.0.0.1",
+                "--worker-name",
+                name,
+                "--worker-port",
+                str(port),
+                "--data-dir",
+                str(self.root / (data_dir or name)),
+                "--heartbeat-interval",
+                str(HEARTBEAT),
+                *extra,
+            ],
             self.root / f"{data_dir or name}.log",
         ).start()
         self.processes.append(process)
         return process
 
     def admin(self) -> httpx.Client:
-        token = httpx.post(f"{self.url}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD},
-                           trust_env=False).json()["access_token"]
+        token = httpx.post(
+            f"{self.url}/api/auth/login",
+            json={"username": "admin", "password": ADMIN_PASSWORD},
+            trust_env=False,
+        ).json()["access_token"]
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, trust_env=False)
 
     def worker(self, admin: httpx.Client, name: str) -> dict[str, Any] | None:
@@ -78,9 +109,19 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 def test_start_gives_a_server_with_a_ready_embedded_worker(cluster: Cluster, tmp_path: Path) -> None:
-    server = GpufleetProcess(["--host", "127.0.0.1", "--port", str(cluster.server_port), "--data-dir",
-                              str(tmp_path / "fresh"), "--worker-port", str(cluster.worker_port)],
-                             tmp_path / "fresh.log").start()
+    server = GpufleetProcess(
+        [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(cluster.server_port),
+            "--data-dir",
+            str(tmp_path / "fresh"),
+            "--worker-port",
+            str(cluster.worker_port),
+        ],
+        tmp_path / "fresh.log",
+    ).start()
     cluster.processes.append(server)
     server.wait_http(f"{cluster.url}/healthz")
     password_file = tmp_path / "fresh" / "initial_admin_password"
@@ -90,8 +131,9 @@ def test_start_gives_a_server_with_a_ready_embedded_worker(cluster: Cluster, tmp
     assert f"password in {password_file}" in server.output()
     assert f"{cluster.url}/v1" in server.output()
     password = password_file.read_text().strip()
-    token = httpx.post(f"{cluster.url}/api/auth/login", json={"username": "admin", "password": password},
-                       trust_env=False).json()["access_token"]
+    token = httpx.post(
+        f"{cluster.url}/api/auth/login", json={"username": "admin", "password": password}, trust_env=False
+    ).json()["access_token"]
     with httpx.Client(base_url=cluster.url, headers={"Authorization": f"Bearer {token}"}, trust_env=False) as admin:
         assert admin.get("/api/auth/me").json()["must_change_password"] is True
         deadline = time.monotonic() + 20
@@ -110,8 +152,7 @@ def test_start_gives_a_server_with_a_ready_embedded_worker(cluster: Cluster, tmp
         assert cpu["type"] == "cpu" and cpu["id"].endswith(":cpu:0") and cpu["simulated"] is False
         metrics = httpx.get(f"{cluster.url}/metrics", trust_env=False).text
         assert 'gpufleet_workers{state="ready"} 1.0' in metrics
-        assert f'gpufleet_device_memory_bytes{{device="{cpu["id"]}",kind="total",worker="{worker["name"]}"}}' \
-            in metrics
+        assert f'gpufleet_device_memory_bytes{{device="{cpu["id"]}",kind="total",worker="{worker["name"]}"}}' in metrics
         deadline = time.monotonic() + 5  # the worker learns its state from its next heartbeat's answer
         worker_metrics = ""
         while 'gpufleet_workers{state="ready"} 1.0' not in worker_metrics and time.monotonic() < deadline:
@@ -129,8 +170,13 @@ def test_workers_join_leave_rejoin_and_survive_a_server_restart(cluster: Cluster
         gpu_worker = cluster.start_worker("gpu1", "--device-inventory", str(gpus), "--labels", "zone=eu,tier=gold")
         joined = cluster.wait_state(admin, "gpu1", "ready")
         assert [d["id"] for d in joined["devices"]] == ["gpu1:cuda:0", "gpu1:cuda:1", "gpu1:cpu:0"]
-        assert joined["labels"] == {"zone": "eu", "tier": "gold", "os": "linux", "arch": joined["arch"],
-                                    "gpu-vendor": "nvidia"}
+        assert joined["labels"] == {
+            "zone": "eu",
+            "tier": "gold",
+            "os": "linux",
+            "arch": joined["arch"],
+            "gpu-vendor": "nvidia",
+        }
         assert joined["vram_total"] == 160 * 2**30 and joined["cpu_cores"] == 64
         assert all(d["simulated"] for d in joined["devices"])
 

@@ -12,9 +12,7 @@ from tests.support.server import ADMIN_PASSWORD, RunningServer, running_server
 
 async def test_login_returns_bearer_token_and_cookie(server: RunningServer) -> None:
     async with server.client() as client:
-        response = await client.post(
-            "/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-        )
+        response = await client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         assert response.status_code == 200
         body = response.json()
         assert body["token_type"] == "bearer" and body["access_token"].startswith("gfs_")
@@ -113,15 +111,10 @@ async def test_api_key_secret_is_shown_once_and_acts_with_owner_role(server: Run
         listed = (await admin.get("/api/api-keys")).json()
         assert [k["name"] for k in listed] == ["ci"] and all("key" not in k for k in listed)
         duplicate = await admin.post("/api/api-keys", json={"name": "ci"})
-        assert (
-            duplicate.status_code == 409
-            and "already have an API key named 'ci'" in duplicate.json()["detail"]
-        )
+        assert duplicate.status_code == 409 and "already have an API key named 'ci'" in duplicate.json()["detail"]
 
         # A user's key acts as a user: may read models, may not list users.
-        user = await admin.post(
-            "/api/users", json={"username": "dev", "password": "dev-password", "role": "user"}
-        )
+        user = await admin.post("/api/users", json={"username": "dev", "password": "dev-password", "role": "user"})
         assert user.status_code == 201
     dev_token = await server.login("dev", "dev-password")
     async with server.client(dev_token) as dev:
@@ -159,11 +152,7 @@ async def test_malformed_json_and_unknown_fields_are_clear_4xx(server: RunningSe
             "/api/users", content=b'{"username": "x",', headers={"content-type": "application/json"}
         )
         assert malformed.status_code == 400 and "not valid JSON" in malformed.json()["detail"]
-        unknown = await admin.post(
-            "/api/users", json={"username": "bob", "password": "long-enough", "colour": 1}
-        )
+        unknown = await admin.post("/api/users", json={"username": "bob", "password": "long-enough", "colour": 1})
         assert unknown.status_code == 422
-        assert unknown.json()["errors"] == [
-            {"field": "colour", "message": unknown.json()["errors"][0]["message"]}
-        ]
+        assert unknown.json()["errors"] == [{"field": "colour", "message": unknown.json()["errors"][0]["message"]}]
         assert "unknown field" in unknown.json()["detail"]

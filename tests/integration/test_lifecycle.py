@@ -18,12 +18,27 @@ S = InstanceState
 
 async def _instance(db: Database) -> int:
     async with db.transaction() as session:
-        model = Model(name="m", source="local_path", local_path="/m.gguf", backend_parameters=[], replicas=1,
-                      placement_strategy="spread", worker_selector={})
+        model = Model(
+            name="m",
+            source="local_path",
+            local_path="/m.gguf",
+            backend_parameters=[],
+            replicas=1,
+            placement_strategy="spread",
+            worker_selector={},
+        )
         session.add(model)
         await session.flush()
-        row = ModelInstance(name="m-1", model_id=model.id, model_name="m", state="pending", device_ids=[],
-                            subordinates=[], restart_count=0, version=0)
+        row = ModelInstance(
+            name="m-1",
+            model_id=model.id,
+            model_name="m",
+            state="pending",
+            device_ids=[],
+            subordinates=[],
+            restart_count=0,
+            version=0,
+        )
         session.add(row)
         await session.flush()
         return row.id

@@ -30,8 +30,10 @@ async def wait_for_count(admin: httpx.AsyncClient, model_id: int, count: int) ->
 
 async def test_deployment_crud_and_replicas(server: RunningServer) -> None:
     async with await server.admin() as admin:
-        created = await admin.post("/api/models", json=local_model("qwen", replicas=2, ctx_size=4096,
-                                                                    backend_parameters=["--flash-attn"]))
+        created = await admin.post(
+            "/api/models",
+            json=local_model("qwen", replicas=2, ctx_size=4096, backend_parameters=["--flash-attn"]),
+        )
         assert created.status_code == 201, created.text
         model = created.json()
         assert model["placement_strategy"] == "spread" and model["cpu_offloading"] is False
@@ -43,9 +45,23 @@ async def test_deployment_crud_and_replicas(server: RunningServer) -> None:
             assert "waiting to be scheduled" in instance["state_message"]
             assert instance["worker_id"] is None and instance["device_ids"] == []
             assert instance["name"].startswith("qwen-") and instance["restart_count"] == 0
-            assert set(instance) >= {"id", "name", "model_id", "model_name", "state", "state_message", "worker_id",
-                                     "worker_name", "device_ids", "port", "pid", "claim", "subordinates",
-                                     "restart_count", "download_progress"}
+            assert set(instance) >= {
+                "id",
+                "name",
+                "model_id",
+                "model_name",
+                "state",
+                "state_message",
+                "worker_id",
+                "worker_name",
+                "device_ids",
+                "port",
+                "pid",
+                "claim",
+                "subordinates",
+                "restart_count",
+                "download_progress",
+            }
 
         patched = await admin.patch(f"/api/models/{model['id']}", json={"replicas": 3, "description": "x"})
         assert patched.status_code == 200 and patched.json()["replicas"] == 3
@@ -76,22 +92,30 @@ async def test_deployment_crud_and_replicas(server: RunningServer) -> None:
         ({"replicas": -1}, 422, "replicas: Input should be greater than or equal to 0"),
         ({"colour": "red"}, 422, "colour: unknown field"),
         ({"source": "huggingface", "local_path": None}, 422, "huggingface_repo_id is required"),
-        ({"source": "ollama_library", "ollama_library_model_name": "llama3"}, 422,
-         "local_path does not apply to source 'ollama_library'"),
+        (
+            {"source": "ollama_library", "ollama_library_model_name": "llama3"},
+            422,
+            "local_path does not apply to source 'ollama_library'",
+        ),
         ({"local_path": "relative/model.gguf"}, 422, "local_path must be an absolute path"),
         ({"name": "bad name!"}, 422, "name: must be 1-128 characters"),
         ({"placement_strategy": "random"}, 422, "placement_strategy: Input should be 'spread' or 'binpack'"),
         ({"backend": "tgi"}, 422, "backend: Input should be 'llama.cpp' or 'vllm'"),
         ({"gpu_selector": {"device_ids": ["not an id"]}}, 422, "is not a device id of the form"),
         ({"gpu_selector": {"device_ids": ["ghost:cuda:0"]}}, 422, "no such device ghost:cuda:0"),
-        ({"gpu_selector": {"device_ids": []}}, 422, "gpu_selector.device_ids: List should have at least 1 item"),
+        (
+            {"gpu_selector": {"device_ids": []}},
+            422,
+            "gpu_selector.device_ids: List should have at least 1 item",
+        ),
         ({"worker_selector": {"gpu": "a 100"}}, 422, "label value 'a 100'"),
         ({"ctx_size": 0}, 422, "ctx_size: Input should be greater than or equal to 1"),
         ({"backend_parameters": "--ctx 4"}, 422, "backend_parameters: Input should be a valid list"),
     ],
 )
-async def test_invalid_deployments_name_the_field(server: RunningServer, body: dict[str, Any], status: int,
-                                                  message: str) -> None:
+async def test_invalid_deployments_name_the_field(
+    server: RunningServer, body: dict[str, Any], status: int, message: str
+) -> None:
     async with await server.admin() as admin:
         response = await admin.post("/api/models", json={**local_model("m"), **body})
         assert response.status_code == status, response.text
@@ -114,9 +138,14 @@ async def test_duplicate_names_and_bad_updates(server: RunningServer) -> None:
         # Switching source must bring the new source's fields; the old ones are dropped.
         switched = await admin.patch(f"/api/models/{first['id']}", json={"source": "huggingface"})
         assert switched.status_code == 422 and "huggingface_repo_id is required" in switched.json()["detail"]
-        switched = await admin.patch(f"/api/models/{first['id']}", json={
-            "source": "huggingface", "huggingface_repo_id": "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
-            "huggingface_filename": "*q4_k_m.gguf"})
+        switched = await admin.patch(
+            f"/api/models/{first['id']}",
+            json={
+                "source": "huggingface",
+                "huggingface_repo_id": "Qwen/Qwen2.5-0.5B-Instruct-GGUF",
+                "huggingface_filename": "*q4_k_m.gguf",
+            },
+        )
         assert switched.status_code == 200 and switched.json()["local_path"] is None
         assert (await admin.patch("/api/models/999", json={"replicas": 1})).status_code == 404
         assert (await admin.get(f"/api/models/{first['id']}")).json()["name"] == "a"
@@ -125,11 +154,14 @@ async def test_duplicate_names_and_bad_updates(server: RunningServer) -> None:
 async def test_gpu_selector_accepts_existing_devices(server: RunningServer) -> None:
     async with await server.admin() as admin:
         await register_worker(admin, server.token, "gpu-node", gpus=2)
-        ok = await admin.post("/api/models", json=local_model("pinned", gpu_selector={
-            "device_ids": ["gpu-node:cuda:1", "gpu-node:cpu:0"]}))
+        ok = await admin.post(
+            "/api/models",
+            json=local_model("pinned", gpu_selector={"device_ids": ["gpu-node:cuda:1", "gpu-node:cpu:0"]}),
+        )
         assert ok.status_code == 201, ok.text
-        missing = await admin.post("/api/models", json=local_model("p2", gpu_selector={
-            "device_ids": ["gpu-node:cuda:7"]}))
+        missing = await admin.post(
+            "/api/models", json=local_model("p2", gpu_selector={"device_ids": ["gpu-node:cuda:7"]})
+        )
         assert missing.status_code == 422 and "gpu-node:cuda:7" in missing.json()["detail"]
 
 

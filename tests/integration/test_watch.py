@@ -15,15 +15,20 @@ async def test_admin_watch_lists_then_streams_changes(server: RunningServer) -> 
     async with await server.admin() as admin:
         await admin.post("/api/models", json=local_model("before"))
         async with WatchReader(admin, "models,instances,workers") as watch:
-            await watch.wait_for(lambda e: e["type"] == "ADDED" and e["kind"] == "models"
-                                 and e["object"]["name"] == "before")
+            await watch.wait_for(
+                lambda e: e["type"] == "ADDED" and e["kind"] == "models" and e["object"]["name"] == "before"
+            )
             await watch.wait_for(lambda e: e["type"] == "SYNCED")
             created = (await admin.post("/api/models", json=local_model("after"))).json()
-            event = await watch.wait_for(lambda e: e.get("kind") == "models" and e["type"] == "ADDED"
-                                         and e["id"] == created["id"])
+            event = await watch.wait_for(
+                lambda e: e.get("kind") == "models" and e["type"] == "ADDED" and e["id"] == created["id"]
+            )
             assert event["object"]["name"] == "after"
-            added = await watch.wait_for(lambda e: e.get("kind") == "instances" and e["type"] == "ADDED"
-                                         and e["object"]["model_id"] == created["id"])
+            added = await watch.wait_for(
+                lambda e: (
+                    e.get("kind") == "instances" and e["type"] == "ADDED" and e["object"]["model_id"] == created["id"]
+                )
+            )
             assert added["object"]["state"] == "pending"
             await register_worker(admin, server.token, "watched")
             await watch.wait_for(lambda e: e.get("kind") == "workers" and e["object"]["name"] == "watched")
@@ -66,8 +71,15 @@ async def test_worker_watch_sees_only_its_instances(server: RunningServer) -> No
 
                 row = await session.get(ModelInstance, first["id"])
                 assert row is not None
-                await instance_service.transition_and_publish(session, row, InstanceState.PENDING, "moved",
-                                                              worker_id=None, worker_name=None, device_ids=[])
+                await instance_service.transition_and_publish(
+                    session,
+                    row,
+                    InstanceState.PENDING,
+                    "moved",
+                    worker_id=None,
+                    worker_name=None,
+                    device_ids=[],
+                )
             gone = await watch.wait_for(lambda e: e["type"] == "DELETED")
             assert gone["id"] == first["id"]
             assert all(e.get("id") != second["id"] for e in watch.events)

@@ -21,9 +21,15 @@ async def place(server: RunningServer, instance_id: int, worker: dict[str, Any],
         row = await session.get(ModelInstance, instance_id)
         assert row is not None
         await instance_service.transition_and_publish(
-            session, row, InstanceState.SCHEDULED, "placed by test", worker_id=worker["id"],
-            worker_name=worker["name"], device_ids=device_ids,
-            claim={"ram": 1024, "vram": {d: 2048 for d in device_ids if ":cpu:" not in d}})
+            session,
+            row,
+            InstanceState.SCHEDULED,
+            "placed by test",
+            worker_id=worker["id"],
+            worker_name=worker["name"],
+            device_ids=device_ids,
+            claim={"ram": 1024, "vram": {d: 2048 for d in device_ids if ":cpu:" not in d}},
+        )
 
 
 async def test_registration_needs_the_cluster_token(server: RunningServer) -> None:
@@ -43,8 +49,11 @@ async def test_registration_needs_the_cluster_token(server: RunningServer) -> No
         assert gpu["index"] == 1 and gpu["type"] == "cuda" and gpu["compute_capability"] == "9.0"
         assert gpu["simulated"] is True and gpu["unified_memory"] is False and gpu["worker_id"] == worker["id"]
 
-        clash = await admin.post("/api/workers/register", json=worker_registration("w"),
-                                 headers={"Authorization": f"Bearer {server.token}"})
+        clash = await admin.post(
+            "/api/workers/register",
+            json=worker_registration("w"),
+            headers={"Authorization": f"Bearer {server.token}"},
+        )
         assert clash.status_code == 409 and "already registered" in clash.json()["detail"]
 
     # The stored credential re-attaches the same worker, with a new address.
@@ -62,10 +71,16 @@ async def test_worker_credential_is_limited_to_its_own_worker(server: RunningSer
         model = (await admin.post("/api/models", json=local_model())).json()
         instance = await eventually(lambda: _first_instance(admin, model["id"]))
     async with server.client(mine["credential"]) as as_worker:
-        for method, path in [("GET", "/api/users"), ("GET", "/api/api-keys"), ("GET", "/api/workers"),
-                             ("POST", "/api/api-keys"), ("DELETE", f"/api/workers/{other['worker']['id']}"),
-                             ("PATCH", f"/api/workers/{mine['worker']['id']}"), ("GET", "/api/devices"),
-                             ("POST", "/api/models")]:
+        for method, path in [
+            ("GET", "/api/users"),
+            ("GET", "/api/api-keys"),
+            ("GET", "/api/workers"),
+            ("POST", "/api/api-keys"),
+            ("DELETE", f"/api/workers/{other['worker']['id']}"),
+            ("PATCH", f"/api/workers/{mine['worker']['id']}"),
+            ("GET", "/api/devices"),
+            ("POST", "/api/models"),
+        ]:
             response = await as_worker.request(method, path, json={})
             assert response.status_code == 403, (method, path)
         assert (await as_worker.get(f"/api/workers/{other['worker']['id']}")).status_code == 403
@@ -74,8 +89,10 @@ async def test_worker_credential_is_limited_to_its_own_worker(server: RunningSer
         # Not its instance: invisible, and it cannot move it.
         assert (await as_worker.get("/api/model-instances")).json() == []
         assert (await as_worker.get(f"/api/model-instances/{instance['id']}")).status_code == 404
-        moved = await as_worker.post(f"/api/model-instances/{instance['id']}/transition",
-                                     json={"expected_version": instance["version"], "state": "error"})
+        moved = await as_worker.post(
+            f"/api/model-instances/{instance['id']}/transition",
+            json={"expected_version": instance["version"], "state": "error"},
+        )
         assert moved.status_code == 403
         # Renaming itself onto another worker's name is a clash.
         rename = await as_worker.post("/api/workers/register", json=worker_registration("other"))
@@ -136,7 +153,12 @@ async def test_labels_maintenance_and_delete(server: RunningServer) -> None:
         body = await register_worker(admin, server.token, "node", gpus=1, labels={"zone": "a"})
         worker_id = body["worker"]["id"]
         patched = await admin.patch(f"/api/workers/{worker_id}", json={"labels": {"gpu": "h100"}})
-        assert patched.json()["labels"] == {"gpu": "h100", "os": "linux", "arch": "amd64", "gpu-vendor": "nvidia"}
+        assert patched.json()["labels"] == {
+            "gpu": "h100",
+            "os": "linux",
+            "arch": "amd64",
+            "gpu-vendor": "nvidia",
+        }
         forged = await admin.patch(f"/api/workers/{worker_id}", json={"labels": {"os": "windows"}})
         assert forged.status_code == 422 and "set automatically" in forged.json()["detail"]
         bad = await admin.patch(f"/api/workers/{worker_id}", json={"labels": {"-x": "1"}})
@@ -181,8 +203,10 @@ async def test_scale_down_of_a_placed_instance_goes_through_stopping(server: Run
         row = await eventually(stopping, what="instance to be stopping")
         assert "scaled down to 0 replicas" in row["state_message"]
         async with server.client(body["credential"]) as as_worker:
-            released = await as_worker.post(f"/api/model-instances/{instance['id']}/release",
-                                             json={"expected_version": row["version"], "reason": "stopped"})
+            released = await as_worker.post(
+                f"/api/model-instances/{instance['id']}/release",
+                json={"expected_version": row["version"], "reason": "stopped"},
+            )
             assert released.status_code == 204
         assert (await admin.get(f"/api/model-instances/{instance['id']}")).status_code == 404
         await asyncio.sleep(0.2)

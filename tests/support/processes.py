@@ -25,8 +25,13 @@ class GpufleetProcess:
 
     def start(self) -> GpufleetProcess:
         handle = self.log.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "gpufleet", "start", *self.args], stdout=handle,
-                                        stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gpufleet", "start", *self.args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
         handle.close()
         return self
 
@@ -59,10 +64,12 @@ class GpufleetProcess:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
                 self.process.kill()
                 self.process.wait()
-                raise AssertionError(f"gpufleet did not stop within {timeout}s after SIGTERM:\n{self.output()}")
+                raise AssertionError(
+                    f"gpufleet did not stop within {timeout}s after SIGTERM:\n{self.output()}"
+                ) from exc
         return self.process.returncode
 
     def kill(self) -> None:
@@ -78,8 +85,9 @@ class GpufleetProcess:
 
 def run_cli(args: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPUFLEET_")}
-    return subprocess.run([sys.executable, "-m", "gpufleet", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "gpufleet", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def ports(count: int) -> list[int]:

@@ -51,16 +51,22 @@ class RunningServer:
 
 def server_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "host": "127.0.0.1", "port": free_port(), "data_dir": data_dir, "database_url": database_url,
-        "bootstrap_password": ADMIN_PASSWORD, "disable_worker": True, "log_level": "warning",
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "bootstrap_password": ADMIN_PASSWORD,
+        "disable_worker": True,
+        "log_level": "warning",
     }
     values.update(overrides)
     return Settings(**values)
 
 
 @asynccontextmanager
-async def running_server(data_dir: Path, database_url: str | None = None, **overrides: Any
-                         ) -> AsyncIterator[RunningServer]:
+async def running_server(
+    data_dir: Path, database_url: str | None = None, **overrides: Any
+) -> AsyncIterator[RunningServer]:
     settings = server_settings(data_dir, database_url, **overrides)
     runtime = ServerRuntime(settings)
     await runtime.prepare()

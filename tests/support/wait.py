@@ -10,8 +10,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0, interval: float = 0.05,
-                     what: str = "condition") -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Call ``probe`` until it returns neither None nor False; fail with ``what`` after ``timeout`` seconds.
 
     (An empty list is an answer: "no instances" can be the condition awaited.)

@@ -13,10 +13,19 @@ S = InstanceState
 @pytest.mark.parametrize(
     ("source", "target"),
     [
-        (S.PENDING, S.SCHEDULED), (S.SCHEDULED, S.DOWNLOADING), (S.DOWNLOADING, S.STARTING),
-        (S.STARTING, S.RUNNING), (S.SCHEDULED, S.STARTING), (S.RUNNING, S.ERROR), (S.ERROR, S.STARTING),
-        (S.RUNNING, S.UNREACHABLE), (S.UNREACHABLE, S.RUNNING), (S.UNREACHABLE, S.PENDING),
-        (S.RUNNING, S.STOPPING), (S.ERROR, S.PENDING), (S.RUNNING, S.RUNNING),
+        (S.PENDING, S.SCHEDULED),
+        (S.SCHEDULED, S.DOWNLOADING),
+        (S.DOWNLOADING, S.STARTING),
+        (S.STARTING, S.RUNNING),
+        (S.SCHEDULED, S.STARTING),
+        (S.RUNNING, S.ERROR),
+        (S.ERROR, S.STARTING),
+        (S.RUNNING, S.UNREACHABLE),
+        (S.UNREACHABLE, S.RUNNING),
+        (S.UNREACHABLE, S.PENDING),
+        (S.RUNNING, S.STOPPING),
+        (S.ERROR, S.PENDING),
+        (S.RUNNING, S.RUNNING),
     ],
 )
 def test_allowed(source: InstanceState, target: InstanceState) -> None:
@@ -26,8 +35,13 @@ def test_allowed(source: InstanceState, target: InstanceState) -> None:
 @pytest.mark.parametrize(
     ("source", "target"),
     [
-        (S.PENDING, S.RUNNING), (S.PENDING, S.STARTING), (S.STOPPING, S.RUNNING), (S.STOPPING, S.PENDING),
-        (S.RUNNING, S.SCHEDULED), (S.RUNNING, S.DOWNLOADING), (S.PENDING, S.STOPPING),
+        (S.PENDING, S.RUNNING),
+        (S.PENDING, S.STARTING),
+        (S.STOPPING, S.RUNNING),
+        (S.STOPPING, S.PENDING),
+        (S.RUNNING, S.SCHEDULED),
+        (S.RUNNING, S.DOWNLOADING),
+        (S.PENDING, S.STOPPING),
     ],
 )
 def test_refused(source: InstanceState, target: InstanceState) -> None:

@@ -75,8 +75,13 @@ class Controller(ABC):
             except Exception:
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(self.max_backoff, 0.1 * 2**failures)
-                logger.exception("%s: reconcile(%r) failed (attempt %d); retrying in %.1fs",
-                                 self.name, key, failures, delay)
+                logger.exception(
+                    "%s: reconcile(%r) failed (attempt %d); retrying in %.1fs",
+                    self.name,
+                    key,
+                    failures,
+                    delay,
+                )
                 asyncio.get_running_loop().call_later(delay, self.enqueue, key)
             finally:
                 self._active.discard(key)

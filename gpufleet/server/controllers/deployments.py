@@ -33,6 +33,7 @@ def worker_key(worker_id: int) -> tuple[str, int]:
     """The key for "a worker went away": finish the stops it can no longer acknowledge."""
     return ("worker", worker_id)
 
+
 # Lower = removed first when scaling down.
 REMOVAL_ORDER = {
     InstanceState.PENDING: 0,
@@ -65,9 +66,17 @@ class DeploymentsController(Controller):
                 return
             if isinstance(key, tuple):
                 stopping = (
-                    await session.execute(select(ModelInstance).where(
-                        ModelInstance.worker_id == key[1], ModelInstance.state == InstanceState.STOPPING.value))
-                ).scalars().all()
+                    (
+                        await session.execute(
+                            select(ModelInstance).where(
+                                ModelInstance.worker_id == key[1],
+                                ModelInstance.state == InstanceState.STOPPING.value,
+                            )
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
                 await self._finish_abandoned_stops(session, list(stopping))
                 return
             assert isinstance(key, int)
@@ -76,8 +85,8 @@ class DeploymentsController(Controller):
                 await self._remove_orphans(session)
                 return
             instances = (
-                await session.execute(select(ModelInstance).where(ModelInstance.model_id == key))
-            ).scalars().all()
+                (await session.execute(select(ModelInstance).where(ModelInstance.model_id == key))).scalars().all()
+            )
             await self._finish_abandoned_stops(session, [i for i in instances if i.state == InstanceState.STOPPING])
             active = [i for i in instances if i.state != InstanceState.STOPPING]
             for _ in range(model.replicas - len(active)):
@@ -91,9 +100,7 @@ class DeploymentsController(Controller):
                     await self._remove(session, victim, f"scaled down to {model.replicas} replicas")
 
     async def _remove_orphans(self, session: AsyncSession) -> None:
-        orphans = (
-            await session.execute(select(ModelInstance).where(ModelInstance.model_id.is_(None)))
-        ).scalars().all()
+        orphans = (await session.execute(select(ModelInstance).where(ModelInstance.model_id.is_(None)))).scalars().all()
         await self._finish_abandoned_stops(session, [i for i in orphans if i.state == InstanceState.STOPPING])
         for row in orphans:
             if row.state != InstanceState.STOPPING:

@@ -42,8 +42,9 @@ class WorkerProbeController(Controller):
 
     async def all_keys(self) -> Iterable[Hashable]:
         async with self.db.read() as session:
-            query = select(Worker.id).where(Worker.state.in_([WorkerState.READY, WorkerState.UNREACHABLE,
-                                                             WorkerState.NOT_READY]))
+            query = select(Worker.id).where(
+                Worker.state.in_([WorkerState.READY, WorkerState.UNREACHABLE, WorkerState.NOT_READY])
+            )
             return list((await session.execute(query)).scalars().all())
 
     async def reconcile(self, key: Hashable) -> None:

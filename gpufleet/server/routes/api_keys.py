@@ -16,14 +16,16 @@ users = allow(*USERS)
 
 
 @router.get("", response_model=list[ApiKeyPublic])
-async def list_keys(all: bool = False, principal: Principal = Depends(users),
-                    db: Database = Depends(database)) -> list[ApiKeyPublic]:
+async def list_keys(
+    all: bool = False, principal: Principal = Depends(users), db: Database = Depends(database)
+) -> list[ApiKeyPublic]:
     return await key_service.list_api_keys(db, principal, all_users=all)
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201)
-async def create_key(body: ApiKeyCreate, principal: Principal = Depends(users),
-                     db: Database = Depends(database)) -> ApiKeyCreated:
+async def create_key(
+    body: ApiKeyCreate, principal: Principal = Depends(users), db: Database = Depends(database)
+) -> ApiKeyCreated:
     return await key_service.create_api_key(db, principal, body)
 
 

@@ -20,14 +20,19 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 @router.post("/login", response_model=TokenResponse)
 async def login(body: LoginRequest, response: Response, db: Database = Depends(database)) -> TokenResponse:
     token = await user_service.login(db, body.username, body.password)
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True,
-                        samesite="lax")
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True, samesite="lax"
+    )
     return TokenResponse(access_token=token)
 
 
 @router.post("/logout", status_code=204)
-async def logout(request: Request, response: Response, principal: Principal = Depends(allow(*USERS)),
-                 db: Database = Depends(database)) -> None:
+async def logout(
+    request: Request,
+    response: Response,
+    principal: Principal = Depends(allow(*USERS)),
+    db: Database = Depends(database),
+) -> None:
     credential = credential_from_scope(request.scope)
     if principal.authenticated_by == "session" and credential:
         await user_service.logout(db, credential)
@@ -38,12 +43,17 @@ async def logout(request: Request, response: Response, principal: Principal = De
 async def me(principal: Principal = Depends(allow(*USERS)), db: Database = Depends(database)) -> Me:
     async with db.read() as session:
         user = (await session.execute(select(User).where(User.id == principal.user_id))).scalar_one()
-    return Me(id=user.id, username=user.username, role=Role(user.role),
-              must_change_password=user.must_change_password,
-              authenticated_by="api_key" if principal.authenticated_by == "api_key" else "session")
+    return Me(
+        id=user.id,
+        username=user.username,
+        role=Role(user.role),
+        must_change_password=user.must_change_password,
+        authenticated_by="api_key" if principal.authenticated_by == "api_key" else "session",
+    )
 
 
 @router.post("/password", status_code=204)
-async def change_password(body: PasswordChange, principal: Principal = Depends(allow(*USERS)),
-                          db: Database = Depends(database)) -> None:
+async def change_password(
+    body: PasswordChange, principal: Principal = Depends(allow(*USERS)), db: Database = Depends(database)
+) -> None:
     await user_service.change_own_password(db, principal, body.current_password, body.new_password)

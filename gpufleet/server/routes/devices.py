@@ -15,6 +15,7 @@ router = APIRouter(prefix="/api/devices", tags=["devices"])
 
 
 @router.get("", response_model=list[DevicePublic])
-async def list_devices(worker_id: int | None = None, _: Principal = Depends(allow(*ADMIN)),
-                       db: Database = Depends(database)) -> list[DevicePublic]:
+async def list_devices(
+    worker_id: int | None = None, _: Principal = Depends(allow(*ADMIN)), db: Database = Depends(database)
+) -> list[DevicePublic]:
     return await device_service.list_devices(db, worker_id)

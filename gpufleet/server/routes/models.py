@@ -22,8 +22,9 @@ async def list_models(_: Principal = Depends(readers), db: Database = Depends(da
 
 
 @router.post("", response_model=ModelPublic, status_code=201)
-async def create_model(body: ModelCreate, _: Principal = Depends(admin),
-                       db: Database = Depends(database)) -> ModelPublic:
+async def create_model(
+    body: ModelCreate, _: Principal = Depends(admin), db: Database = Depends(database)
+) -> ModelPublic:
     return await model_service.create_model(db, body)
 
 
@@ -33,8 +34,9 @@ async def get_model(model_id: int, _: Principal = Depends(readers), db: Database
 
 
 @router.patch("/{model_id}", response_model=ModelPublic)
-async def update_model(model_id: int, body: ModelUpdate, _: Principal = Depends(admin),
-                       db: Database = Depends(database)) -> ModelPublic:
+async def update_model(
+    model_id: int, body: ModelUpdate, _: Principal = Depends(admin), db: Database = Depends(database)
+) -> ModelPublic:
     return await model_service.update_model(db, model_id, body)
 
 

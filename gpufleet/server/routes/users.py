@@ -31,8 +31,9 @@ async def get_user(user_id: int, _: Principal = Depends(admin), db: Database = D
 
 
 @router.patch("/{user_id}", response_model=UserPublic)
-async def update_user(user_id: int, body: UserUpdate, principal: Principal = Depends(admin),
-                      db: Database = Depends(database)) -> UserPublic:
+async def update_user(
+    user_id: int, body: UserUpdate, principal: Principal = Depends(admin), db: Database = Depends(database)
+) -> UserPublic:
     return await user_service.update_user(db, principal, user_id, body)
 
 

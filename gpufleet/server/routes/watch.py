@@ -77,10 +77,10 @@ async def _stream(db: Database, bus: EventBus, kinds: set[EventKind], principal:
     mine: set[int] = set()  # instance ids this worker has been sent as involving it
     async with bus.subscribe() as subscription:
         for kind in sorted(kinds):
-            for event in await _listing(db, kind, principal):
-                if kind == EventKind.INSTANCES and event.id is not None:
-                    mine.add(event.id)
-                yield _line(event)
+            for listed in await _listing(db, kind, principal):
+                if kind == EventKind.INSTANCES and listed.id is not None:
+                    mine.add(listed.id)
+                yield _line(listed)
         yield _line(Event(type=EventType.SYNCED))
         while True:
             try:

@@ -6,7 +6,13 @@ from fastapi import APIRouter, Depends
 
 from gpufleet.common.errors import Forbidden
 from gpufleet.db.session import Database
-from gpufleet.schemas.workers import WorkerHeartbeat, WorkerPublic, WorkerRegister, WorkerRegistered, WorkerUpdate
+from gpufleet.schemas.workers import (
+    WorkerHeartbeat,
+    WorkerPublic,
+    WorkerRegister,
+    WorkerRegistered,
+    WorkerUpdate,
+)
 from gpufleet.server.auth import ADMIN, ADMIN_OR_WORKER, REGISTRANT, WORKER, allow
 from gpufleet.server.deps import database, runtime
 from gpufleet.server.principal import Principal
@@ -18,16 +24,23 @@ admin = allow(*ADMIN)
 
 
 @router.post("/register", response_model=WorkerRegistered)
-async def register(body: WorkerRegister, principal: Principal = Depends(allow(*REGISTRANT)),
-                   server: ServerRuntime = Depends(runtime)) -> WorkerRegistered:
+async def register(
+    body: WorkerRegister,
+    principal: Principal = Depends(allow(*REGISTRANT)),
+    server: ServerRuntime = Depends(runtime),
+) -> WorkerRegistered:
     result = await worker_service.register(server.db, principal, body)
     server.probes.enqueue(result.worker.id)
     return result
 
 
 @router.post("/{worker_id}/heartbeat", response_model=WorkerPublic)
-async def heartbeat(worker_id: int, body: WorkerHeartbeat, principal: Principal = Depends(allow(*WORKER)),
-                    db: Database = Depends(database)) -> WorkerPublic:
+async def heartbeat(
+    worker_id: int,
+    body: WorkerHeartbeat,
+    principal: Principal = Depends(allow(*WORKER)),
+    db: Database = Depends(database),
+) -> WorkerPublic:
     if principal.worker_id != worker_id:
         raise Forbidden("a worker may only send its own heartbeat")
     return await worker_service.heartbeat(db, worker_id, body)
@@ -39,14 +52,16 @@ async def list_workers(_: Principal = Depends(admin), db: Database = Depends(dat
 
 
 @router.get("/{worker_id}", response_model=WorkerPublic)
-async def get_worker(worker_id: int, principal: Principal = Depends(allow(*ADMIN_OR_WORKER)),
-                     db: Database = Depends(database)) -> WorkerPublic:
+async def get_worker(
+    worker_id: int, principal: Principal = Depends(allow(*ADMIN_OR_WORKER)), db: Database = Depends(database)
+) -> WorkerPublic:
     return await worker_service.get_worker(db, principal, worker_id)
 
 
 @router.patch("/{worker_id}", response_model=WorkerPublic)
-async def update_worker(worker_id: int, body: WorkerUpdate, _: Principal = Depends(admin),
-                        db: Database = Depends(database)) -> WorkerPublic:
+async def update_worker(
+    worker_id: int, body: WorkerUpdate, _: Principal = Depends(admin), db: Database = Depends(database)
+) -> WorkerPublic:
     return await worker_service.update_worker(db, worker_id, body)
 
 

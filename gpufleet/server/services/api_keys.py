@@ -32,8 +32,14 @@ async def create_api_key(db: Database, owner: Principal, body: ApiKeyCreate) -> 
     key, key_id, secret = secrets.new_api_key()
     try:
         async with db.transaction() as session:
-            row = ApiKey(name=body.name, key_id=key_id, secret_hash=secrets.sha256(secret), user_id=owner.user_id,
-                         expires_at=body.expires_at, allowed_models=body.allowed_models)
+            row = ApiKey(
+                name=body.name,
+                key_id=key_id,
+                secret_hash=secrets.sha256(secret),
+                user_id=owner.user_id,
+                expires_at=body.expires_at,
+                allowed_models=body.allowed_models,
+            )
             session.add(row)
             await session.flush()
             await session.refresh(row, ["user"])

@@ -20,10 +20,12 @@ def sync_devices(worker: Worker, reports: list[DeviceReport]) -> None:
             worker.devices.remove(row)
     existing = {row.id: row for row in worker.devices}
     for identifier, report in wanted.items():
-        row = existing.get(identifier)
-        if row is None:
+        found = existing.get(identifier)
+        if found is None:
             row = Device(id=identifier, worker_id=worker.id, index=report.index, type=report.type.value)
             worker.devices.append(row)
+        else:
+            row = found
         row.vendor = report.vendor
         row.name = report.name
         row.uuid = report.uuid
@@ -46,11 +48,23 @@ def rename_devices(worker: Worker, reports: list[DeviceReport]) -> None:
 
 def device_public(row: Device, worker_name: str) -> DevicePublic:
     return DevicePublic(
-        id=row.id, worker_id=row.worker_id, worker_name=worker_name, index=row.index, type=DeviceType(row.type),
-        vendor=row.vendor, name=row.name, uuid=row.uuid, memory_total=row.memory_total,
-        memory_used=row.memory_used, compute_capability=row.compute_capability,
-        unified_memory=row.unified_memory, simulated=row.simulated, utilization=row.utilization,
-        temperature=row.temperature, cores=row.cores, updated_at=row.updated_at,
+        id=row.id,
+        worker_id=row.worker_id,
+        worker_name=worker_name,
+        index=row.index,
+        type=DeviceType(row.type),
+        vendor=row.vendor,
+        name=row.name,
+        uuid=row.uuid,
+        memory_total=row.memory_total,
+        memory_used=row.memory_used,
+        compute_capability=row.compute_capability,
+        unified_memory=row.unified_memory,
+        simulated=row.simulated,
+        utilization=row.utilization,
+        temperature=row.temperature,
+        cores=row.cores,
+        updated_at=row.updated_at,
     )
 
 

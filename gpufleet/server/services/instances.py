@@ -22,11 +22,23 @@ PENDING_MESSAGE = "waiting to be scheduled: no placement has been made for this 
 
 def to_public(row: ModelInstance) -> InstancePublic:
     return InstancePublic(
-        id=row.id, name=row.name, model_id=row.model_id, model_name=row.model_name,
-        state=InstanceState(row.state), state_message=row.state_message, worker_id=row.worker_id,
-        worker_name=row.worker_name, device_ids=row.device_ids, port=row.port, pid=row.pid, claim=row.claim,
-        subordinates=[Subordinate.model_validate(s) for s in row.subordinates], restart_count=row.restart_count,
-        download_progress=row.download_progress, version=row.version, created_at=row.created_at,
+        id=row.id,
+        name=row.name,
+        model_id=row.model_id,
+        model_name=row.model_name,
+        state=InstanceState(row.state),
+        state_message=row.state_message,
+        worker_id=row.worker_id,
+        worker_name=row.worker_name,
+        device_ids=row.device_ids,
+        port=row.port,
+        pid=row.pid,
+        claim=row.claim,
+        subordinates=[Subordinate.model_validate(s) for s in row.subordinates],
+        restart_count=row.restart_count,
+        download_progress=row.download_progress,
+        version=row.version,
+        created_at=row.created_at,
         updated_at=row.updated_at,
     )
 
@@ -52,9 +64,17 @@ def instance_name(model_name: str) -> str:
 
 
 def new_pending(session: AsyncSession, model_id: int, model_name: str) -> ModelInstance:
-    row = ModelInstance(name=instance_name(model_name), model_id=model_id, model_name=model_name,
-                        state=InstanceState.PENDING.value, state_message=PENDING_MESSAGE, device_ids=[],
-                        subordinates=[], restart_count=0, version=0)
+    row = ModelInstance(
+        name=instance_name(model_name),
+        model_id=model_id,
+        model_name=model_name,
+        state=InstanceState.PENDING.value,
+        state_message=PENDING_MESSAGE,
+        device_ids=[],
+        subordinates=[],
+        restart_count=0,
+        version=0,
+    )
     session.add(row)
     return row
 
@@ -62,8 +82,9 @@ def new_pending(session: AsyncSession, model_id: int, model_name: str) -> ModelI
 async def transition_and_publish(
     session: AsyncSession, row: ModelInstance, to: InstanceState, message: str | None, **fields: object
 ) -> ModelInstance:
-    updated = await lifecycle.transition(session, row.id, expected_version=row.version, to=to, message=message,
-                                         **fields)
+    updated = await lifecycle.transition(
+        session, row.id, expected_version=row.version, to=to, message=message, **fields
+    )
     publish(session, updated)
     return updated
 
@@ -74,8 +95,17 @@ async def release_or_forget(session: AsyncSession, row: ModelInstance, reason: s
         await forget(session, row)
         return
     await transition_and_publish(
-        session, row, InstanceState.PENDING, f"{reason}; {PENDING_MESSAGE}",
-        worker_id=None, worker_name=None, device_ids=[], port=None, pid=None, claim=None, subordinates=[],
+        session,
+        row,
+        InstanceState.PENDING,
+        f"{reason}; {PENDING_MESSAGE}",
+        worker_id=None,
+        worker_name=None,
+        device_ids=[],
+        port=None,
+        pid=None,
+        claim=None,
+        subordinates=[],
         download_progress=None,
     )
 
@@ -83,8 +113,10 @@ async def release_or_forget(session: AsyncSession, row: ModelInstance, reason: s
 async def forget(session: AsyncSession, row: ModelInstance) -> None:
     public = to_public(row)
     await session.delete(row)
-    record_event(session, Event(kind=EventKind.INSTANCES, type=EventType.DELETED, id=row.id,
-                                object=public.model_dump(mode="json")))
+    record_event(
+        session,
+        Event(kind=EventKind.INSTANCES, type=EventType.DELETED, id=row.id, object=public.model_dump(mode="json")),
+    )
 
 
 async def list_instances(db: Database, principal: Principal, model_id: int | None = None) -> list[InstancePublic]:
@@ -114,8 +146,9 @@ async def get_instance(db: Database, principal: Principal, instance_id: int) -> 
     return public
 
 
-async def worker_transition(db: Database, principal: Principal, instance_id: int,
-                            body: InstanceTransition) -> InstancePublic:
+async def worker_transition(
+    db: Database, principal: Principal, instance_id: int, body: InstanceTransition
+) -> InstancePublic:
     """A worker reports progress or a state change of an instance it runs."""
     async with db.transaction() as session:
         row = await session.get(ModelInstance, instance_id)
@@ -124,16 +157,25 @@ async def worker_transition(db: Database, principal: Principal, instance_id: int
         if principal.kind == PrincipalKind.WORKER and row.worker_id != principal.worker_id:
             raise Forbidden(f"instance {row.name} is not assigned to this worker")
         if body.state in (InstanceState.PENDING, InstanceState.STOPPING, InstanceState.SCHEDULED):
-            raise InvalidInput(f"a worker cannot move an instance to {body.state.value}; "
-                               "release it or stop it through its deployment", field="state")
+            raise InvalidInput(
+                f"a worker cannot move an instance to {body.state.value}; release it or stop it through its deployment",
+                field="state",
+            )
         fields = body.model_dump(exclude_unset=True, exclude={"expected_version", "state", "state_message"})
-        updated = await lifecycle.transition(session, instance_id, expected_version=body.expected_version,
-                                             to=body.state, message=body.state_message, **fields)
+        updated = await lifecycle.transition(
+            session,
+            instance_id,
+            expected_version=body.expected_version,
+            to=body.state,
+            message=body.state_message,
+            **fields,
+        )
         return publish(session, updated)
 
 
-async def worker_release(db: Database, principal: Principal, instance_id: int, expected_version: int,
-                         reason: str) -> None:
+async def worker_release(
+    db: Database, principal: Principal, instance_id: int, expected_version: int, reason: str
+) -> None:
     """The worker gives an instance back: stopped (``stopping`` → deleted) or failed (→ ``pending``)."""
     async with db.transaction() as session:
         row = await session.get(ModelInstance, instance_id)
@@ -142,6 +184,7 @@ async def worker_release(db: Database, principal: Principal, instance_id: int, e
         if principal.kind == PrincipalKind.WORKER and row.worker_id != principal.worker_id:
             raise Forbidden(f"instance {row.name} is not assigned to this worker")
         if row.version != expected_version:
-            raise InvalidTransition(f"instance {row.name} changed since version {expected_version} "
-                                    f"(now {row.version}); read it again")
+            raise InvalidTransition(
+                f"instance {row.name} changed since version {expected_version} (now {row.version}); read it again"
+            )
         await release_or_forget(session, row, reason)

@@ -25,8 +25,15 @@ def spec_of(row: Model) -> dict[str, Any]:
 
 
 def to_public(row: Model, ready_replicas: int = 0) -> ModelPublic:
-    return ModelPublic.model_validate({**spec_of(row), "id": row.id, "created_at": row.created_at,
-                                       "updated_at": row.updated_at, "ready_replicas": ready_replicas})
+    return ModelPublic.model_validate(
+        {
+            **spec_of(row),
+            "id": row.id,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "ready_replicas": ready_replicas,
+        }
+    )
 
 
 def _apply(row: Model, spec: ModelSpec) -> None:
@@ -118,8 +125,15 @@ async def delete_model(db: Database, model_id: int) -> None:
             raise NotFound(f"model {model_id} does not exist")
         public = to_public(row)
         await session.delete(row)
-        record_event(session, Event(kind=EventKind.MODELS, type=EventType.DELETED, id=model_id,
-                                    object=public.model_dump(mode="json")))
+        record_event(
+            session,
+            Event(
+                kind=EventKind.MODELS,
+                type=EventType.DELETED,
+                id=model_id,
+                object=public.model_dump(mode="json"),
+            ),
+        )
 
 
 async def list_models(db: Database) -> list[ModelPublic]:

@@ -40,8 +40,14 @@ async def bootstrap_admin(db: Database, password_file: Path, bootstrap_password:
     assert password is not None
     password_hash = await secrets.hash_password(password)
     async with db.transaction() as session:
-        session.add(User(username=ADMIN_USERNAME, password_hash=password_hash, role="admin",
-                         must_change_password=generated))
+        session.add(
+            User(
+                username=ADMIN_USERNAME,
+                password_hash=password_hash,
+                role="admin",
+                must_change_password=generated,
+            )
+        )
     if generated:
         write_secret_file(password_file, password)
         logger.info("created user admin; its password is in %s", password_file)
@@ -64,8 +70,9 @@ async def login(db: Database, username: str, password: str) -> str:
         raise Unauthorized("wrong username or password")
     token = secrets.new_session_token()
     async with db.transaction() as session:
-        session.add(UserSession(token_hash=secrets.sha256(token), user_id=user.id,
-                                expires_at=utcnow() + SESSION_LIFETIME))
+        session.add(
+            UserSession(token_hash=secrets.sha256(token), user_id=user.id, expires_at=utcnow() + SESSION_LIFETIME)
+        )
     return token
 
 
@@ -120,8 +127,12 @@ async def create_user(db: Database, body: UserCreate) -> UserPublic:
     password_hash = await secrets.hash_password(body.password)
     try:
         async with db.transaction() as session:
-            user = User(username=body.username, password_hash=password_hash, role=body.role.value,
-                        must_change_password=False)
+            user = User(
+                username=body.username,
+                password_hash=password_hash,
+                role=body.role.value,
+                must_change_password=False,
+            )
             session.add(user)
             await session.flush()
             public = UserPublic.model_validate(user)

@@ -39,7 +39,12 @@ from gpufleet.server.services.devices import device_public, rename_devices, sync
 AUTO_LABELS = ("os", "arch", "gpu-vendor")
 STALE_AFTER_HEARTBEATS = 3
 # Instance states that mean "an engine is, or is being, set up on that worker".
-PLACED_STATES = (InstanceState.SCHEDULED, InstanceState.DOWNLOADING, InstanceState.STARTING, InstanceState.RUNNING)
+PLACED_STATES = (
+    InstanceState.SCHEDULED,
+    InstanceState.DOWNLOADING,
+    InstanceState.STARTING,
+    InstanceState.RUNNING,
+)
 
 
 def auto_labels(status: WorkerStatus) -> dict[str, str]:
@@ -51,12 +56,27 @@ def to_public(row: Worker) -> WorkerPublic:
     status = WorkerStatus.model_validate(row.status)
     gpus = [d for d in row.devices if d.type != DeviceType.CPU.value]
     return WorkerPublic(
-        id=row.id, name=row.name, ip=row.ip, port=row.port, state=WorkerState(row.state),
-        state_message=row.state_message, labels=row.labels, system_reserved=SystemReserved(**row.system_reserved),
-        heartbeat_at=row.heartbeat_at, created_at=row.created_at, updated_at=row.updated_at,
-        cpu_cores=status.cpu_cores, memory_total=status.memory_total, memory_used=status.memory_used,
-        gpu_count=len(gpus), vram_total=sum(d.memory_total for d in gpus), vram_used=sum(d.memory_used for d in gpus),
-        os=status.os, arch=status.arch, gpufleet_version=status.gpufleet_version, engines=status.engines,
+        id=row.id,
+        name=row.name,
+        ip=row.ip,
+        port=row.port,
+        state=WorkerState(row.state),
+        state_message=row.state_message,
+        labels=row.labels,
+        system_reserved=SystemReserved(**row.system_reserved),
+        heartbeat_at=row.heartbeat_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        cpu_cores=status.cpu_cores,
+        memory_total=status.memory_total,
+        memory_used=status.memory_used,
+        gpu_count=len(gpus),
+        vram_total=sum(d.memory_total for d in gpus),
+        vram_used=sum(d.memory_used for d in gpus),
+        os=status.os,
+        arch=status.arch,
+        gpufleet_version=status.gpufleet_version,
+        engines=status.engines,
         devices=[device_public(d, row.name) for d in row.devices],
     )
 
@@ -179,14 +199,21 @@ async def mark_stale(db: Database, heartbeat_interval: float) -> list[int]:
     message = f"no heartbeat for over {window:g}s ({STALE_AFTER_HEARTBEATS} × the {heartbeat_interval:g}s interval)"
     async with db.transaction() as session:
         ids = (
-            await session.execute(
-                update(Worker)
-                .where(Worker.state.in_([WorkerState.READY, WorkerState.UNREACHABLE]), Worker.heartbeat_at < cutoff)
-                .values(state=WorkerState.NOT_READY.value, state_message=message)
-                .returning(Worker.id)
-                .execution_options(synchronize_session=False)
+            (
+                await session.execute(
+                    update(Worker)
+                    .where(
+                        Worker.state.in_([WorkerState.READY, WorkerState.UNREACHABLE]),
+                        Worker.heartbeat_at < cutoff,
+                    )
+                    .values(state=WorkerState.NOT_READY.value, state_message=message)
+                    .returning(Worker.id)
+                    .execution_options(synchronize_session=False)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         for worker_id in ids:
             row = await session.get(Worker, worker_id, populate_existing=True)
             if row is not None:
@@ -197,15 +224,22 @@ async def mark_stale(db: Database, heartbeat_interval: float) -> list[int]:
 
 async def _lose_instances(session: AsyncSession, worker: Worker) -> None:
     rows = (
-        await session.execute(
-            select(ModelInstance).where(
-                ModelInstance.worker_id == worker.id, ModelInstance.state.in_([s.value for s in PLACED_STATES])
+        (
+            await session.execute(
+                select(ModelInstance).where(
+                    ModelInstance.worker_id == worker.id,
+                    ModelInstance.state.in_([s.value for s in PLACED_STATES]),
+                )
             )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     for instance in rows:
         await instance_service.transition_and_publish(
-            session, instance, InstanceState.UNREACHABLE,
+            session,
+            instance,
+            InstanceState.UNREACHABLE,
             f"worker {worker.name} is {worker.state}: {worker.state_message}",
         )
 
@@ -235,8 +269,7 @@ async def update_worker(db: Database, worker_id: int, body: WorkerUpdate) -> Wor
             automatic = auto_labels(WorkerStatus.model_validate(row.status))
             for key in AUTO_LABELS:
                 if key in body.labels and body.labels[key] != automatic[key]:
-                    raise InvalidInput(f"label {key!r} is set automatically from the worker's hardware",
-                                       field="labels")
+                    raise InvalidInput(f"label {key!r} is set automatically from the worker's hardware", field="labels")
             row.labels = {**body.labels, **automatic}
         if body.state == "maintenance":
             row.state = WorkerState.MAINTENANCE
@@ -255,10 +288,17 @@ async def delete_worker(db: Database, worker_id: int) -> None:
         row = await session.get(Worker, worker_id)
         if row is None:
             raise NotFound(f"worker {worker_id} does not exist")
-        instances = (await session.execute(select(ModelInstance).where(ModelInstance.worker_id == worker_id)))
+        instances = await session.execute(select(ModelInstance).where(ModelInstance.worker_id == worker_id))
         for instance in instances.scalars().all():
             await instance_service.release_or_forget(session, instance, f"worker {row.name} was deleted")
         public = to_public(row)
         await session.delete(row)
-        record_event(session, Event(kind=EventKind.WORKERS, type=EventType.DELETED, id=worker_id,
-                                    object=public.model_dump(mode="json")))
+        record_event(
+            session,
+            Event(
+                kind=EventKind.WORKERS,
+                type=EventType.DELETED,
+                id=worker_id,
+                object=public.model_dump(mode="json"),
+            ),
+        )

@@ -24,7 +24,13 @@ logger = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
 ROCM_SMI_ARGS = (
-    "--showproductname", "--showmeminfo", "vram", "--showuse", "--showtemp", "--showuniqueid", "--json",
+    "--showproductname",
+    "--showmeminfo",
+    "vram",
+    "--showuse",
+    "--showtemp",
+    "--showuniqueid",
+    "--json",
 )
 _MISSING = {"", "N/A", "NA", "NONE"}
 # amd-smi's "MB" are MiB: a 64 GiB MI210 reports 65520 MB.
@@ -119,15 +125,23 @@ def parse_rocm_smi(json_text: str) -> list[DeviceReport]:
         total = _number(card.get("vram total memory (b)"))
         if total is None:
             raise DetectionError(f"rocm-smi reports no VRAM size for {key}")
-        reports.append(DeviceReport(
-            index=int(match.group(1)), type=DeviceType.ROCM, vendor="amd",
-            name=_name(card.get("card series"), card.get("device name"), card.get("card model")),
-            uuid=_present(card.get("unique id")), memory_total=int(total),
-            memory_used=int(_number(card.get("vram total used memory (b)")) or 0),
-            compute_capability=_gfx(card.get("gfx version")), utilization=_number(card.get("gpu use (%)")),
-            temperature=_first(_number(card.get("temperature (sensor edge) (c)")),
-                               _number(card.get("temperature (sensor junction) (c)"))),
-        ))
+        reports.append(
+            DeviceReport(
+                index=int(match.group(1)),
+                type=DeviceType.ROCM,
+                vendor="amd",
+                name=_name(card.get("card series"), card.get("device name"), card.get("card model")),
+                uuid=_present(card.get("unique id")),
+                memory_total=int(total),
+                memory_used=int(_number(card.get("vram total used memory (b)")) or 0),
+                compute_capability=_gfx(card.get("gfx version")),
+                utilization=_number(card.get("gpu use (%)")),
+                temperature=_first(
+                    _number(card.get("temperature (sensor edge) (c)")),
+                    _number(card.get("temperature (sensor junction) (c)")),
+                ),
+            )
+        )
     return sorted(reports, key=lambda report: report.index)
 
 
@@ -141,9 +155,7 @@ def _gpu_entries(json_text: str, tool: str) -> dict[int, dict[str, Any]]:
         data = data.get("gpu_data")
     if not isinstance(data, list):
         raise DetectionError(f"{tool} JSON holds no list of GPUs")
-    return {
-        entry["gpu"]: entry for entry in data if isinstance(entry, dict) and isinstance(entry.get("gpu"), int)
-    }
+    return {entry["gpu"]: entry for entry in data if isinstance(entry, dict) and isinstance(entry.get("gpu"), int)}
 
 
 def parse_amd_smi(static_json: str, metric_json: str, list_json: str | None = None) -> list[DeviceReport]:
@@ -163,15 +175,20 @@ def parse_amd_smi(static_json: str, metric_json: str, list_json: str | None = No
             total = _bytes(_dict(fixed.get("vram")).get("size"))
         if total is None:
             raise DetectionError(f"amd-smi reports no VRAM size for GPU {gpu}")
-        reports.append(DeviceReport(
-            index=gpu, type=DeviceType.ROCM, vendor="amd",
-            name=_name(asic.get("market_name"), _dict(fixed.get("board")).get("product_name")),
-            uuid=_present(listing.get(gpu, {}).get("uuid")), memory_total=total,
-            memory_used=_bytes(memory.get("used_vram")) or 0,
-            compute_capability=_gfx(asic.get("target_graphics_version")),
-            utilization=_number(_dict(live.get("usage")).get("gfx_activity")),
-            temperature=_first(_number(temperature.get("edge")), _number(temperature.get("hotspot"))),
-        ))
+        reports.append(
+            DeviceReport(
+                index=gpu,
+                type=DeviceType.ROCM,
+                vendor="amd",
+                name=_name(asic.get("market_name"), _dict(fixed.get("board")).get("product_name")),
+                uuid=_present(listing.get(gpu, {}).get("uuid")),
+                memory_total=total,
+                memory_used=_bytes(memory.get("used_vram")) or 0,
+                compute_capability=_gfx(asic.get("target_graphics_version")),
+                utilization=_number(_dict(live.get("usage")).get("gfx_activity")),
+                temperature=_first(_number(temperature.get("edge")), _number(temperature.get("hotspot"))),
+            )
+        )
     return reports
 
 

@@ -54,13 +54,19 @@ def parse_system_profiler(json_text: str, memsize_bytes: int, used_bytes: int) -
     reports: list[DeviceReport] = []
     for index, entry in enumerate(gpus):
         cores = str(entry.get("sppci_cores", ""))
-        reports.append(DeviceReport(
-            index=index, type=DeviceType.METAL, vendor="apple",
-            name=str(entry.get("sppci_model") or entry.get("_name") or "Apple GPU"),
-            memory_total=memsize_bytes, memory_used=max(0, min(used_bytes, memsize_bytes)),
-            compute_capability=_metal_family(entry.get("spdisplays_mtlgpufamilysupport")),
-            unified_memory=True, cores=int(cores) if cores.isdigit() else None,
-        ))
+        reports.append(
+            DeviceReport(
+                index=index,
+                type=DeviceType.METAL,
+                vendor="apple",
+                name=str(entry.get("sppci_model") or entry.get("_name") or "Apple GPU"),
+                memory_total=memsize_bytes,
+                memory_used=max(0, min(used_bytes, memsize_bytes)),
+                compute_capability=_metal_family(entry.get("spdisplays_mtlgpufamilysupport")),
+                unified_memory=True,
+                cores=int(cores) if cores.isdigit() else None,
+            )
+        )
     return reports
 
 

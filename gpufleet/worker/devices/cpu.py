@@ -36,8 +36,13 @@ class CpuDetector:
         name = cpu_name()
         return [
             DeviceReport(
-                index=0, type=DeviceType.CPU, vendor=cpu_vendor(name), name=name,
-                memory_total=memory.total, memory_used=memory.total - memory.available,
-                utilization=psutil.cpu_percent(interval=None), cores=psutil.cpu_count(logical=True) or 1,
+                index=0,
+                type=DeviceType.CPU,
+                vendor=cpu_vendor(name),
+                name=name,
+                memory_total=memory.total,
+                memory_used=memory.total - memory.available,
+                utilization=psutil.cpu_percent(interval=None),
+                cores=psutil.cpu_count(logical=True) or 1,
             )
         ]

@@ -59,9 +59,7 @@ def load_inventory(path: Path) -> Inventory:
     try:
         return Inventory.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()[:5])
         raise InventoryError(f"device inventory {path} is invalid: {problems}") from exc
 
 
@@ -80,16 +78,33 @@ class InventoryDetector:
         for gpu in self.inventory.gpus:
             index = per_type.get(gpu.type, 0)
             per_type[gpu.type] = index + 1
-            reports.append(DeviceReport(
-                index=index, type=DeviceType(gpu.type), vendor=gpu.vendor, name=gpu.name, memory_total=gpu.memory,
-                memory_used=0, compute_capability=gpu.compute_capability,
-                unified_memory=gpu.unified_memory if gpu.unified_memory is not None else gpu.type == "metal",
-                simulated=True,
-            ))
+            reports.append(
+                DeviceReport(
+                    index=index,
+                    type=DeviceType(gpu.type),
+                    vendor=gpu.vendor,
+                    name=gpu.name,
+                    memory_total=gpu.memory,
+                    memory_used=0,
+                    compute_capability=gpu.compute_capability,
+                    unified_memory=gpu.unified_memory if gpu.unified_memory is not None else gpu.type == "metal",
+                    simulated=True,
+                )
+            )
         if self.inventory.cpu is not None:
             cpu = self.inventory.cpu
-            reports.append(DeviceReport(index=0, type=DeviceType.CPU, vendor="simulated", name=cpu.name,
-                                        memory_total=cpu.memory, memory_used=0, cores=cpu.cores, simulated=True))
+            reports.append(
+                DeviceReport(
+                    index=0,
+                    type=DeviceType.CPU,
+                    vendor="simulated",
+                    name=cpu.name,
+                    memory_total=cpu.memory,
+                    memory_used=0,
+                    cores=cpu.cores,
+                    simulated=True,
+                )
+            )
         else:
             reports.extend(CpuDetector().detect())
         return reports

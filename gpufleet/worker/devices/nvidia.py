@@ -81,7 +81,11 @@ def _read_one(nvml: ModuleType, index: int) -> NvmlGpuRecord:
     except nvml.NVMLError as exc:
         raise DetectionError(f"NVIDIA GPU {index}: cannot read its {step} through NVML: {exc}") from exc
     return NvmlGpuRecord(
-        index=index, name=name, uuid=uuid, memory_total=int(memory.total), memory_used=int(memory.used),
+        index=index,
+        name=name,
+        uuid=uuid,
+        memory_total=int(memory.total),
+        memory_used=int(memory.used),
         compute_capability=(int(major), int(minor)),
         utilization=float(rates.gpu) if rates is not None else None,
         temperature=float(temperature) if temperature is not None else None,
@@ -118,10 +122,16 @@ def records_to_reports(records: list[NvmlGpuRecord]) -> list[DeviceReport]:
     """The ``DeviceReport`` for each record; pure, so recorded readings can be replayed in tests."""
     return [
         DeviceReport(
-            index=record.index, type=DeviceType.CUDA, vendor="nvidia", name=record.name, uuid=record.uuid,
-            memory_total=record.memory_total, memory_used=record.memory_used,
+            index=record.index,
+            type=DeviceType.CUDA,
+            vendor="nvidia",
+            name=record.name,
+            uuid=record.uuid,
+            memory_total=record.memory_total,
+            memory_used=record.memory_used,
             compute_capability=f"{record.compute_capability[0]}.{record.compute_capability[1]}",
-            utilization=record.utilization, temperature=record.temperature,
+            utilization=record.utilization,
+            temperature=record.temperature,
         )
         for record in records
     ]
