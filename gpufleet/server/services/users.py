@@ -70,6 +70,10 @@ async def login(db: Database, username: str, password: str) -> str:
         raise Unauthorized("wrong username or password")
     token = secrets.new_session_token()
     async with db.transaction() as session:
+        # Expired logins of this user are of no use to anyone: drop them while we are here.
+        await session.execute(
+            delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= utcnow())
+        )
         session.add(
             UserSession(token_hash=secrets.sha256(token), user_id=user.id, expires_at=utcnow() + SESSION_LIFETIME)
         )

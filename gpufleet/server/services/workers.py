@@ -87,14 +87,19 @@ def _changed(session: AsyncSession, row: Worker, kind: EventType = EventType.MOD
     return public
 
 
-def _live_state(row: Worker) -> tuple[str, str | None]:
+def _live_state(row: Worker, probe_detail: str | None = None) -> tuple[str, str | None]:
     """The state a worker that is heartbeating deserves, given the last reachability probe."""
     if row.state == WorkerState.MAINTENANCE:
         return row.state, row.state_message
     if row.reachable is None:
         return WorkerState.NOT_READY, f"waiting for the server to reach the worker at {row.ip}:{row.port}"
     if row.reachable is False:
-        return WorkerState.UNREACHABLE, row.state_message
+        if probe_detail is None and row.state == WorkerState.UNREACHABLE:
+            return row.state, row.state_message  # keep the last probe's detail
+        return WorkerState.UNREACHABLE, (
+            f"heartbeats arrive, but the server cannot reach the worker at {row.ip}:{row.port}"
+            f"{': ' + probe_detail if probe_detail else ''}. Check --worker-ip / --worker-port and firewalls."
+        )
     return WorkerState.READY, None
 
 
@@ -178,12 +183,7 @@ async def record_probe(db: Database, worker_id: int, reachable: bool, detail: st
         awaiting_first_probe = row.state == WorkerState.NOT_READY and row.reachable is None
         row.reachable = reachable
         if row.state in (WorkerState.READY, WorkerState.UNREACHABLE) or awaiting_first_probe:
-            row.state, row.state_message = _live_state(row)
-            if not reachable:
-                row.state_message = (
-                    f"heartbeats arrive, but the server cannot reach the worker at {row.ip}:{row.port}: {detail}. "
-                    "Check --worker-ip / --worker-port and firewalls."
-                )
+            row.state, row.state_message = _live_state(row, detail or "probe failed")
         if before != (row.state, row.state_message):
             await session.flush()
             _changed(session, row)
