@@ -51,7 +51,9 @@ class Cluster:
         process.wait_http(f"{self.url}/healthz")
         return process
 
-    def start_worker(self, name: str, *extra: str, data_dir: str | None = None) -> GpufleetProcess:
+    def start_worker(
+        self, name: str, *extra: str, data_dir: str | None = None, server_url: str | None = None
+    ) -> GpufleetProcess:
         port = ports(1)[0]
         token = (self.root / "server" / "token").read_text().strip()
         process = GpufleetProcess(
@@ -225,3 +227,11 @@ def test_a_worker_the_server_cannot_reach_is_unreachable(cluster: Cluster) -> No
         worker = cluster.wait_state(admin, "island", "unreachable")
         assert "cannot reach the worker at 127.0.0.3" in worker["state_message"]
         assert worker["heartbeat_at"] is not None
+
+
+def test_a_worker_fails_over_to_the_next_server_url(cluster: Cluster) -> None:
+    cluster.start_server("--disable-worker")
+    dead = f"http://127.0.0.1:{ports(1)[0]}"  # nothing listens there
+    cluster.start_worker("patient", server_url=f"{dead},{cluster.url}")
+    with cluster.admin() as admin:
+        cluster.wait_state(admin, "patient", "ready")

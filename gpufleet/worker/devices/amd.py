@@ -14,15 +14,13 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 from typing import Any
 
 from gpufleet.schemas.devices import DeviceReport, DeviceType
-from gpufleet.worker.devices.base import DetectionError
+from gpufleet.worker.devices.base import DetectionError, run_tool
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT_S = 10.0
 ROCM_SMI_ARGS = (
     "--showproductname",
     "--showmeminfo",
@@ -196,20 +194,7 @@ def parse_amd_smi(static_json: str, metric_json: str, list_json: str | None = No
 
 
 def _run(argv: list[str]) -> str:
-    """The tool's stdout. rocm-smi can exit non-zero when one reading is unsupported and still print
-    good JSON, so only a failure with no JSON on stdout counts as one.
-    """
-    tool = os.path.basename(argv[0])
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise DetectionError(f"{tool} gave no answer within {TIMEOUT_S:.0f} s") from exc
-    except OSError as exc:
-        raise DetectionError(f"cannot run {tool}: {exc}") from exc
-    if done.returncode != 0 and not any(mark in done.stdout for mark in "{["):
-        detail = (done.stderr.strip() or done.stdout.strip())[-300:]
-        raise DetectionError(f"`{tool} {' '.join(argv[1:])}` exited with {done.returncode}: {detail}")
-    return done.stdout
+    return run_tool(argv, json_despite_failure=True)
 
 
 def amdgpu_compute_present() -> bool:

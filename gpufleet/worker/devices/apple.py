@@ -11,18 +11,14 @@ not what gpufleet's Metal engines run on.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
-import subprocess
 import sys
 
 import psutil
 
 from gpufleet.schemas.devices import DeviceReport, DeviceType
-from gpufleet.worker.devices.base import DetectionError
-
-TIMEOUT_S = 10.0
+from gpufleet.worker.devices.base import DetectionError, run_tool
 
 
 def _is_apple_gpu(entry: dict[str, object]) -> bool:
@@ -71,17 +67,7 @@ def parse_system_profiler(json_text: str, memsize_bytes: int, used_bytes: int) -
 
 
 def _run(argv: list[str]) -> str:
-    tool = os.path.basename(argv[0])
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise DetectionError(f"{tool} gave no answer within {TIMEOUT_S:.0f} s") from exc
-    except OSError as exc:
-        raise DetectionError(f"cannot run {tool}: {exc}") from exc
-    if done.returncode != 0:
-        detail = done.stderr.strip()[-300:]
-        raise DetectionError(f"`{tool} {' '.join(argv[1:])}` exited with {done.returncode}: {detail}")
-    return done.stdout
+    return run_tool(argv)
 
 
 def parse_memsize(text: str) -> int:
