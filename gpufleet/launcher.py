@@ -45,6 +45,7 @@ async def run(settings: Settings, announce: Callable[[Banner], None]) -> None:
 
     server_task: asyncio.Task[None] | None = None
     server = None
+    runtime = None
     if settings.runs_server:
         from gpufleet.server.app import create_app
         from gpufleet.server.runtime import ServerRuntime
@@ -81,6 +82,8 @@ async def run(settings: Settings, announce: Callable[[Banner], None]) -> None:
             await worker_task
     finally:
         if server is not None and server_task is not None:
+            if runtime is not None:
+                runtime.bus.close()  # watch streams never end by themselves; uvicorn would wait for them
             server.should_exit = True
             await server_task
         waiters[0].cancel()

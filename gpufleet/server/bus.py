@@ -24,11 +24,11 @@ QUEUE_SIZE = 10_000
 class Subscription:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
-        self.overflowed = False
+        self.ended = False
 
     async def get(self) -> Event | None:
-        """The next event, or None once the subscription was dropped for overflowing."""
-        if self.overflowed and self.queue.empty():
+        """The next event, or None once the subscription has ended (overflow or shutdown)."""
+        if self.ended and self.queue.empty():
             return None
         return await self.queue.get()
 
@@ -39,17 +39,26 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         for subscription in list(self._subscriptions):
-            if subscription.overflowed:
+            if subscription.ended:
                 continue
             try:
                 subscription.queue.put_nowait(event)
             except asyncio.QueueFull:
                 logger.warning("dropping a watcher that fell %d events behind", QUEUE_SIZE)
-                subscription.overflowed = True
-                self._subscriptions.discard(subscription)
-                # Wake the reader: it drains what is queued, then sees the end.
-                subscription.queue.get_nowait()
-                subscription.queue.put_nowait(None)
+                self._end(subscription)
+
+    def close(self) -> None:
+        """End every watch stream (server shutdown): clients reconnect to a server that is up."""
+        for subscription in list(self._subscriptions):
+            self._end(subscription)
+
+    def _end(self, subscription: Subscription) -> None:
+        """Stop feeding a subscription and wake its reader, which drains what is queued, then sees the end."""
+        subscription.ended = True
+        self._subscriptions.discard(subscription)
+        if subscription.queue.full():
+            subscription.queue.get_nowait()  # the stream ends anyway; the client re-lists on reconnect
+        subscription.queue.put_nowait(None)
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:

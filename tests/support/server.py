@@ -80,5 +80,6 @@ async def running_server(
     try:
         yield RunningServer(url=f"http://127.0.0.1:{settings.port}", runtime=runtime, settings=settings)
     finally:
+        runtime.bus.close()
         server.should_exit = True
         await task
