@@ -6,7 +6,7 @@ UTC and always taken from the server's clock.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -22,19 +22,38 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
-from gpufleet.common.clock import utcnow
+from gpufleet.common.clock import as_utc, utcnow
 
-UtcDateTime = DateTime(timezone=True)
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database.
+
+    PostgreSQL keeps the offset; SQLite stores text without one. Values are
+    normalised to UTC on the way in and marked UTC on the way out, so the API
+    always returns ``...Z``-style timestamps and comparisons never mix naive and aware.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return as_utc(value).astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UtcDateTime}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UtcDateTime()}
 
 
 class Timestamped:
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class User(Timestamped, Base):
@@ -55,7 +74,7 @@ class UserSession(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -70,10 +89,10 @@ class ApiKey(Base):
     key_id: Mapped[str] = mapped_column(String(32), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     allowed_models: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -85,13 +104,16 @@ class Worker(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     ip: Mapped[str] = mapped_column(String(64))
     port: Mapped[int] = mapped_column(Integer)
+    # What the API shows: liveness (ready | not_ready | unreachable), shown as ``maintenance`` while
+    # the flag below is set and the worker is otherwise ready. A dead worker shows not_ready either way.
     state: Mapped[str] = mapped_column(String(16), index=True)
     state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
     labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     system_reserved: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[dict[str, Any]] = mapped_column(JSON)
     credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
     # Result of the server's last probe of ip:port; None until the first probe.
     reachable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
@@ -120,7 +142,7 @@ class Device(Base):
     temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
     cores: Mapped[int | None] = mapped_column(Integer, nullable=True)
     sort_key: Mapped[int] = mapped_column(Integer, default=0)  # GPUs first by index, CPU last
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
     worker: Mapped[Worker] = relationship(back_populates="devices")
 

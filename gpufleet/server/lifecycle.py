@@ -31,7 +31,8 @@ S = InstanceState
 
 # target state -> the states it may be entered from (besides itself)
 ALLOWED_FROM: dict[InstanceState, frozenset[InstanceState]] = {
-    S.PENDING: frozenset({S.SCHEDULED, S.DOWNLOADING, S.STARTING, S.ERROR, S.UNREACHABLE}),
+    # back to pending: released by its worker, or its worker was deleted (even while running)
+    S.PENDING: frozenset({S.SCHEDULED, S.DOWNLOADING, S.STARTING, S.RUNNING, S.ERROR, S.UNREACHABLE}),
     S.SCHEDULED: frozenset({S.PENDING, S.ERROR}),
     S.DOWNLOADING: frozenset({S.SCHEDULED, S.ERROR}),
     S.STARTING: frozenset({S.SCHEDULED, S.DOWNLOADING, S.RUNNING, S.ERROR, S.UNREACHABLE}),

@@ -25,5 +25,6 @@ class Principal:
     worker_id: int | None = None
 
     @property
-    def is_user(self) -> bool:
-        return self.kind in (PrincipalKind.ADMIN, PrincipalKind.USER)
+    def identity(self) -> tuple[object, ...]:
+        """Who and with which rights: equal for two requests made with the same, unchanged credential."""
+        return (self.kind, self.user_id, self.api_key_id, self.worker_id)

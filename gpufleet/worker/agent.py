@@ -46,8 +46,8 @@ class WorkerAgent:
         self.status: WorkerStatus | None = None
         self.supervisor = Supervisor(self.client, simulated_device_ids=set())
         self._sent_fingerprint: str | None = None
-        self._registered = asyncio.Event()
         self._stop = asyncio.Event()
+        self._rewatch = asyncio.Event()
         self._outage_logged = False
 
     # --- public ---------------------------------------------------------------------------------
@@ -65,6 +65,7 @@ class WorkerAgent:
             if stop.is_set():
                 return
             loops = [
+                asyncio.create_task(self._status_loop(), name="worker-status"),
                 asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
                 asyncio.create_task(self._watch_loop(), name="worker-watch"),
             ]
@@ -100,7 +101,6 @@ class WorkerAgent:
         while not self._stop.is_set():
             try:
                 await self._register_once()
-                self._registered.set()
                 return
             except ServerUnavailable as exc:
                 logger.warning("waiting for the server: %s (retrying in %.0fs)", exc, delay)
@@ -112,6 +112,14 @@ class WorkerAgent:
         path = self.settings.worker_credential_file
         stored = credentials.load(path)
         body = self._registration()
+        if stored is not None and stored.worker_name != body.name:
+            logger.warning(
+                "the credential in %s belongs to worker %r: re-attaching it renames that worker to %r. Two workers "
+                "on one machine need a data dir each (--data-dir).",
+                path,
+                stored.worker_name,
+                body.name,
+            )
         if stored is not None:
             self.client.credential = stored.credential
             try:
@@ -154,7 +162,7 @@ class WorkerAgent:
         self.supervisor.worker_id = worker_id
         self._sent_fingerprint = status_fingerprint(self.status) if self.status else None
 
-    # --- heartbeats -----------------------------------------------------------------------------
+    # --- status and heartbeats ----------------------------------------------------------------
     async def _refresh_status(self) -> None:
         self.status = await asyncio.to_thread(collect_status, self.detection)
         name = self.settings.worker_name
@@ -162,39 +170,50 @@ class WorkerAgent:
             f"{name}:{d.type.value}:{d.index}" for d in self.status.devices if d.simulated
         }
 
-    async def _heartbeat_loop(self) -> None:
-        interval = self.settings.heartbeat_interval
-        first = True
+    async def _status_loop(self) -> None:
+        """Detection runs on its own clock: a slow vendor tool must never delay a heartbeat."""
         while True:
-            # The first beat comes soon: by then the server has probed us, and the answer tells us our state.
-            await asyncio.sleep(min(interval, 1.0) if first else interval)
-            first = False
+            await asyncio.sleep(self.settings.heartbeat_interval)
             await self._refresh_status()
-            assert self.status is not None and self.worker_id is not None
-            fingerprint = status_fingerprint(self.status)
-            body = WorkerHeartbeat(status=self.status if fingerprint != self._sent_fingerprint else None)
-            try:
-                public = await self.client.heartbeat(self.worker_id, body)
-            except ServerUnavailable as exc:
-                if not self._outage_logged:
-                    logger.warning("heartbeat failed, will keep trying: %s", exc)
-                    self._outage_logged = True
-                continue
-            except ServerRejected as exc:
-                if exc.status_code in (401, 404):
-                    logger.warning("the server no longer knows this worker (%s); registering again", exc.detail)
-                    credentials.forget(self.settings.worker_credential_file)
-                    self.client.credential = None
-                    await self._register()
-                    continue
+
+    async def _heartbeat_loop(self) -> None:
+        """Beat at a fixed rate with the latest status; re-register if the server forgot us."""
+        interval = self.settings.heartbeat_interval
+        # The first beat comes soon: by then the server has probed us, and the answer tells us our state.
+        await asyncio.sleep(min(interval, 1.0))
+        while True:
+            started = asyncio.get_running_loop().time()
+            await self._beat()
+            await self.supervisor.reconcile_all()  # retries what an earlier report failed to deliver
+            await asyncio.sleep(max(0.0, interval - (asyncio.get_running_loop().time() - started)))
+
+    async def _beat(self) -> None:
+        assert self.status is not None and self.worker_id is not None
+        fingerprint = status_fingerprint(self.status)
+        body = WorkerHeartbeat(status=self.status if fingerprint != self._sent_fingerprint else None)
+        try:
+            public = await self.client.heartbeat(self.worker_id, body)
+        except ServerUnavailable as exc:
+            if not self._outage_logged:
+                logger.warning("heartbeat failed, will keep trying: %s", exc)
+                self._outage_logged = True
+            return
+        except ServerRejected as exc:
+            if exc.status_code in (401, 404):
+                logger.warning("the server no longer knows this worker (%s); registering again", exc.detail)
+                credentials.forget(self.settings.worker_credential_file)
+                self.client.credential = None
+                await self._register()
+                self._rewatch.set()  # the old stream belongs to the old worker id
+            else:
                 logger.error("heartbeat refused: %s", exc)
-                continue
-            if self._outage_logged:
-                logger.info("heartbeats are getting through again")
-                self._outage_logged = False
-            self.state = public.state.value
-            if body.status is not None:
-                self._sent_fingerprint = fingerprint
+            return
+        if self._outage_logged:
+            logger.info("heartbeats are getting through again")
+            self._outage_logged = False
+        self.state = public.state.value
+        if body.status is not None:
+            self._sent_fingerprint = fingerprint
 
     async def _leave(self) -> None:
         if self.worker_id is None:
@@ -206,28 +225,44 @@ class WorkerAgent:
 
     # --- desired instances ----------------------------------------------------------------------
     async def _watch_loop(self) -> None:
+        """Keep one watch stream open; reconnect with back-off, or at once after re-registering."""
         delay = 0.5
         while True:
-            listed: set[int] = set()
-            syncing = True
+            self._rewatch.clear()
+            stream = asyncio.create_task(self._watch_once())
+            rewatch = asyncio.create_task(self._rewatch.wait())
             try:
-                async for event in self.client.watch("instances"):
-                    delay = 0.5
-                    if event.type == EventType.SYNCED:
-                        syncing = False
-                        await self.supervisor.resync(listed)
-                        continue
-                    if event.type == EventType.PING:
-                        continue
-                    if syncing and event.id is not None:
-                        listed.add(event.id)
-                    await self.supervisor.apply(event)
-            except ServerRejected as exc:
-                logger.warning("watch refused: %s", exc)
-            except (ServerUnavailable, httpx.HTTPError) as exc:
-                logger.info("watch stream ended (%s); reconnecting", type(exc).__name__)
+                done, _ = await asyncio.wait({stream, rewatch}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (stream, rewatch):
+                    task.cancel()
+                await asyncio.gather(stream, rewatch, return_exceptions=True)
+            if rewatch in done:
+                delay = 0.5
+                continue
+            if stream.exception() is None and stream.result():
+                delay = 0.5  # the stream was healthy for a while: reconnect quickly
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+    async def _watch_once(self) -> bool:
+        """One watch connection; returns whether it got as far as the initial listing."""
+        listed: set[int] = set()
+        synced = False
+        try:
+            async for event in self.client.watch("instances"):
+                if event.type == EventType.SYNCED:
+                    synced = True
+                    await self.supervisor.resync(listed)
+                elif event.type != EventType.PING:
+                    if not synced and event.id is not None:
+                        listed.add(event.id)
+                    await self.supervisor.apply(event)
+        except ServerRejected as exc:
+            logger.warning("watch refused: %s", exc)
+        except (ServerUnavailable, httpx.HTTPError) as exc:
+            logger.info("watch stream ended (%s); reconnecting", type(exc).__name__)
+        return synced
 
     # --- metrics --------------------------------------------------------------------------------
     def _metrics(self) -> bytes:

@@ -39,6 +39,11 @@ def _detail(response: httpx.Response) -> str:
     return str(body.get("detail", body)) if isinstance(body, dict) else str(body)
 
 
+def _transient(status_code: int) -> bool:
+    """A server that is restarting, overloaded or behind a proxy without a backend: try another, or later."""
+    return status_code >= 500 or status_code == 429
+
+
 class ServerClient:
     def __init__(self, urls: list[str], cluster_token: str) -> None:
         self.urls = urls
@@ -67,7 +72,7 @@ class ServerClient:
         body: Any = None,
         timeout: float | None = None,
     ) -> httpx.Response:
-        last_error: Exception | None = None
+        last_error: str | None = None
         for attempt in range(len(self.urls)):
             url = self.urls[(self._current + attempt) % len(self.urls)]
             try:
@@ -79,13 +84,16 @@ class ServerClient:
                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
             except httpx.TransportError as exc:
-                last_error = exc
+                last_error = f"{url}: {type(exc).__name__} {exc}".strip()
+                continue
+            if _transient(response.status_code):
+                last_error = f"{url}: HTTP {response.status_code} {_detail(response)}"
                 continue
             self._current = (self._current + attempt) % len(self.urls)
             if response.status_code >= 400:
                 raise ServerRejected(response.status_code, _detail(response))
             return response
-        raise ServerUnavailable(f"no server answered ({', '.join(self.urls)}): {last_error}")
+        raise ServerUnavailable(f"no server could answer ({last_error})")
 
     async def register(self, body: WorkerRegister, *, with_credential: bool) -> WorkerRegistered:
         response = await self._request(
@@ -124,6 +132,8 @@ class ServerClient:
                     headers=self._headers(False),
                     timeout=timeout,
                 ) as response:
+                    if _transient(response.status_code):
+                        continue
                     if response.status_code >= 400:
                         await response.aread()
                         raise ServerRejected(response.status_code, _detail(response))

@@ -10,8 +10,12 @@ Decisions, per instance where this worker is the main worker:
   engine never starts on a device that does not exist.
 - ``scheduled`` otherwise: start the backend's engine from ``ENGINES``; with no
   engine for that backend on this worker, ``error`` saying so.
+- ``unreachable`` with our engine still running: back to ``running``.
 - ``downloading``/``starting``/``running``/``unreachable`` with no engine process
   of ours behind it (e.g. after a restart): ``error`` saying the engine is gone.
+
+``reconcile_all()`` runs after every heartbeat, so a report that failed (server
+down) is retried without waiting for a new event.
 
 Every change goes through the server's transition endpoint with the version we
 saw (compare-and-swap); a 409 means the instance moved meanwhile and a newer
@@ -58,6 +62,12 @@ class Supervisor:
             self.desired[instance.id] = instance
             await self._converge(instance)
 
+    async def reconcile_all(self) -> None:
+        """Converge every desired instance again (level-triggered safety net: retries failed reports)."""
+        async with self._lock:
+            for instance in list(self.desired.values()):
+                await self._converge(instance)
+
     async def resync(self, listed: set[int]) -> None:
         """After a (re)connection: forget instances the listing no longer has."""
         async with self._lock:
@@ -74,6 +84,8 @@ class Supervisor:
                 await self.client.release(instance.id, instance.version, "stopped by the worker")
             elif instance.state == S.SCHEDULED:
                 await self._start(instance)
+            elif instance.state == S.UNREACHABLE and instance.id in self.engines:
+                await self._report(instance, S.RUNNING, "the worker is back and its engine kept running")
             elif instance.state in LIVE_STATES and instance.id not in self.engines:
                 await self._fail(
                     instance,
@@ -86,7 +98,7 @@ class Supervisor:
             else:
                 logger.error("server refused an update of instance %s: %s", instance.name, exc)
         except ServerUnavailable as exc:
-            logger.warning("could not report instance %s: %s (will retry on the next event)", instance.name, exc)
+            logger.warning("could not report instance %s: %s (will retry)", instance.name, exc)
 
     async def _start(self, instance: InstancePublic) -> None:
         simulated = [d for d in instance.device_ids if d in self.simulated_device_ids]
@@ -106,9 +118,11 @@ class Supervisor:
 
     async def _fail(self, instance: InstancePublic, message: str) -> None:
         logger.warning("instance %s: %s", instance.name, message)
+        await self._report(instance, S.ERROR, message)
+
+    async def _report(self, instance: InstancePublic, state: InstanceState, message: str) -> None:
         updated = await self.client.transition(
-            instance.id,
-            InstanceTransition(expected_version=instance.version, state=S.ERROR, state_message=message),
+            instance.id, InstanceTransition(expected_version=instance.version, state=state, state_message=message)
         )
         self.desired[instance.id] = updated
 

@@ -235,3 +235,32 @@ def test_a_worker_fails_over_to_the_next_server_url(cluster: Cluster) -> None:
     cluster.start_worker("patient", server_url=f"{dead},{cluster.url}")
     with cluster.admin() as admin:
         cluster.wait_state(admin, "patient", "ready")
+
+
+def test_a_worker_retries_a_server_that_answers_503(cluster: Cluster) -> None:
+    """A proxy without a backend (or a restarting server) answers 5xx: the worker moves on, it does not die."""
+    import http.server
+    import threading
+
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(503)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"detail": "upstream restarting"}')
+
+        do_GET = do_POST
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        cluster.start_server("--disable-worker")
+        worker = cluster.start_worker("steady", server_url=f"http://127.0.0.1:{proxy.server_port},{cluster.url}")
+        with cluster.admin() as admin:
+            cluster.wait_state(admin, "steady", "ready")
+        assert worker.process is not None and worker.process.poll() is None
+    finally:
+        proxy.shutdown()

@@ -150,8 +150,16 @@ async def test_leaving_heartbeat_marks_not_ready_at_once(server: RunningServer) 
 
 async def test_labels_maintenance_and_delete(server: RunningServer) -> None:
     async with await server.admin() as admin:
-        body = await register_worker(admin, server.token, "node", gpus=1, labels={"zone": "a"})
+        # Its "port" is the server's own, which answers /healthz: the probe succeeds and it becomes ready.
+        body = await register_worker(
+            admin, server.token, "node", gpus=1, labels={"zone": "a"}, port=server.settings.port
+        )
         worker_id = body["worker"]["id"]
+
+        async def ready() -> bool:
+            return (await admin.get(f"/api/workers/{worker_id}")).json()["state"] == "ready"
+
+        await eventually(ready, what="worker to be ready")
         patched = await admin.patch(f"/api/workers/{worker_id}", json={"labels": {"gpu": "h100"}})
         assert patched.json()["labels"] == {
             "gpu": "h100",
@@ -172,7 +180,7 @@ async def test_labels_maintenance_and_delete(server: RunningServer) -> None:
             beat = await as_worker.post(f"/api/workers/{worker_id}/heartbeat", json={})
             assert beat.json()["state"] == "maintenance"
         back = (await admin.patch(f"/api/workers/{worker_id}", json={"state": "ready"})).json()
-        assert back["state"] != "maintenance"
+        assert back["state"] == "ready" and back["state_message"] is None
 
         model = (await admin.post("/api/models", json=local_model())).json()
         instance = await eventually(lambda: _first_instance(admin, model["id"]))

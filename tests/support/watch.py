@@ -36,6 +36,11 @@ class WatchReader:
                     self.events.append(json.loads(line))
                     self._arrived.set()
 
+    async def finished(self) -> None:
+        """Returns when the server has ended the stream."""
+        assert self._task is not None
+        await asyncio.shield(self._task)
+
     async def wait_for(self, predicate: Any, timeout: float = 5.0) -> dict[str, Any]:
         """The first event (already received or arriving within ``timeout``) matching ``predicate``."""
         deadline = asyncio.get_running_loop().time() + timeout

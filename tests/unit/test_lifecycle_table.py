@@ -25,6 +25,7 @@ S = InstanceState
         (S.UNREACHABLE, S.PENDING),
         (S.RUNNING, S.STOPPING),
         (S.ERROR, S.PENDING),
+        (S.RUNNING, S.PENDING),  # its worker was deleted
         (S.RUNNING, S.RUNNING),
     ],
 )

@@ -23,6 +23,7 @@ class Controller(ABC):
     name = "controller"
     resync_interval: float = 60.0
     max_backoff: float = 30.0
+    concurrency = 1  # keys reconciled at once (never the same key twice at once)
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
@@ -47,10 +48,8 @@ class Controller(ABC):
     async def all_keys(self) -> Iterable[Hashable]: ...
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._work(), name=f"{self.name}-work"),
-            asyncio.create_task(self._resync(), name=f"{self.name}-resync"),
-        ]
+        self._tasks = [asyncio.create_task(self._work(), name=f"{self.name}-work-{i}") for i in range(self.concurrency)]
+        self._tasks.append(asyncio.create_task(self._resync(), name=f"{self.name}-resync"))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -1,7 +1,7 @@
 """Worker liveness, judged on the server's clock.
 
 Two loops:
-- the sweep, every ``interval / 5``: one set-based UPDATE marks workers with no
+- the sweep, every ``interval / 10``: one set-based UPDATE marks workers with no
   heartbeat for 3 intervals ``not_ready`` (``services.workers.mark_stale``);
 - the probe controller: GET http://ip:port/healthz of each heartbeating worker,
   at registration (enqueued by the route) and every 3 intervals; a failed probe
@@ -15,22 +15,23 @@ import logging
 from collections.abc import Hashable, Iterable
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Worker
 from gpufleet.schemas.states import WorkerState
 from gpufleet.server.controllers.base import Controller
 from gpufleet.server.services import workers as worker_service
+from gpufleet.server.services.workers import HEARTBEATING
 
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 3.0
-PROBE_CONCURRENCY = 64
 
 
 class WorkerProbeController(Controller):
     name = "worker-probe"
+    concurrency = 64  # a hung worker port must not delay the probes of the others
 
     def __init__(self, db: Database, heartbeat_interval: float) -> None:
         super().__init__()
@@ -38,12 +39,15 @@ class WorkerProbeController(Controller):
         self.heartbeat_interval = heartbeat_interval
         self.resync_interval = 3 * heartbeat_interval
         self._client = httpx.AsyncClient(timeout=PROBE_TIMEOUT, trust_env=False)
-        self._limit = asyncio.Semaphore(PROBE_CONCURRENCY)
 
     async def all_keys(self) -> Iterable[Hashable]:
         async with self.db.read() as session:
+            # Heartbeating workers, and new ones awaiting their first probe; not the ones gone quiet.
             query = select(Worker.id).where(
-                Worker.state.in_([WorkerState.READY, WorkerState.UNREACHABLE, WorkerState.NOT_READY])
+                or_(
+                    Worker.state.in_([s.value for s in HEARTBEATING]),
+                    and_(Worker.state == WorkerState.NOT_READY.value, Worker.reachable.is_(None)),
+                )
             )
             return list((await session.execute(query)).scalars().all())
 
@@ -51,17 +55,16 @@ class WorkerProbeController(Controller):
         assert isinstance(key, int)
         async with self.db.read() as session:
             row = await session.get(Worker, key)
-            address = (row.ip, row.port, row.state) if row is not None else None
-        if address is None or address[2] == WorkerState.MAINTENANCE:
+            address = (row.ip, row.port) if row is not None else None
+        if address is None:
             return
-        ip, port, _ = address
+        ip, port = address
         host = f"[{ip}]" if ":" in ip else ip
-        async with self._limit:
-            try:
-                response = await self._client.get(f"http://{host}:{port}/healthz")
-                ok, detail = response.status_code == 200, f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                ok, detail = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        try:
+            response = await self._client.get(f"http://{host}:{port}/healthz")
+            ok, detail = response.status_code == 200, f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         await worker_service.record_probe(self.db, key, ok, detail)
 
     async def stop(self) -> None:
@@ -84,10 +87,10 @@ class StaleWorkerSweep:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        period = max(0.2, self.heartbeat_interval / 5)
+        period = max(0.1, self.heartbeat_interval / 10)
         while True:
             try:
-                marked = await worker_service.mark_stale(self.db, self.heartbeat_interval)
+                marked = await worker_service.mark_stale(self.db, self.heartbeat_interval, period)
                 if marked:
                     logger.warning("workers %s stopped sending heartbeats: now not_ready", marked)
             except asyncio.CancelledError:

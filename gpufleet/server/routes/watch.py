@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from gpufleet.common.errors import Forbidden, InvalidInput
 from gpufleet.db.session import Database
 from gpufleet.schemas.events import Event, EventKind, EventType
-from gpufleet.server.auth import ADMIN_OR_WORKER, allow
+from gpufleet.server.auth import ADMIN_OR_WORKER, allow, credential_from_scope
 from gpufleet.server.bus import EventBus
 from gpufleet.server.deps import runtime
 from gpufleet.server.principal import Principal, PrincipalKind
@@ -31,6 +31,8 @@ from gpufleet.server.services import workers as worker_service
 router = APIRouter(prefix="/api", tags=["watch"])
 
 PING_INTERVAL = 15.0
+CREDENTIAL_CHECK_INTERVAL = 5.0  # a revoked credential's stream ends within about this many seconds
+_QUIET = Event(type=EventType.PING)  # marks "no event within the check interval"
 WORKER_KINDS = {EventKind.INSTANCES, EventKind.MODELS}
 
 
@@ -50,12 +52,21 @@ def parse_kinds(raw: str, principal: Principal) -> set[EventKind]:
 
 @router.get("/watch")
 async def watch(
+    request: Request,
     kinds: str = Query("workers,models,instances", description="comma-separated: workers, models, instances"),
     principal: Principal = Depends(allow(*ADMIN_OR_WORKER)),
     server: ServerRuntime = Depends(runtime),
 ) -> StreamingResponse:
     wanted = parse_kinds(kinds, principal)
-    return StreamingResponse(_stream(server.db, server.bus, wanted, principal), media_type="application/x-ndjson")
+    credential = credential_from_scope(request.scope) or ""
+
+    async def still_valid() -> bool:
+        """The stream lives only as long as the credential that opened it (revoked key, deleted worker…)."""
+        now = await server.resolver.resolve(credential)
+        return now is not None and now.identity == principal.identity
+
+    stream = _stream(server.db, server.bus, wanted, principal, still_valid)
+    return StreamingResponse(stream, media_type="application/x-ndjson")
 
 
 async def _listing(db: Database, kind: EventKind, principal: Principal) -> list[Event]:
@@ -73,7 +84,13 @@ def _line(event: Event) -> bytes:
     return (json.dumps(event.model_dump(mode="json", exclude_none=True)) + "\n").encode()
 
 
-async def _stream(db: Database, bus: EventBus, kinds: set[EventKind], principal: Principal) -> AsyncIterator[bytes]:
+async def _stream(
+    db: Database,
+    bus: EventBus,
+    kinds: set[EventKind],
+    principal: Principal,
+    still_valid: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[bytes]:
     mine: set[int] = set()  # instance ids this worker has been sent as involving it
     async with bus.subscribe() as subscription:
         for kind in sorted(kinds):
@@ -82,14 +99,27 @@ async def _stream(db: Database, bus: EventBus, kinds: set[EventKind], principal:
                     mine.add(listed.id)
                 yield _line(listed)
         yield _line(Event(type=EventType.SYNCED))
+        clock = asyncio.get_running_loop().time
+        checked_at = pinged_at = clock()
         while True:
             try:
-                event = await asyncio.wait_for(subscription.get(), PING_INTERVAL)
+                event = await asyncio.wait_for(subscription.get(), CREDENTIAL_CHECK_INTERVAL)
             except TimeoutError:
-                yield _line(Event(type=EventType.PING))
+                event = _QUIET
+            # Time-based, so a busy stream is checked as often as a quiet one.
+            if clock() - checked_at >= CREDENTIAL_CHECK_INTERVAL:
+                if not await still_valid():
+                    return
+                checked_at = clock()
+            if event is _QUIET:
+                if clock() - pinged_at >= PING_INTERVAL:
+                    pinged_at = clock()
+                    yield _line(Event(type=EventType.PING))
                 continue
             if event is None:
-                return  # dropped for falling behind: the client reconnects and re-lists
+                return  # dropped for falling behind, or the server stops: the client reconnects and re-lists
+            if _ends_stream(event, principal):
+                return
             if event.kind not in kinds:
                 continue
             if principal.kind == PrincipalKind.WORKER and event.kind == EventKind.INSTANCES:
@@ -98,6 +128,16 @@ async def _stream(db: Database, bus: EventBus, kinds: set[EventKind], principal:
                     continue
                 event = filtered
             yield _line(event)
+
+
+def _ends_stream(event: Event, principal: Principal) -> bool:
+    """A worker's stream ends with the worker itself (deleted): it must re-register and watch anew."""
+    return (
+        principal.kind == PrincipalKind.WORKER
+        and event.kind == EventKind.WORKERS
+        and event.type == EventType.DELETED
+        and event.id == principal.worker_id
+    )
 
 
 def _for_worker(event: Event, worker_id: int | None, mine: set[int]) -> Event | None:

@@ -179,6 +179,8 @@ async def delete_user(db: Database, principal: Principal, user_id: int) -> None:
 
 
 async def _keep_one_admin(session: AsyncSession) -> None:
-    admins = (await session.execute(select(func.count()).select_from(User).where(User.role == "admin"))).scalar()
-    if (admins or 0) <= 1:
+    """Refuse to remove the last admin. The admin rows are locked (PostgreSQL), so two concurrent
+    demotions cannot both see "two admins left"; SQLite write transactions are serialised anyway."""
+    admins = (await session.execute(select(User.id).where(User.role == "admin").with_for_update())).all()
+    if len(admins) <= 1:
         raise Conflict("this is the last admin; make another user admin first")

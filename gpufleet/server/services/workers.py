@@ -1,11 +1,13 @@
 """Workers: registration, heartbeats, liveness, admin changes.
 
 Liveness is judged by the server's clock: ``heartbeat_at`` is the server's time
-of receipt. States (besides ``maintenance``, which only an admin sets or clears):
+of receipt. States:
 
 - ``ready``: heartbeats arrive and the server's last probe of ip:port succeeded;
 - ``unreachable``: heartbeats arrive but the probe failed;
-- ``not_ready``: no heartbeat for 3 intervals, a clean shutdown, or not probed yet.
+- ``not_ready``: no heartbeat for 3 intervals, a clean shutdown, or not probed yet;
+- ``maintenance``: shown instead of ``ready`` while an admin has set the worker's
+  maintenance flag (``_show``); liveness is still tracked underneath.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.common.clock import utcnow
@@ -39,6 +42,8 @@ from gpufleet.server.services.devices import device_public, rename_devices, sync
 AUTO_LABELS = ("os", "arch", "gpu-vendor")
 STALE_AFTER_HEARTBEATS = 3
 # Instance states that mean "an engine is, or is being, set up on that worker".
+# Worker states that mean "its heartbeats arrive".
+HEARTBEATING = (WorkerState.READY, WorkerState.UNREACHABLE, WorkerState.MAINTENANCE)
 PLACED_STATES = (
     InstanceState.SCHEDULED,
     InstanceState.DOWNLOADING,
@@ -87,10 +92,23 @@ def _changed(session: AsyncSession, row: Worker, kind: EventType = EventType.MOD
     return public
 
 
+MAINTENANCE_MESSAGE = "in maintenance: running instances stay, nothing new is placed here"
+
+
+def _show(row: Worker, state: str, message: str | None) -> None:
+    """Store a liveness state; a ready worker in maintenance shows ``maintenance`` instead.
+
+    A worker in maintenance that stops heartbeating still becomes ``not_ready``: that it is
+    dead matters more than that it was set aside.
+    """
+    if row.maintenance and state == WorkerState.READY:
+        row.state, row.state_message = WorkerState.MAINTENANCE, MAINTENANCE_MESSAGE
+    else:
+        row.state, row.state_message = state, message
+
+
 def _live_state(row: Worker, probe_detail: str | None = None) -> tuple[str, str | None]:
-    """The state a worker that is heartbeating deserves, given the last reachability probe."""
-    if row.state == WorkerState.MAINTENANCE:
-        return row.state, row.state_message
+    """The liveness a worker that is heartbeating deserves, given the last reachability probe."""
     if row.reachable is None:
         return WorkerState.NOT_READY, f"waiting for the server to reach the worker at {row.ip}:{row.port}"
     if row.reachable is False:
@@ -105,6 +123,15 @@ def _live_state(row: Worker, probe_detail: str | None = None) -> tuple[str, str 
 
 async def register(db: Database, principal: Principal, body: WorkerRegister) -> WorkerRegistered:
     """Create a worker (cluster token) or re-attach one (its own credential)."""
+    try:
+        return await _register(db, principal, body)
+    except IntegrityError as exc:  # two registrations of one name raced; the other one won
+        raise Conflict(
+            f"a worker named {body.name!r} was registered at the same moment; choose another --worker-name"
+        ) from exc
+
+
+async def _register(db: Database, principal: Principal, body: WorkerRegister) -> WorkerRegistered:
     credential: str | None = None
     async with db.transaction() as session:
         clash = (await session.execute(select(Worker).where(Worker.name == body.name))).scalar_one_or_none()
@@ -123,7 +150,9 @@ async def register(db: Database, principal: Principal, body: WorkerRegister) -> 
                     "or delete the old worker (DELETE /api/workers/{id})."
                 )
             credential = secrets.new_worker_credential()
-            row = Worker(name=body.name, credential_hash=secrets.sha256(credential), labels={}, devices=[])
+            row = Worker(
+                name=body.name, credential_hash=secrets.sha256(credential), labels={}, devices=[], maintenance=False
+            )
             session.add(row)
             renamed = False
         row.name = body.name
@@ -134,8 +163,7 @@ async def register(db: Database, principal: Principal, body: WorkerRegister) -> 
         row.labels = {**row.labels, **body.labels, **auto_labels(body.status)}
         row.heartbeat_at = utcnow()
         row.reachable = None  # address may have changed: probe again before calling it ready
-        if row.state != WorkerState.MAINTENANCE:
-            row.state, row.state_message = _live_state(row)
+        _show(row, *_live_state(row))
         await session.flush()
         if renamed:
             rename_devices(row, body.status.devices)
@@ -153,14 +181,11 @@ async def heartbeat(db: Database, worker_id: int, body: WorkerHeartbeat) -> Work
             raise NotFound("this worker was deleted; register again with the cluster token")
         before = (row.state, row.state_message)
         if body.leaving:
-            if row.state != WorkerState.MAINTENANCE:
-                row.state = WorkerState.NOT_READY
-                row.state_message = f"worker shut down at {utcnow():%Y-%m-%d %H:%M:%S} UTC"
+            _show(row, WorkerState.NOT_READY, f"worker shut down at {utcnow():%Y-%m-%d %H:%M:%S} UTC")
             await _lose_instances(session, row)
         else:
             row.heartbeat_at = utcnow()
-            if row.state != WorkerState.MAINTENANCE:
-                row.state, row.state_message = _live_state(row)
+            _show(row, *_live_state(row))
         if body.status is not None:
             row.status = body.status.model_dump(mode="json")
             row.labels = {**row.labels, **auto_labels(body.status)}
@@ -182,20 +207,23 @@ async def record_probe(db: Database, worker_id: int, reachable: bool, detail: st
         # revives one that went quiet (not_ready after a first probe): only a heartbeat does that.
         awaiting_first_probe = row.state == WorkerState.NOT_READY and row.reachable is None
         row.reachable = reachable
-        if row.state in (WorkerState.READY, WorkerState.UNREACHABLE) or awaiting_first_probe:
-            row.state, row.state_message = _live_state(row, detail or "probe failed")
+        if row.state in HEARTBEATING or awaiting_first_probe:
+            _show(row, *_live_state(row, detail or "probe failed"))
         if before != (row.state, row.state_message):
             await session.flush()
             _changed(session, row)
 
 
-async def mark_stale(db: Database, heartbeat_interval: float) -> list[int]:
+async def mark_stale(db: Database, heartbeat_interval: float, sweep_period: float = 0.0) -> list[int]:
     """One set-based UPDATE: workers without a heartbeat for 3 intervals become ``not_ready``.
 
+    The sweep runs every ``sweep_period``; marking workers whose silence is within one
+    period of the window keeps the promise that a dead worker leaves ``ready`` no later than
+    3 intervals after its last heartbeat (and so after it died), never a sweep period later.
     Their placed instances become ``unreachable``. Returns the ids of the workers marked.
     """
     window = STALE_AFTER_HEARTBEATS * heartbeat_interval
-    cutoff = utcnow() - timedelta(seconds=window)
+    cutoff = utcnow() - timedelta(seconds=window - sweep_period)
     message = f"no heartbeat for over {window:g}s ({STALE_AFTER_HEARTBEATS} × the {heartbeat_interval:g}s interval)"
     async with db.transaction() as session:
         ids = (
@@ -203,7 +231,7 @@ async def mark_stale(db: Database, heartbeat_interval: float) -> list[int]:
                 await session.execute(
                     update(Worker)
                     .where(
-                        Worker.state.in_([WorkerState.READY, WorkerState.UNREACHABLE]),
+                        Worker.state.in_([s.value for s in HEARTBEATING]),
                         Worker.heartbeat_at < cutoff,
                     )
                     .values(state=WorkerState.NOT_READY.value, state_message=message)
@@ -272,12 +300,13 @@ async def update_worker(db: Database, worker_id: int, body: WorkerUpdate) -> Wor
                     raise InvalidInput(f"label {key!r} is set automatically from the worker's hardware", field="labels")
             row.labels = {**body.labels, **automatic}
         if body.state == "maintenance":
-            row.state = WorkerState.MAINTENANCE
-            row.state_message = "in maintenance: running instances stay, nothing new is placed here"
-        elif body.state == "ready" and row.state == WorkerState.MAINTENANCE:
-            # Judge by the last probe now; the liveness sweep demotes it if heartbeats stopped meanwhile.
-            row.state = WorkerState.READY
-            row.state, row.state_message = _live_state(row)
+            row.maintenance = True
+            if row.state == WorkerState.READY:
+                _show(row, WorkerState.READY, None)
+        elif body.state == "ready" and row.maintenance:
+            row.maintenance = False
+            if row.state == WorkerState.MAINTENANCE:
+                _show(row, WorkerState.READY, None)
         await session.flush()
         return _changed(session, row)
 

@@ -26,18 +26,32 @@ class DeviceDetection:
 
     def __init__(self, inventory: Path | None = None) -> None:
         self.inventory = InventoryDetector(inventory) if inventory else None
-        self._warned: set[str] = set()
+        self._last_good: dict[str, list[DeviceReport]] = {}
+        self._failing: set[str] = set()
 
     def detect(self) -> list[DeviceReport]:
         if self.inventory is not None:
             return self.inventory.detect()
         reports: list[DeviceReport] = []
         for detector in GPU_DETECTORS:
-            try:
-                reports.extend(detector.detect())
-            except DetectionError as exc:
-                if detector.name not in self._warned:
-                    logger.warning("%s GPUs present but unreadable, continuing without them: %s", detector.name, exc)
-                    self._warned.add(detector.name)
+            reports.extend(self._detect_one(detector))
         reports.extend(CpuDetector().detect())
         return reports
+
+    def _detect_one(self, detector: Detector) -> list[DeviceReport]:
+        """A detector's devices; after a failed reading, its last good one, so a hiccup of a vendor
+        tool does not make GPUs vanish from the cluster (and come back) between two reports."""
+        try:
+            found = detector.detect()
+        except DetectionError as exc:
+            last = self._last_good.get(detector.name, [])
+            if detector.name not in self._failing:
+                what = f"keeping the last reading of {len(last)} device(s)" if last else "continuing without them"
+                logger.warning("%s GPUs present but unreadable, %s: %s", detector.name, what, exc)
+                self._failing.add(detector.name)
+            return last
+        if detector.name in self._failing:
+            logger.info("%s GPUs readable again", detector.name)
+            self._failing.discard(detector.name)
+        self._last_good[detector.name] = found
+        return found

@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("port", sa.Integer(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("state_message", sa.Text(), nullable=True),
+        sa.Column("maintenance", sa.Boolean(), nullable=False),
         sa.Column("labels", sa.JSON(), nullable=False),
         sa.Column("system_reserved", sa.JSON(), nullable=False),
         sa.Column("status", sa.JSON(), nullable=False),
