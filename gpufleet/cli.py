@@ -26,6 +26,14 @@ out = Console(highlight=False, soft_wrap=True)
 FLAG_OF_FIELD = {"server_url": "--server-url", "system_reserved": "--system-reserved"}
 
 
+def _register_subcommands() -> None:
+    from gpufleet.cli_engines import engines_app
+    from gpufleet.cli_estimate import estimate
+
+    app.add_typer(engines_app, name="engines")
+    app.command("estimate")(estimate)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"gpufleet {__version__}")
@@ -167,6 +175,8 @@ def _announce(banner: Any) -> None:
         out.print(f"  Workers join with: gpufleet start --server-url {banner.url} --token $(cat {banner.token_file})")
     sys.stdout.flush()
 
+
+_register_subcommands()
 
 if __name__ == "__main__":
     app()

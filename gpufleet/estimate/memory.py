@@ -1,0 +1,280 @@
+"""The estimate: bytes per device (host RAM first, then each offload device) for one placement.
+
+``Estimator(info, config)`` does the work that depends only on the model and the run
+settings once (KV bytes per layer, compute peaks per layer); ``estimate(placement)`` then
+assigns layers to devices exactly as llama.cpp does (``llama_model::load_tensors``) and adds
+up, so the scheduler can try hundreds of placements per decision.
+
+Per device: ``weights`` (tensors of the layers it holds; the host also holds the input
+embeddings and, with mmap, maps the rest of the file without keeping it), ``kv_cache``,
+``compute`` (graph scratch; on the host also llama.cpp's output buffer) and ``overhead``
+(the process, or the device runtime). ``ram`` is the host total; ``vram`` one total per device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gpufleet.common.units import MiB
+from gpufleet.estimate.compute import (
+    GraphShape,
+    embeddings_bytes,
+    inputs_bytes,
+    layer_peak,
+    output_peak,
+)
+from gpufleet.estimate.config import DEFAULT_CTX_CAP, Placement, RunConfig, cache_type_id, row_bytes
+from gpufleet.estimate.model_info import ModelInfo, ModelKind
+
+HOST = -1
+# Resident memory of a llama-server process beyond its buffers (binary, heap, threads), measured on
+# CPU builds; and of a ggml-rpc-server serving one device.
+HOST_OVERHEAD = 48 * MiB
+RPC_OVERHEAD = 8 * MiB
+# What a local GPU's runtime takes before any buffer (CUDA/ROCm context, cuBLAS workspace). Not
+# measurable without a GPU here: a conservative figure from public reports.
+GPU_OVERHEAD = 384 * MiB
+PIPELINE_COPIES = 4  # GGML_SCHED_MAX_COPIES
+REPACK_TYPES = frozenset({2, 8, 12, 20})  # Q4_0, Q8_0, Q4_K, IQ4_NL: re-packed by the x86/ARM CPU backend
+
+
+def pad(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class DeviceUsage:
+    name: str
+    weights: int = 0
+    kv_cache: int = 0
+    compute: int = 0
+    overhead: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute + self.overhead
+
+
+@dataclass(frozen=True)
+class Estimate:
+    architecture: str
+    kind: str
+    context_size: int
+    layers: int  # offloadable: blocks + output
+    offloaded_layers: int
+    host: DeviceUsage
+    devices: list[DeviceUsage]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ram(self) -> int:
+        return self.host.total
+
+    @property
+    def vram(self) -> list[int]:
+        return [device.total for device in self.devices]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture,
+            "kind": self.kind,
+            "context_size": self.context_size,
+            "layers": self.layers,
+            "offloaded_layers": self.offloaded_layers,
+            "ram": self.ram,
+            "vram": self.vram,
+            "breakdown": [asdict(self.host) | {"total": self.host.total}]
+            + [asdict(d) | {"total": d.total} for d in self.devices],
+            "warnings": self.warnings,
+        }
+
+
+class Estimator:
+    def __init__(self, info: ModelInfo, config: RunConfig | None = None) -> None:
+        self.info = info
+        self.config = config or RunConfig()
+        self.warnings: list[str] = list(info.notes)
+        self.n_ctx, self.n_seq = self._context()
+        self.shape = self._graph_shape()
+        self.kv_per_layer = self._kv_per_layer()
+        self.layer_peaks = [layer_peak(info, il, self.shape) for il in range(info.n_layer)]
+        self.output_peak = output_peak(info, self.shape)
+
+    # --- what depends only on the model and the run settings ----------------------------------
+    def _context(self) -> tuple[int, int]:
+        info, config = self.info, self.config
+        requested = config.ctx_size
+        trained = info.n_ctx_train
+        if requested is None:
+            n_ctx = min(trained, DEFAULT_CTX_CAP) if trained else DEFAULT_CTX_CAP
+        elif trained and requested > trained:
+            self.warnings.append(
+                f"context size {requested} is more than the model was trained for ({trained}): capped at {trained}"
+            )
+            n_ctx = trained
+        else:
+            n_ctx = requested
+        n_seq = config.parallel
+        n_ctx = pad(n_ctx, 256)
+        if not config.kv_unified:
+            n_ctx_seq = pad(n_ctx // n_seq, 256)
+            n_ctx = n_ctx_seq * n_seq
+        return n_ctx, n_seq
+
+    @property
+    def n_ctx_seq(self) -> int:
+        return self.n_ctx if self.config.kv_unified else self.n_ctx // self.n_seq
+
+    @property
+    def n_stream(self) -> int:
+        return 1 if self.config.kv_unified else self.n_seq
+
+    def _swa_cells(self) -> int:
+        info, config = self.info, self.config
+        if info.n_swa == 0 or config.swa_full:
+            return self.n_ctx_seq
+        return pad(min(self.n_ctx_seq, info.n_swa * (self.n_seq if config.kv_unified else 1) + config.ubatch), 256)
+
+    def _graph_shape(self) -> GraphShape:
+        n_tokens = min(self.n_ctx, self.config.ubatch)
+        # llama-server asks for one output per slot; embedding models for every token of a batch.
+        n_outputs = min(n_tokens, self.n_seq if self.info.kind == ModelKind.LLM else self.config.batch)
+        return GraphShape(
+            n_tokens=n_tokens,
+            n_outputs=n_outputs,
+            n_kv=self.n_ctx_seq,
+            n_kv_swa=self._swa_cells(),
+            n_stream=self.n_stream,
+            flash_attn=self.config.flash_attn,
+        )
+
+    def _kv_per_layer(self) -> list[int]:
+        info = self.info
+        if not info.has_kv_cache:
+            return [0] * info.n_layer
+        type_k, type_v = cache_type_id(self.config.cache_type_k), cache_type_id(self.config.cache_type_v)
+        v_trans = not self.config.flash_attn
+        v_max = max(info.n_embd_v_gqa(il) for il in range(info.n_layer))
+        swa_cells = self._swa_cells()
+        result = []
+        for il in range(info.n_layer):
+            if info.n_head_kv[il] == 0:
+                result.append(0)
+                continue
+            cells = (swa_cells if info.swa_layers[il] else self.n_ctx_seq) * self.n_stream
+            v_width = v_max if v_trans else info.n_embd_v_gqa(il)
+            result.append(cells * (row_bytes(type_k, info.n_embd_k_gqa(il)) + row_bytes(type_v, v_width)))
+        return result
+
+    def output_buffer(self) -> int:
+        """llama.cpp's host output buffer: logits (and embeddings) for one output per sequence."""
+        info = self.info
+        rows = self.n_seq
+        if info.kind == ModelKind.LLM:
+            return info.n_vocab * rows * 4
+        return (info.n_vocab + info.n_embd) * rows * 4
+
+    # --- per placement ------------------------------------------------------------------------
+    def layer_devices(self, placement: Placement) -> list[int]:
+        """Device index per offloadable layer (blocks, then output): HOST or 0..devices-1.
+
+        The same arithmetic as llama.cpp, in float32: cumulative split fractions, then
+        ``upper_bound(splits, (il - i_gpu_start) / act_gpu_layers)``.
+        """
+        n_layer = self.info.n_layer
+        n_dev = placement.devices
+        ngl = n_layer + 1 if placement.gpu_layers is None else placement.gpu_layers
+        if n_dev == 0:
+            return [HOST] * (n_layer + 1)
+        i_gpu_start = max(n_layer + 1 - ngl, 0)
+        act = min(ngl, n_layer + 1)
+        shares = placement.tensor_split or tuple(1.0 for _ in range(n_dev))
+        splits = np.cumsum(np.asarray(shares, dtype=np.float32), dtype=np.float32)
+        splits = (splits / splits[-1]).astype(np.float32)
+        devices = []
+        for il in range(n_layer + 1):
+            if il < i_gpu_start or il - i_gpu_start >= act:
+                devices.append(HOST)
+            else:
+                position = np.float32(il - i_gpu_start) / np.float32(act)
+                devices.append(min(int(np.searchsorted(splits, position, side="right")), n_dev - 1))
+        return devices
+
+    def estimate(self, placement: Placement | None = None) -> Estimate:
+        placement = placement or Placement(gpus=0)
+        info = self.info
+        layer_dev = self.layer_devices(placement)
+        output_dev = layer_dev[-1]
+        n_dev = placement.devices
+        slots = [HOST, *range(n_dev)]
+        weights = dict.fromkeys(slots, 0)
+        kv = dict.fromkeys(slots, 0)
+        peak = dict.fromkeys(slots, 0)
+        has_full = dict.fromkeys(slots, False)
+        has_swa = dict.fromkeys(slots, False)
+
+        weights[HOST] += info.input_bytes
+        for il in range(info.n_layer):
+            device = layer_dev[il]
+            weights[device] += info.layer_bytes[il]
+            kv[device] += self.kv_per_layer[il]
+            peak[device] = max(peak[device], self.layer_peaks[il])
+            if info.swa_layers[il]:
+                has_swa[device] = True
+            else:
+                has_full[device] = True
+        weights[output_dev] += info.output_bytes
+        if info.tied_output and (output_dev != HOST or self._repacked(info.token_embd_type)):
+            weights[output_dev] += info.token_embd_bytes
+        peak[output_dev] = max(peak[output_dev], self.output_peak)
+
+        # Pipeline parallelism (several devices, everything offloaded): llama.cpp keeps 4 copies of every
+        # tensor a device receives from another, so consecutive batches can overlap.
+        copies = PIPELINE_COPIES if n_dev > 1 and all(d != HOST for d in layer_dev) else 1
+        activation = info.n_embd * self.shape.n_tokens * 4
+        any_full = any(has_full.values())
+        any_swa = any(has_swa.values())
+        compute: dict[int, int] = {}
+        for device in range(n_dev):
+            if not any(d == device for d in layer_dev):
+                compute[device] = 0
+                continue
+            received = inputs_bytes(info, self.shape, has_swa[device], has_full[device]) + activation
+            compute[device] = copies * received + peak[device]
+        host_inputs = inputs_bytes(info, self.shape, any_swa, any_full) + embeddings_bytes(info, self.shape)
+        compute[HOST] = copies * host_inputs + peak[HOST] + self.output_buffer()
+
+        host = DeviceUsage("host", weights[HOST], kv[HOST], compute[HOST], HOST_OVERHEAD)
+        devices = []
+        for index in range(n_dev):
+            is_rpc = index < placement.rpc
+            name = f"rpc{index}" if is_rpc else f"gpu{index - placement.rpc}"
+            used = weights[index] + kv[index] + compute[index]
+            overhead = (RPC_OVERHEAD if is_rpc else GPU_OVERHEAD) if used else 0
+            devices.append(DeviceUsage(name, weights[index], kv[index], compute[index], overhead))
+        offloaded = sum(1 for d in layer_dev if d != HOST)
+        if placement.unified_memory:
+            # Apple Silicon: one pool. The host total includes what the GPU allocates.
+            host = DeviceUsage(
+                "host",
+                host.weights + sum(d.weights for d in devices),
+                host.kv_cache + sum(d.kv_cache for d in devices),
+                host.compute + sum(d.compute for d in devices),
+                host.overhead,
+            )
+        return Estimate(
+            architecture=info.architecture,
+            kind=info.kind.value,
+            context_size=self.n_ctx,
+            layers=info.offloadable_layers,
+            offloaded_layers=offloaded,
+            host=host,
+            devices=devices,
+            warnings=[*self.warnings, *placement.notes],
+        )
+
+    def _repacked(self, ggml_type: int) -> bool:
+        return self.config.cpu_repack and ggml_type in REPACK_TYPES
