@@ -12,7 +12,8 @@ from tests.support import postgres
 from tests.support.server import RunningServer, running_server
 
 # Tests must not pick up a developer's gpufleet environment.
-for _name in [n for n in os.environ if n.startswith("GPUFLEET_") and n != "GPUFLEET_TEST_POSTGRES_URL"]:
+KEPT = {"GPUFLEET_TEST_POSTGRES_URL", "GPUFLEET_LLAMA_SERVER", "GPUFLEET_RPC_SERVER", "GPUFLEET_CACHE_DIR"}
+for _name in [n for n in os.environ if n.startswith("GPUFLEET_") and n not in KEPT]:
     del os.environ[_name]
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")

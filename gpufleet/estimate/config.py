@@ -38,6 +38,7 @@ class RunConfig:
     mmap: bool = True
     swa_full: bool = False
     cpu_repack: bool = True  # the CPU backend re-packs some quantized weights (x86 AVX2+, ARM NEON)
+    cpu_arch: str = "amd64"  # the host's CPU architecture (amd64 | arm64): which types it re-packs
 
     def __post_init__(self) -> None:
         cache_type_id(self.cache_type_k)

@@ -23,7 +23,7 @@ from typing import Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
-from gpufleet.estimate.sources import ByteSource, FileSource, SourceError, open_source
+from gpufleet.estimate.sources import ByteSource, SourceError, open_source
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -260,13 +260,15 @@ def read_model(location: str | Path) -> GGUFHeader:
     locations = shard_locations(resolve(str(location)))
     headers: list[GGUFHeader] = []
     for shard in locations:
-        source = open_source(shard)
+        prefix = f"split GGUF, shard {shard}: " if len(locations) > 1 else ""
+        try:
+            source = open_source(shard)
+        except SourceError as exc:
+            raise GGUFError(f"{prefix}{exc}") from exc
         try:
             headers.append(read_header(source))
         except SourceError as exc:
-            if isinstance(source, FileSource) or len(locations) == 1:
-                raise GGUFError(str(exc)) from exc
-            raise GGUFError(f"split GGUF: cannot read shard {shard}: {exc}") from exc
+            raise GGUFError(f"{prefix}{exc}") from exc
         finally:
             source.close()
     first = headers[0]

@@ -38,7 +38,12 @@ RPC_OVERHEAD = 8 * MiB
 # measurable without a GPU here: a conservative figure from public reports.
 GPU_OVERHEAD = 384 * MiB
 PIPELINE_COPIES = 4  # GGML_SCHED_MAX_COPIES
-REPACK_TYPES = frozenset({2, 8, 12, 20})  # Q4_0, Q8_0, Q4_K, IQ4_NL: re-packed by the x86/ARM CPU backend
+# Weight types the CPU backend re-packs into its own buffer (ggml-cpu/repack.cpp): on x86 with AVX2
+# Q4_0, Q4_K, IQ4_NL (Q2_K with AVX-512); on ARM with dot-product/i8mm also Q5_K, Q6_K and Q8_0.
+REPACK_TYPES = {
+    "amd64": frozenset({2, 12, 20}),
+    "arm64": frozenset({2, 8, 12, 13, 14, 20}),
+}
 
 
 def pad(value: int, multiple: int) -> int:
@@ -102,6 +107,11 @@ class Estimator:
         self.kv_per_layer = self._kv_per_layer()
         self.layer_peaks = [layer_peak(info, il, self.shape) for il in range(info.n_layer)]
         self.output_peak = output_peak(info, self.shape)
+        # Per-layer figures as arrays: estimate() is called for many placements and must stay cheap.
+        self._layer_bytes = np.asarray(info.layer_bytes, dtype=np.float64)
+        self._kv = np.asarray(self.kv_per_layer, dtype=np.float64)
+        self._peaks = np.asarray(self.layer_peaks, dtype=np.int64)
+        self._swa = np.asarray(info.swa_layers, dtype=bool)
 
     # --- what depends only on the model and the run settings ----------------------------------
     def _context(self) -> tuple[int, int]:
@@ -178,84 +188,76 @@ class Estimator:
         return (info.n_vocab + info.n_embd) * rows * 4
 
     # --- per placement ------------------------------------------------------------------------
-    def layer_devices(self, placement: Placement) -> list[int]:
-        """Device index per offloadable layer (blocks, then output): HOST or 0..devices-1.
+    def layer_devices(self, placement: Placement) -> np.ndarray:
+        """Device index per offloadable layer (blocks, then output): HOST (-1) or 0..devices-1.
 
         The same arithmetic as llama.cpp, in float32: cumulative split fractions, then
-        ``upper_bound(splits, (il - i_gpu_start) / act_gpu_layers)``.
+        ``upper_bound(splits, float(il - i_gpu_start) / act_gpu_layers)``.
         """
         n_layer = self.info.n_layer
         n_dev = placement.devices
-        ngl = n_layer + 1 if placement.gpu_layers is None else placement.gpu_layers
+        result = np.full(n_layer + 1, HOST, dtype=np.int64)
         if n_dev == 0:
-            return [HOST] * (n_layer + 1)
+            return result
+        ngl = n_layer + 1 if placement.gpu_layers is None else placement.gpu_layers
         i_gpu_start = max(n_layer + 1 - ngl, 0)
         act = min(ngl, n_layer + 1)
+        if act <= 0:
+            return result
         shares = placement.tensor_split or tuple(1.0 for _ in range(n_dev))
         splits = np.cumsum(np.asarray(shares, dtype=np.float32), dtype=np.float32)
         splits = (splits / splits[-1]).astype(np.float32)
-        devices = []
-        for il in range(n_layer + 1):
-            if il < i_gpu_start or il - i_gpu_start >= act:
-                devices.append(HOST)
-            else:
-                position = np.float32(il - i_gpu_start) / np.float32(act)
-                devices.append(min(int(np.searchsorted(splits, position, side="right")), n_dev - 1))
-        return devices
+        offloaded = np.arange(i_gpu_start, min(i_gpu_start + act, n_layer + 1))
+        position = (offloaded - i_gpu_start).astype(np.float32) / np.float32(act)
+        result[offloaded] = np.minimum(np.searchsorted(splits, position, side="right"), n_dev - 1)
+        return result
 
     def estimate(self, placement: Placement | None = None) -> Estimate:
         placement = placement or Placement(gpus=0)
         info = self.info
-        layer_dev = self.layer_devices(placement)
-        output_dev = layer_dev[-1]
         n_dev = placement.devices
-        slots = [HOST, *range(n_dev)]
-        weights = dict.fromkeys(slots, 0)
-        kv = dict.fromkeys(slots, 0)
-        peak = dict.fromkeys(slots, 0)
-        has_full = dict.fromkeys(slots, False)
-        has_swa = dict.fromkeys(slots, False)
+        layer_dev = self.layer_devices(placement)
+        slot = layer_dev[:-1] + 1  # 0 = host, 1.. = devices
+        output_slot = int(layer_dev[-1]) + 1
+        size = n_dev + 1
+        weights = np.bincount(slot, weights=self._layer_bytes, minlength=size).astype(np.int64)
+        kv = np.bincount(slot, weights=self._kv, minlength=size).astype(np.int64)
+        peak = np.zeros(size, dtype=np.int64)
+        np.maximum.at(peak, slot, self._peaks)
+        has_swa = np.bincount(slot, weights=self._swa, minlength=size) > 0
+        has_full = np.bincount(slot, weights=~self._swa, minlength=size) > 0
 
-        weights[HOST] += info.input_bytes
-        for il in range(info.n_layer):
-            device = layer_dev[il]
-            weights[device] += info.layer_bytes[il]
-            kv[device] += self.kv_per_layer[il]
-            peak[device] = max(peak[device], self.layer_peaks[il])
-            if info.swa_layers[il]:
-                has_swa[device] = True
-            else:
-                has_full[device] = True
-        weights[output_dev] += info.output_bytes
-        if info.tied_output and (output_dev != HOST or self._repacked(info.token_embd_type)):
-            weights[output_dev] += info.token_embd_bytes
-        peak[output_dev] = max(peak[output_dev], self.output_peak)
+        weights[0] += info.input_bytes
+        weights[output_slot] += info.output_bytes
+        if info.tied_output and (output_slot != 0 or self._repacked(info.token_embd_type)):
+            weights[output_slot] += info.token_embd_bytes
+        peak[output_slot] = max(peak[output_slot], self.output_peak)
+        holds = np.bincount(slot, minlength=size) > 0
+        holds[output_slot] = True
 
         # Pipeline parallelism (several devices, everything offloaded): llama.cpp keeps 4 copies of every
         # tensor a device receives from another, so consecutive batches can overlap.
-        copies = PIPELINE_COPIES if n_dev > 1 and all(d != HOST for d in layer_dev) else 1
+        copies = PIPELINE_COPIES if n_dev > 1 and bool(np.all(layer_dev != HOST)) else 1
         activation = info.n_embd * self.shape.n_tokens * 4
-        any_full = any(has_full.values())
-        any_swa = any(has_swa.values())
-        compute: dict[int, int] = {}
-        for device in range(n_dev):
-            if not any(d == device for d in layer_dev):
-                compute[device] = 0
-                continue
-            received = inputs_bytes(info, self.shape, has_swa[device], has_full[device]) + activation
-            compute[device] = copies * received + peak[device]
+        compute = np.zeros(size, dtype=np.int64)
+        for index in range(1, size):
+            if holds[index]:
+                received = inputs_bytes(info, self.shape, bool(has_swa[index]), bool(has_full[index])) + activation
+                compute[index] = copies * received + peak[index]
+        any_swa, any_full = bool(self._swa.any()), bool((~self._swa).any())
         host_inputs = inputs_bytes(info, self.shape, any_swa, any_full) + embeddings_bytes(info, self.shape)
-        compute[HOST] = copies * host_inputs + peak[HOST] + self.output_buffer()
+        compute[0] = copies * host_inputs + peak[0] + self.output_buffer()
 
-        host = DeviceUsage("host", weights[HOST], kv[HOST], compute[HOST], HOST_OVERHEAD)
+        host = DeviceUsage("host", int(weights[0]), int(kv[0]), int(compute[0]), HOST_OVERHEAD)
         devices = []
         for index in range(n_dev):
             is_rpc = index < placement.rpc
             name = f"rpc{index}" if is_rpc else f"gpu{index - placement.rpc}"
-            used = weights[index] + kv[index] + compute[index]
-            overhead = (RPC_OVERHEAD if is_rpc else GPU_OVERHEAD) if used else 0
-            devices.append(DeviceUsage(name, weights[index], kv[index], compute[index], overhead))
-        offloaded = sum(1 for d in layer_dev if d != HOST)
+            overhead = (RPC_OVERHEAD if is_rpc else GPU_OVERHEAD) if holds[index + 1] else 0
+            devices.append(
+                DeviceUsage(name, int(weights[index + 1]), int(kv[index + 1]), int(compute[index + 1]), overhead)
+            )
+        offloaded = int(np.count_nonzero(layer_dev != HOST))
         if placement.unified_memory:
             # Apple Silicon: one pool. The host total includes what the GPU allocates.
             host = DeviceUsage(
@@ -277,4 +279,4 @@ class Estimator:
         )
 
     def _repacked(self, ggml_type: int) -> bool:
-        return self.config.cpu_repack and ggml_type in REPACK_TYPES
+        return self.config.cpu_repack and ggml_type in REPACK_TYPES.get(self.config.cpu_arch, frozenset())
