@@ -31,9 +31,22 @@ def gguf_parser() -> Path | None:
     downloads.mkdir(parents=True, exist_ok=True)
     wheels = list(downloads.glob(f"gpustack-{WHEEL_VERSION}-*.whl"))
     if not wheels:
-        result = subprocess.run([sys.executable, "-m", "pip", "download", f"gpustack=={WHEEL_VERSION}", "--no-deps",
-                                 "--disable-pip-version-check", "-d", str(downloads)], capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                f"gpustack=={WHEEL_VERSION}",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+                str(downloads),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         wheels = list(downloads.glob(f"gpustack-{WHEEL_VERSION}-*.whl"))
         if result.returncode != 0 or not wheels:
             return None
@@ -44,13 +57,43 @@ def gguf_parser() -> Path | None:
     return target
 
 
-def estimate(binary: Path, model: Path, *, ctx: int, parallel: int, ubatch: int, batch: int, flash_attn: bool,
-             cache_type: str, gpu_layers: int, tensor_split: list[float] | None, rpc: int,
-             embedding: bool) -> tuple[int, list[int]] | None:
+def estimate(
+    binary: Path,
+    model: Path,
+    *,
+    ctx: int,
+    parallel: int,
+    ubatch: int,
+    batch: int,
+    flash_attn: bool,
+    cache_type: str,
+    gpu_layers: int,
+    tensor_split: list[float] | None,
+    rpc: int,
+    embedding: bool,
+) -> tuple[int, list[int]] | None:
     """(host bytes, bytes per device) as gguf-parser estimates them (its non-UMA figures)."""
-    command = [str(binary), "--path", str(model), "--json", "--skip-tokenizer", "--ctx-size", str(ctx),
-               "--parallel-size", str(parallel), "--ubatch-size", str(ubatch), "--batch-size", str(batch),
-               "--cache-type-k", cache_type, "--cache-type-v", cache_type, "--gpu-layers", str(gpu_layers)]
+    command = [
+        str(binary),
+        "--path",
+        str(model),
+        "--json",
+        "--skip-tokenizer",
+        "--ctx-size",
+        str(ctx),
+        "--parallel-size",
+        str(parallel),
+        "--ubatch-size",
+        str(ubatch),
+        "--batch-size",
+        str(batch),
+        "--cache-type-k",
+        cache_type,
+        "--cache-type-v",
+        cache_type,
+        "--gpu-layers",
+        str(gpu_layers),
+    ]
     if flash_attn:
         command.append("--flash-attention")
     if tensor_split:

@@ -94,10 +94,24 @@ def layer_peak(info: ModelInfo, il: int, shape: GraphShape) -> int:
 
 
 def output_peak(info: ModelInfo, shape: GraphShape) -> int:
-    """The output layer: final norm and logits (or, for embedding models, pooled embeddings)."""
+    """The output layer. Decoders keep only the rows that produce output before it (``get_rows`` in the
+    last block): norm and logits for ``n_outputs`` rows. Encoders pool over every token."""
     if info.kind != "llm":
         return info.n_embd * shape.n_tokens * F32 * 2 + info.n_embd * shape.n_outputs * F32
-    return info.n_embd * shape.n_tokens * F32 + (info.n_vocab + info.n_embd) * shape.n_outputs * F32
+    return (2 * info.n_embd + info.n_vocab) * shape.n_outputs * F32
+
+
+def cpu_work_buffer(info: ModelInfo, shape: GraphShape) -> int:
+    """Scratch the CPU backend allocates outside the compute buffer while computing a graph.
+
+    Without flash attention, ``V·softmax(KQ)`` converts the f32 scores to f16 first: ``n_kv × T ×
+    n_head × 2`` bytes, the largest conversion of the graph. With flash attention the CPU needs only
+    small per-thread buffers.
+    """
+    if shape.flash_attn and not info.encoder:
+        return 0
+    n_kv = shape.n_tokens if info.encoder else shape.n_kv
+    return n_kv * shape.n_tokens * max(info.n_head) * F16
 
 
 def embeddings_bytes(info: ModelInfo, shape: GraphShape) -> int:

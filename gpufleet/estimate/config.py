@@ -64,6 +64,7 @@ class Placement:
     gpu_layers: int | None = None
     tensor_split: tuple[float, ...] | None = None
     unified_memory: bool = False  # Apple Silicon: the GPU's memory is the host's
+    rpc_on_cpu: bool = False  # the RPC servers serve a CPU (not a GPU): CPU scratch and overheads apply
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,9 @@ class TensorInfo:
     name: str
     shape: tuple[int, ...]  # ggml order: shape[0] is the innermost (contiguous) dimension
     ggml_type: int
-    offset: int
+    offset: int  # from the start of its file's data section
     nbytes: int
+    shard: int = 0  # which file of a split GGUF holds it
 
     @property
     def type_name(self) -> str:
@@ -276,6 +277,6 @@ def read_model(location: str | Path) -> GGUFHeader:
     if declared != len(headers):
         raise GGUFError(f"{first.source} says it is split in {declared} files, but {len(headers)} were found")
     if len(headers) > 1:
-        first.tensors = [t for header in headers for t in header.tensors]
+        first.tensors = [replace(t, shard=index) for index, header in enumerate(headers) for t in header.tensors]
         first.shards = [h.source for h in headers]
     return first

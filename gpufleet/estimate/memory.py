@@ -21,6 +21,7 @@ import numpy as np
 from gpufleet.common.units import MiB
 from gpufleet.estimate.compute import (
     GraphShape,
+    cpu_work_buffer,
     embeddings_bytes,
     inputs_bytes,
     layer_peak,
@@ -32,17 +33,18 @@ from gpufleet.estimate.model_info import ModelInfo, ModelKind
 HOST = -1
 # Resident memory of a llama-server process beyond its buffers (binary, heap, threads), measured on
 # CPU builds; and of a ggml-rpc-server serving one device.
-HOST_OVERHEAD = 48 * MiB
+HOST_OVERHEAD = 32 * MiB
 RPC_OVERHEAD = 8 * MiB
 # What a local GPU's runtime takes before any buffer (CUDA/ROCm context, cuBLAS workspace). Not
 # measurable without a GPU here: a conservative figure from public reports.
 GPU_OVERHEAD = 384 * MiB
 PIPELINE_COPIES = 4  # GGML_SCHED_MAX_COPIES
-# Weight types the CPU backend re-packs into its own buffer (ggml-cpu/repack.cpp): on x86 with AVX2
-# Q4_0, Q4_K, IQ4_NL (Q2_K with AVX-512); on ARM with dot-product/i8mm also Q5_K, Q6_K and Q8_0.
-REPACK_TYPES = {
-    "amd64": frozenset({2, 12, 20}),
-    "arm64": frozenset({2, 8, 12, 13, 14, 20}),
+# Weight types the CPU backend re-packs into a buffer of its own (ggml-cpu/repack.cpp), with the row
+# multiple the interleave needs: on x86 with AVX2 Q4_0, Q4_K, IQ4_NL; on ARM with dot-product/i8mm
+# also Q5_K, Q6_K and Q8_0. Type ids are ggml's.
+REPACK_ROWS = {
+    "amd64": {2: 8, 12: 8, 20: 8},
+    "arm64": {2: 4, 8: 4, 12: 8, 13: 8, 14: 8, 20: 4},
 }
 
 
@@ -107,11 +109,16 @@ class Estimator:
         self.kv_per_layer = self._kv_per_layer()
         self.layer_peaks = [layer_peak(info, il, self.shape) for il in range(info.n_layer)]
         self.output_peak = output_peak(info, self.shape)
+        self.cpu_work = cpu_work_buffer(info, self.shape)
         # Per-layer figures as arrays: estimate() is called for many placements and must stay cheap.
         self._layer_bytes = np.asarray(info.layer_bytes, dtype=np.float64)
         self._kv = np.asarray(self.kv_per_layer, dtype=np.float64)
         self._peaks = np.asarray(self.layer_peaks, dtype=np.int64)
         self._swa = np.asarray(info.swa_layers, dtype=bool)
+        table = info.tensors
+        self._repack_mask = table.matrix & np.asarray(
+            [self._repacked(int(t), int(r)) for t, r in zip(table.ggml_type, table.rows, strict=True)], dtype=bool
+        )
 
     # --- what depends only on the model and the run settings ----------------------------------
     def _context(self) -> tuple[int, int]:
@@ -227,33 +234,40 @@ class Estimator:
         has_swa = np.bincount(slot, weights=self._swa, minlength=size) > 0
         has_full = np.bincount(slot, weights=~self._swa, minlength=size) > 0
 
-        weights[0] += info.input_bytes
-        weights[output_slot] += info.output_bytes
-        if info.tied_output and (output_slot != 0 or self._repacked(info.token_embd_type)):
+        weights[0] = self._host_weights(layer_dev)
+        weights[output_slot] += info.output_bytes if output_slot != 0 else 0
+        if info.tied_output and (output_slot != 0 or self._repacked(info.token_embd_type, info.n_vocab)):
             weights[output_slot] += info.token_embd_bytes
         peak[output_slot] = max(peak[output_slot], self.output_peak)
-        holds = np.bincount(slot, minlength=size) > 0
+        holds_blocks = np.bincount(slot, minlength=size) > 0
+        holds = holds_blocks.copy()
         holds[output_slot] = True
 
         # Pipeline parallelism (several devices, everything offloaded): llama.cpp keeps 4 copies of every
         # tensor a device receives from another, so consecutive batches can overlap.
         copies = PIPELINE_COPIES if n_dev > 1 and bool(np.all(layer_dev != HOST)) else 1
         activation = info.n_embd * self.shape.n_tokens * 4
+        cpu_backed = [True] + [placement.rpc_on_cpu and i < placement.rpc for i in range(n_dev)]
         compute = np.zeros(size, dtype=np.int64)
         for index in range(1, size):
-            if holds[index]:
-                received = inputs_bytes(info, self.shape, bool(has_swa[index]), bool(has_full[index])) + activation
-                compute[index] = copies * received + peak[index]
+            if not holds[index]:
+                continue
+            if not holds_blocks[index]:  # only the output layer: it receives one row per output
+                compute[index] = copies * info.n_embd * self.shape.n_outputs * 4 + peak[index]
+                continue
+            received = inputs_bytes(info, self.shape, bool(has_swa[index]), bool(has_full[index])) + activation
+            compute[index] = copies * received + peak[index] + (self.cpu_work if cpu_backed[index] else 0)
         any_swa, any_full = bool(self._swa.any()), bool((~self._swa).any())
         host_inputs = inputs_bytes(info, self.shape, any_swa, any_full) + embeddings_bytes(info, self.shape)
-        compute[0] = copies * host_inputs + peak[0] + self.output_buffer()
+        compute[0] = copies * host_inputs + peak[0] + self.output_buffer() + (self.cpu_work if holds_blocks[0] else 0)
 
         host = DeviceUsage("host", int(weights[0]), int(kv[0]), int(compute[0]), HOST_OVERHEAD)
         devices = []
         for index in range(n_dev):
             is_rpc = index < placement.rpc
             name = f"rpc{index}" if is_rpc else f"gpu{index - placement.rpc}"
-            overhead = (RPC_OVERHEAD if is_rpc else GPU_OVERHEAD) if holds[index + 1] else 0
+            rpc_overhead = RPC_OVERHEAD if placement.rpc_on_cpu else GPU_OVERHEAD
+            overhead = (rpc_overhead if is_rpc else GPU_OVERHEAD) if holds[index + 1] else 0
             devices.append(
                 DeviceUsage(name, int(weights[index + 1]), int(kv[index + 1]), int(compute[index + 1]), overhead)
             )
@@ -278,5 +292,27 @@ class Estimator:
             warnings=[*self.warnings, *placement.notes],
         )
 
-    def _repacked(self, ggml_type: int) -> bool:
-        return self.config.cpu_repack and ggml_type in REPACK_TYPES.get(self.config.cpu_arch, frozenset())
+    def _repacked(self, ggml_type: int, rows: int = 8) -> bool:
+        multiple = REPACK_ROWS.get(self.config.cpu_arch, {}).get(ggml_type) if self.config.cpu_repack else None
+        return multiple is not None and rows % multiple == 0
+
+    def _host_weights(self, layer_dev: np.ndarray) -> int:
+        """Host weight bytes as llama.cpp holds them.
+
+        With mmap, the CPU's tensors are a view of the file: llama.cpp maps, per file, the span from
+        the first to the last of them (tensors of other devices lying in between included, as its
+        "CPU_Mapped model buffer" reports). Re-packed tensors are copied into a buffer of their own.
+        """
+        table = self.info.tensors
+        device_of_group = np.concatenate(([HOST], layer_dev))
+        on_host = device_of_group[table.group + 1] == HOST
+        repack = self._repack_mask & on_host
+        mapped = on_host & ~repack
+        repacked_bytes = int((table.end - table.start)[repack].sum())
+        if not self.config.mmap:
+            return int((table.end - table.start)[mapped].sum()) + repacked_bytes
+        total = repacked_bytes
+        for shard in np.unique(table.shard[mapped]):
+            in_shard = mapped & (table.shard == shard)
+            total += int(table.end[in_shard].max() - table.start[in_shard].min())
+        return total

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 from gguf import GGMLQuantizationType
 
 from gpufleet.estimate.gguf import GGUFHeader, LargeArray
@@ -72,6 +73,20 @@ POOLING_RANK = 4
 DEFAULT_SWA_PATTERN = {"gemma2": 2, "gemma3": 6}
 
 
+@dataclass(frozen=True, eq=False)
+class TensorTable:
+    """Every tensor's group (-1 input, 0..n_layer-1 its block, n_layer output), file position and type,
+    as arrays: the estimator needs mmap spans and re-packing per placement, fast."""
+
+    group: np.ndarray
+    shard: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    ggml_type: np.ndarray
+    rows: np.ndarray  # ne[1]: re-packing needs it to be a multiple of the interleave
+    matrix: np.ndarray  # a weight matrix used by a matrix multiplication (2-D or expert 3-D, not an input table)
+
+
 class ModelKind(StrEnum):
     LLM = "llm"
     EMBEDDING = "embedding"
@@ -82,7 +97,7 @@ class ModelInfoError(ValueError):
     """The header lacks what an estimate needs; the message names the key."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModelInfo:
     architecture: str
     known: bool
@@ -109,6 +124,7 @@ class ModelInfo:
     token_embd_type: int
     tied_output: bool
     weights_bytes: int
+    tensors: TensorTable
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -207,23 +223,40 @@ def model_info(header: GGUFHeader) -> ModelInfo:
     layer_bytes = [0] * n_layer
     token_embd = None
     has_output = False
+    groups: list[int] = []
     for tensor in header.tensors:
         block = BLOCK.match(tensor.name)
         if block:
             index = int(block.group(1))
-            if index < n_layer:
-                layer_bytes[index] += tensor.nbytes
-            else:  # e.g. next-token-prediction layers beyond block_count: loaded with the output
-                output_bytes += tensor.nbytes
+            # Next-token-prediction layers beyond block_count are loaded with the output layer.
+            group = index if index < n_layer else n_layer
         elif INPUT_TENSORS.match(tensor.name):
-            input_bytes += tensor.nbytes
+            group = -1
             if tensor.name == "token_embd.weight":
                 token_embd = tensor
         elif OUTPUT_TENSORS.match(tensor.name):
-            output_bytes += tensor.nbytes
+            group = n_layer
             has_output = has_output or tensor.name == "output.weight"
-        elif layer_bytes:
-            layer_bytes[0] += tensor.nbytes
+        else:
+            group = 0
+        groups.append(group)
+        if group == -1:
+            input_bytes += tensor.nbytes
+        elif group == n_layer:
+            output_bytes += tensor.nbytes
+        else:
+            layer_bytes[group] += tensor.nbytes
+    tensors = TensorTable(
+        group=np.asarray(groups, dtype=np.int64),
+        shard=np.asarray([t.shard for t in header.tensors], dtype=np.int64),
+        start=np.asarray([t.offset for t in header.tensors], dtype=np.int64),
+        end=np.asarray([t.offset + t.nbytes for t in header.tensors], dtype=np.int64),
+        ggml_type=np.asarray([t.ggml_type for t in header.tensors], dtype=np.int64),
+        rows=np.asarray([t.shape[1] if len(t.shape) > 1 else 0 for t in header.tensors], dtype=np.int64),
+        matrix=np.asarray(
+            [len(t.shape) >= 2 and g != -1 for t, g in zip(header.tensors, groups, strict=True)], dtype=bool
+        ),
+    )
     if token_embd is None:
         raise ModelInfoError(f"{header.source}: no token_embd.weight tensor")
     tied = not has_output and not encoder and kind == ModelKind.LLM
@@ -253,6 +286,7 @@ def model_info(header: GGUFHeader) -> ModelInfo:
         token_embd_type=token_embd.ggml_type,
         tied_output=tied,
         weights_bytes=header.weights_bytes,
+        tensors=tensors,
         notes=tuple(notes),
     )
 
