@@ -8,9 +8,19 @@ import gguf
 import numpy as np
 
 
-def write_tiny_llama(path: Path, *, n_layer: int = 2, n_embd: int = 64, n_ff: int = 128, n_head: int = 4,
-                     n_head_kv: int = 2, n_vocab: int = 300, ctx: int = 2048, tied: bool = False,
-                     extra_tokens: int = 0) -> Path:
+def write_tiny_llama(
+    path: Path,
+    *,
+    n_layer: int = 2,
+    n_embd: int = 64,
+    n_ff: int = 128,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    n_vocab: int = 300,
+    ctx: int = 2048,
+    tied: bool = False,
+    extra_tokens: int = 0,
+) -> Path:
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_context_length(ctx)
     writer.add_embedding_length(n_embd)

@@ -52,7 +52,10 @@ def test_not_gguf_truncated_and_missing_metadata(tmp_path: Path) -> None:
 
 def test_split_names() -> None:
     assert shard_locations("/m/x-00001-of-00003.gguf") == [
-        "/m/x-00001-of-00003.gguf", "/m/x-00002-of-00003.gguf", "/m/x-00003-of-00003.gguf"]
+        "/m/x-00001-of-00003.gguf",
+        "/m/x-00002-of-00003.gguf",
+        "/m/x-00003-of-00003.gguf",
+    ]
     assert shard_locations("/m/x.gguf") == ["/m/x.gguf"]
 
 
@@ -66,8 +69,12 @@ def test_split_gguf_reads_every_shard(tmp_path: Path) -> None:
         writer = gguf.GGUFWriter(str(tmp_path / f"s-{number:05d}-of-00002.gguf"), "llama")
         for field_ in reader.fields.values():
             if field_.name.startswith(("llama.", "tokenizer.")):
-                writer.add_key_value(field_.name, field_.contents(), field_.types[0],
-                                     field_.types[-1] if field_.types[0] == gguf.GGUFValueType.ARRAY else None)
+                writer.add_key_value(
+                    field_.name,
+                    field_.contents(),
+                    field_.types[0],
+                    field_.types[-1] if field_.types[0] == gguf.GGUFValueType.ARRAY else None,
+                )
         writer.add_uint16("split.no", number - 1)
         writer.add_uint16("split.count", 2)
         writer.add_int32("split.tensors.count", len(names))
