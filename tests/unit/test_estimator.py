@@ -143,3 +143,14 @@ def test_no_bytes_are_lost_or_invented(llama8b: ModelInfo, gpus: int, ngl: int, 
     assert all(d.total >= 0 for d in devices)
     assert estimate.offloaded_layers == min(ngl, 33)
     assert estimator.estimate(placement) == estimate  # deterministic
+
+
+def test_estimators_are_memoised_per_file_and_settings(tmp_path: Path) -> None:
+    from gpufleet.estimate.loader import load_estimator
+
+    path = write_model(tmp_path / "m.gguf", preset("llama-tiny"), "f16")
+    first = load_estimator(str(path), RunConfig(ctx_size=1024))
+    assert load_estimator(str(path), RunConfig(ctx_size=1024)) is first
+    assert load_estimator(str(path), RunConfig(ctx_size=2048)) is not first
+    write_model(path, scaled(preset("llama-tiny"), n_layer=3), "f16")  # replaced: read again
+    assert load_estimator(str(path), RunConfig(ctx_size=1024)).info.n_layer == 3
