@@ -23,6 +23,7 @@ typecheck: install
 
 test: install
 	bash scripts/ensure-postgres.sh
+	$(VENV)/bin/gpufleet engines install llama.cpp
 	$(VENV)/bin/ruff check gpufleet tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
