@@ -340,7 +340,10 @@ def main() -> None:
                 # Within the trained context: beyond it gpufleet caps the context (and says so), llama.cpp does not.
                 run = dataclasses.replace(run, ctx=min(run.ctx, info.n_ctx_train or run.ctx))
                 label = f"{model.name} / {run.label}"
-                prompt = run.ctx - 64 if run.full_prompt else 480
+                # Encoders: a whole batch of tokens, since llama.cpp's output buffer grows with the tokens of
+                # a request (every token is an output); decoders: one micro-batch, or the whole context.
+                whole = model.kind != "llm" or run.full_prompt
+                prompt = min(run.ctx, 2048) - 64 if whole else min(480, run.ctx - 32)
                 try:
                     measured = llama_runs.run(
                         server,

@@ -109,6 +109,14 @@ def _wait_ready(port: int, process: subprocess.Popen[str], lines: list[str], tim
     raise RunFailed("llama-server did not become healthy:\n" + "".join(lines[-30:]))
 
 
+def _text_of(base: str, n_tokens: int) -> str:
+    """A text that tokenizes to about ``n_tokens`` tokens with this model's vocabulary."""
+    sample = " ".join(["word"] * 64)
+    counted = httpx.post(f"{base}/tokenize", json={"content": sample}, timeout=60).json()["tokens"]
+    per_word = max(1.0, len(counted) / 64)
+    return " ".join(["word"] * max(1, int(n_tokens / per_word)))
+
+
 def _request(port: int, kind: str, n_tokens: int) -> None:
     base = f"http://127.0.0.1:{port}"
     if kind == "llm":
@@ -118,14 +126,14 @@ def _request(port: int, kind: str, n_tokens: int) -> None:
             "temperature": 0,
             "cache_prompt": False,
         }
-        response = httpx.post(f"{base}/completion", json=body, timeout=600)
+        response = httpx.post(f"{base}/completion", json=body, timeout=900)
     elif kind == "embedding":
-        response = httpx.post(f"{base}/v1/embeddings", json={"input": " ".join(["word"] * n_tokens)}, timeout=600)
+        response = httpx.post(f"{base}/v1/embeddings", json={"input": _text_of(base, n_tokens)}, timeout=900)
     else:
         response = httpx.post(
             f"{base}/v1/rerank",
-            json={"query": "a question", "documents": [" ".join(["word"] * (n_tokens // 2)), "another short document"]},
-            timeout=600,
+            json={"query": "a question", "documents": [_text_of(base, n_tokens - 16), "another short document"]},
+            timeout=900,
         )
     if response.status_code != 200:
         raise RunFailed(f"{kind} request failed: HTTP {response.status_code} {response.text[:300]}")
@@ -176,7 +184,15 @@ def run(
         ]
         if endpoints:
             command += ["--rpc", ",".join(endpoints)]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            encoding="utf-8",
+            errors="replace",
+        )
         reader = _LineCollector(process, lines)
         reader.start()
         _wait_ready(port, process, lines, timeout)

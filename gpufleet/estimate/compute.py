@@ -51,8 +51,8 @@ def mask_bytes(shape: GraphShape, n_kv: int) -> int:
 def inputs_bytes(info: ModelInfo, shape: GraphShape, swa_here: bool, full_here: bool) -> int:
     """Graph inputs a device holding layers reads: masks, positions, output row ids."""
     total = shape.n_tokens * 4 * 2 + shape.n_outputs * 4  # positions (int32), token ids, output ids
-    if info.encoder:
-        return total + shape.n_tokens * shape.n_tokens * F32  # non-causal mask over the batch itself
+    if info.encoder:  # non-causal attention over the batch itself
+        return total + shape.n_tokens * shape.n_tokens * (F16 if shape.flash_attn else F32)
     if full_here:
         total += mask_bytes(shape, shape.n_kv)
     if swa_here:
@@ -70,14 +70,17 @@ def attention_peak(info: ModelInfo, il: int, shape: GraphShape) -> int:
     k = info.n_embd_k_gqa(il) * t * F32
     v = info.n_embd_v_gqa(il) * t * F32
     residual = info.n_embd * t * F32
-    if shape.flash_attn and not info.encoder:
+    if shape.flash_attn:
         out = info.head_dim_v * n_head * t * F32
-        return residual + q + k + v + out
+        casts = (k + v) // 2 if info.encoder else 0  # encoders' K and V are cast to f16 for flash attention
+        return residual + q + k + v + out + casts
     scores = n_kv * t * n_head * F32
     return residual + q + scores + info.head_dim_v * n_head * t * F32
 
 
 def ffn_peak(info: ModelInfo, shape: GraphShape) -> int:
+    """Gated FFNs hold gate, up and their product at once (3 × F × T); a plain one its up projection,
+    activated in place, beside the residual stream, its norm and the output (4 × E × T)."""
     t = shape.n_tokens
     e = info.n_embd * t * F32
     if info.n_expert and info.n_expert_used:
@@ -86,7 +89,9 @@ def ffn_peak(info: ModelInfo, shape: GraphShape) -> int:
         hidden = info.n_ff_exp * info.n_expert_used * t * F32
         router = info.n_expert * t * F32 * 3
         return 2 * e + 3 * hidden + router
-    return 2 * e + 3 * info.n_ff * t * F32
+    if info.ffn_gated:
+        return 2 * e + 3 * info.n_ff * t * F32
+    return 4 * e + info.n_ff * t * F32
 
 
 def layer_peak(info: ModelInfo, il: int, shape: GraphShape) -> int:
@@ -108,7 +113,7 @@ def cpu_work_buffer(info: ModelInfo, shape: GraphShape) -> int:
     n_head × 2`` bytes, the largest conversion of the graph. With flash attention the CPU needs only
     small per-thread buffers.
     """
-    if shape.flash_attn and not info.encoder:
+    if shape.flash_attn:
         return 0
     n_kv = shape.n_tokens if info.encoder else shape.n_kv
     return n_kv * shape.n_tokens * max(info.n_head) * F16

@@ -116,6 +116,7 @@ class Estimator:
         self._peaks = np.asarray(self.layer_peaks, dtype=np.int64)
         self._swa = np.asarray(info.swa_layers, dtype=bool)
         table = info.tensors
+        self._single_file = not table.shard.any()
         self._repack_mask = table.matrix & np.asarray(
             [self._repacked(int(t), int(r)) for t, r in zip(table.ggml_type, table.rows, strict=True)], dtype=bool
         )
@@ -187,12 +188,18 @@ class Estimator:
         return result
 
     def output_buffer(self) -> int:
-        """llama.cpp's host output buffer: logits (and embeddings) for one output per sequence."""
+        """llama.cpp's host output buffer, at its largest.
+
+        Decoders under llama-server produce one output per sequence: logits for ``n_seq`` rows. For
+        embedding and reranking, every token of a batch is an output, and llama.cpp allocates logits
+        *and* embeddings for each (it grows the buffer to the largest batch it has seen and keeps it):
+        ``(n_vocab + n_embd) × min(n_batch, n_ctx) × 4`` bytes, nearly 2 GiB for a 250 000-token
+        reranker at the default batch of 2048.
+        """
         info = self.info
-        rows = self.n_seq
         if info.kind == ModelKind.LLM:
-            return info.n_vocab * rows * 4
-        return (info.n_vocab + info.n_embd) * rows * 4
+            return info.n_vocab * self.n_seq * 4
+        return (info.n_vocab + info.n_embd) * min(self.config.batch, self.n_ctx) * 4
 
     # --- per placement ------------------------------------------------------------------------
     def layer_devices(self, placement: Placement) -> np.ndarray:
@@ -312,7 +319,10 @@ class Estimator:
         if not self.config.mmap:
             return int((table.end - table.start)[mapped].sum()) + repacked_bytes
         total = repacked_bytes
-        for shard in np.unique(table.shard[mapped]):
-            in_shard = mapped & (table.shard == shard)
+        if not mapped.any():
+            return total
+        shards = (0,) if self._single_file else np.unique(table.shard[mapped])
+        for shard in shards:
+            in_shard = mapped if self._single_file else mapped & (table.shard == shard)
             total += int(table.end[in_shard].max() - table.start[in_shard].min())
         return total

@@ -123,6 +123,7 @@ class ModelInfo:
     token_embd_bytes: int
     token_embd_type: int
     tied_output: bool
+    ffn_gated: bool  # gate and up projections (SwiGLU/GeGLU) rather than one up projection
     weights_bytes: int
     tensors: TensorTable
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -285,6 +286,7 @@ def model_info(header: GGUFHeader) -> ModelInfo:
         token_embd_bytes=token_embd.nbytes,
         token_embd_type=token_embd.ggml_type,
         tied_output=tied,
+        ffn_gated=arch == "phi3" or any(".ffn_gate" in t.name for t in header.tensors),
         weights_bytes=header.weights_bytes,
         tensors=tensors,
         notes=tuple(notes),
