@@ -100,8 +100,7 @@ def estimate(
         command += ["--tensor-split", ",".join(str(int(x * 100)) for x in tensor_split)]
     if rpc:
         command += ["--rpc", ",".join(f"127.0.0.1:{50000 + i}" for i in range(rpc))]
-    if embedding:
-        command.append("--embedding")
+    del embedding  # gguf-parser v0.11 has no embedding mode: it estimates encoders like any model
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0:
         return None
