@@ -31,9 +31,12 @@ from gpufleet.estimate.config import DEFAULT_CTX_CAP, Placement, RunConfig, cach
 from gpufleet.estimate.model_info import ModelInfo, ModelKind
 
 HOST = -1
-# Resident memory of a llama-server process beyond its buffers (binary, heap, threads), measured on
-# CPU builds; and of a ggml-rpc-server serving one device.
-HOST_OVERHEAD = 32 * MiB
+# Resident memory of a llama-server process beyond its buffers: the binary, heap and threads (16 MiB),
+# plus per vocabulary entry what its tokenizer and sampling keep (about 96 bytes), about as much again
+# when the output layer runs on the CPU. Fitted to the residuals of benchmarks/estimate_accuracy.py
+# (vocabularies of 30k to 262k tokens); a ggml-rpc-server serving one device needs about 6 MiB.
+HOST_BASE_OVERHEAD = 16 * MiB
+HOST_OVERHEAD_PER_TOKEN = 96
 RPC_OVERHEAD = 8 * MiB
 # What a local GPU's runtime takes before any buffer (CUDA/ROCm context, cuBLAS workspace). Not
 # measurable without a GPU here: a conservative figure from public reports.
@@ -268,7 +271,9 @@ class Estimator:
         host_inputs = inputs_bytes(info, self.shape, any_swa, any_full) + embeddings_bytes(info, self.shape)
         compute[0] = copies * host_inputs + peak[0] + self.output_buffer() + (self.cpu_work if holds_blocks[0] else 0)
 
-        host = DeviceUsage("host", int(weights[0]), int(kv[0]), int(compute[0]), HOST_OVERHEAD)
+        logits_on_host = output_slot == 0 and info.kind == ModelKind.LLM
+        vocab_overhead = HOST_OVERHEAD_PER_TOKEN * info.n_vocab * (2 if logits_on_host else 1)
+        host = DeviceUsage("host", int(weights[0]), int(kv[0]), int(compute[0]), HOST_BASE_OVERHEAD + vocab_overhead)
         devices = []
         for index in range(n_dev):
             is_rpc = index < placement.rpc
