@@ -1,0 +1,161 @@
+"""The seams of the scheduler: what a request, a placement and a verdict are; what plugins implement.
+
+A decision runs ``filters`` per worker (cheap yes/no with a reason), then asks the candidate
+kinds in order of preference for placements, stopping at the first kind that yields any, then
+scores those and keeps the best. Everything here is pure: it reads a ``ClusterSnapshot`` and
+an ``Estimator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from gpufleet.estimate.memory import Estimator
+from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
+
+
+class Mode(StrEnum):
+    SINGLE_GPU = "single_gpu"
+    MULTI_GPU = "multi_gpu"
+    DISTRIBUTED = "distributed"
+    PARTIAL_OFFLOAD = "partial_offload"
+    CPU = "cpu"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One instance to place: its deployment's placement rules and the model's memory estimator."""
+
+    instance_id: int
+    instance_name: str
+    estimator: Estimator
+    backend: str = "llama.cpp"
+    placement_strategy: str = "spread"
+    cpu_offloading: bool = False
+    distributed: bool = True
+    worker_selector: Mapping[str, str] = field(default_factory=dict)
+    gpu_selector: tuple[str, ...] = ()  # device ids chosen by hand; empty = any
+    avoid: Mapping[str, str] = field(default_factory=dict)  # worker name -> why it is avoided for now
+    # Estimates already computed for this request (layer placement -> Estimate): shared by the kinds.
+    estimates: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an instance takes: host RAM on its worker and bytes per device (GPUs, and CPU for RPC on CPU)."""
+
+    ram: int
+    vram: Mapping[str, int]
+
+    def devices(self, worker_name: str) -> dict[str, int]:
+        """Device id → bytes, the RAM counted on the worker's CPU device."""
+        result = dict(self.vram)
+        if self.ram:
+            cpu = f"{worker_name}:cpu:0"
+            result[cpu] = result.get(cpu, 0) + self.ram
+        return result
+
+
+@dataclass(frozen=True)
+class Subordinate:
+    worker_id: int
+    worker_name: str
+    device_ids: tuple[str, ...]
+    claim: Claim
+
+
+@dataclass(frozen=True)
+class Placement:
+    mode: Mode
+    worker: WorkerView
+    device_ids: tuple[str, ...]
+    claim: Claim
+    offload_layers: int
+    total_layers: int
+    tensor_split: tuple[float, ...] = ()
+    subordinates: tuple[Subordinate, ...] = ()
+
+    def all_claims(self) -> dict[str, int]:
+        """Every device this placement takes memory from, across workers."""
+        total = self.claim.devices(self.worker.name)
+        for sub in self.subordinates:
+            for device_id, amount in sub.claim.devices(sub.worker_name).items():
+                total[device_id] = total.get(device_id, 0) + amount
+        return total
+
+    def describe(self) -> str:
+        hosts = [self.worker.name, *(s.worker_name for s in self.subordinates)]
+        devices = [*self.device_ids, *(d for s in self.subordinates for d in s.device_ids)]
+        return f"{self.mode.value} on {', '.join(hosts)} ({', '.join(devices)})"
+
+    def as_json(self) -> dict[str, Any]:
+        """The claim stored on the instance and shown in previews."""
+        return {
+            "mode": self.mode.value,
+            "worker_name": self.worker.name,
+            "device_ids": list(self.device_ids),
+            "claim": claim_json(self.claim, self.offload_layers, self.total_layers, self.tensor_split),
+            "subordinates": [
+                {
+                    "worker_id": s.worker_id,
+                    "worker_name": s.worker_name,
+                    "device_ids": list(s.device_ids),
+                    "claim": claim_json(s.claim),
+                }
+                for s in self.subordinates
+            ],
+        }
+
+
+def claim_json(
+    claim: Claim, offload_layers: int | None = None, total_layers: int | None = None, tensor_split: Sequence[float] = ()
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"ram": claim.ram, "vram": dict(claim.vram)}
+    if offload_layers is not None:
+        data["offload_layers"] = offload_layers
+        data["total_layers"] = total_layers
+    if tensor_split:
+        data["tensor_split"] = list(tensor_split)
+    return data
+
+
+@dataclass(frozen=True)
+class Status:
+    """A filter's verdict on one worker. ``reason`` groups rejections in the summary."""
+
+    ok: bool
+    reason: str = ""
+    detail: str = ""
+
+    @staticmethod
+    def fits() -> Status:
+        return Status(True)
+
+
+@dataclass(frozen=True)
+class Unschedulable:
+    """Nothing fits: a summary a person can act on, and the reason for each worker."""
+
+    message: str
+    reasons: tuple[tuple[str, str], ...]  # (worker name, reason)
+
+
+class Filter(Protocol):
+    name: str
+
+    def check(self, request: Request, worker: WorkerView, snapshot: ClusterSnapshot) -> Status: ...
+
+
+class CandidateKind(Protocol):
+    mode: Mode
+
+    def candidates(
+        self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot
+    ) -> list[Placement]: ...
+
+
+class Scorer(Protocol):
+    def score(self, request: Request, placement: Placement, snapshot: ClusterSnapshot) -> float: ...

@@ -1,0 +1,1 @@
+"""Scheduler plugins: filters (may this worker host it?), candidate kinds (how could it fit?), scorers."""

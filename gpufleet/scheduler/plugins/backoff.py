@@ -1,0 +1,17 @@
+"""A worker where this instance's engine kept failing is avoided for a while (the back-off is per
+instance and worker, decided by the service that records releases)."""
+
+from __future__ import annotations
+
+from gpufleet.scheduler.framework import Request, Status
+from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
+
+
+class FailureBackoff:
+    name = "backoff"
+
+    def check(self, request: Request, worker: WorkerView, snapshot: ClusterSnapshot) -> Status:
+        why = request.avoid.get(worker.name)
+        if why is None:
+            return Status.fits()
+        return Status(False, "avoided after engine failures", why)

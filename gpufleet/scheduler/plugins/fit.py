@@ -1,0 +1,70 @@
+"""Shared arithmetic of the candidate kinds: which devices a request may use, and whether an estimate fits.
+
+An estimate lists devices in llama.cpp's order (RPC servers first, then the main worker's GPUs);
+``fits`` checks each against the snapshot's free memory, and the host part against the main
+worker's free RAM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gpufleet.common.units import MiB
+from gpufleet.estimate.config import Placement as LayerPlacement
+from gpufleet.estimate.memory import Estimate
+from gpufleet.scheduler.framework import Claim, Request
+from gpufleet.scheduler.plugins.backend import SUPPORTED_DEVICES
+from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
+
+
+def usable_gpus(request: Request, worker: WorkerView) -> list[DeviceView]:
+    """The worker's GPUs this request may use: the backend's device types, and the hand-picked ones if any."""
+    supported = SUPPORTED_DEVICES.get(request.backend, set())
+    gpus = [g for g in worker.gpus if g.type in supported]
+    if request.gpu_selector:
+        gpus = [g for g in gpus if g.id in request.gpu_selector]
+    return gpus
+
+
+def most_free_first(snapshot: ClusterSnapshot, devices: Sequence[DeviceView]) -> list[DeviceView]:
+    return sorted(devices, key=lambda d: (-snapshot.free(d), d.worker_name, d.index))
+
+
+def split_by_free(snapshot: ClusterSnapshot, devices: Sequence[DeviceView]) -> tuple[float, ...]:
+    """Shares proportional to free memory (llama.cpp's own default), in whole MiB so estimates repeat."""
+    return tuple(float(max(snapshot.free(d) // MiB, 1)) for d in devices)
+
+
+def estimate(request: Request, placement: LayerPlacement) -> Estimate:
+    """The request's estimate for a layer placement, memoised for the decision."""
+    cache = request.estimates
+    result = cache.get(placement)
+    if result is None:
+        result = cache[placement] = request.estimator.estimate(placement)
+    return result
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    device_id: str
+    needed: int
+    free: int
+
+
+def shortfall(
+    snapshot: ClusterSnapshot, result: Estimate, host: WorkerView, devices: Sequence[DeviceView]
+) -> Shortfall | None:
+    """The first device (or the host) the estimate does not fit on; None when everything fits."""
+    host_free = snapshot.free(host.cpu)
+    if result.ram > host_free:
+        return Shortfall(host.cpu.id, result.ram, host_free)
+    for device, needed in zip(devices, result.vram, strict=True):
+        free = snapshot.free(device)
+        if needed > free:
+            return Shortfall(device.id, needed, free)
+    return None
+
+
+def claim_of(result: Estimate, devices: Sequence[DeviceView]) -> Claim:
+    return Claim(ram=result.ram, vram={d.id: v for d, v in zip(devices, result.vram, strict=True) if v})

@@ -1,0 +1,17 @@
+"""Only ``ready`` workers get new instances (not maintenance, not_ready, unreachable)."""
+
+from __future__ import annotations
+
+from gpufleet.scheduler.framework import Request, Status
+from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
+
+REASONS = {"maintenance": "in maintenance", "not_ready": "not ready", "unreachable": "unreachable"}
+
+
+class WorkerState:
+    name = "worker_state"
+
+    def check(self, request: Request, worker: WorkerView, snapshot: ClusterSnapshot) -> Status:
+        if worker.state == "ready":
+            return Status.fits()
+        return Status(False, REASONS.get(worker.state, worker.state))
