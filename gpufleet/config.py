@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     )
     heartbeat_interval: float = Field(10.0, gt=0, le=3600)
     log_level: str = "INFO"
+    # Seconds between full scheduling passes; only a safety net, as capacity changes trigger a pass at once.
+    scheduler_resync_interval: float = Field(60.0, gt=0)
 
     @field_validator("labels", mode="before")
     @classmethod

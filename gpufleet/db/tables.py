@@ -198,3 +198,5 @@ class ModelInstance(Timestamped, Base):
     restart_count: Mapped[int] = mapped_column(Integer, default=0)
     download_progress: Mapped[float | None] = mapped_column(Float, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # Workers to avoid for a while after the engine kept failing there: name -> {until, failures, reason}.
+    placement_backoff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

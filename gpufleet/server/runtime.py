@@ -14,11 +14,12 @@ from gpufleet.config import Settings
 from gpufleet.db.migrate import upgrade
 from gpufleet.db.session import Database
 from gpufleet.schemas.events import Event, EventKind, EventType
-from gpufleet.schemas.states import WorkerState
+from gpufleet.schemas.states import InstanceState, WorkerState
 from gpufleet.server import secrets
 from gpufleet.server.auth import PrincipalResolver
 from gpufleet.server.bus import EventBus
 from gpufleet.server.controllers.deployments import ORPHANS, DeploymentsController, worker_key
+from gpufleet.server.controllers.scheduling import PENDING, SchedulingController
 from gpufleet.server.controllers.worker_health import StaleWorkerSweep, WorkerProbeController
 from gpufleet.server.services.users import bootstrap_admin, write_secret_file
 
@@ -33,6 +34,7 @@ class ServerRuntime:
     cluster_token: str = field(init=False, default="")
     resolver: PrincipalResolver = field(init=False)
     deployments: DeploymentsController = field(init=False)
+    scheduler: SchedulingController = field(init=False)
     probes: WorkerProbeController = field(init=False)
     sweep: StaleWorkerSweep = field(init=False)
 
@@ -41,6 +43,7 @@ class ServerRuntime:
         self.bus = EventBus()
         interval = self.settings.heartbeat_interval
         self.deployments = DeploymentsController(self.db)
+        self.scheduler = SchedulingController(self.db, self.settings.scheduler_resync_interval)
         self.probes = WorkerProbeController(self.db, interval)
         self.sweep = StaleWorkerSweep(self.db, interval)
         self.db.add_listener(self.bus.publish)
@@ -68,17 +71,28 @@ class ServerRuntime:
 
     def start_controllers(self) -> None:
         self.deployments.start()
+        self.scheduler.start()
         self.probes.start()
         self.sweep.start()
+
+    @staticmethod
+    def _may_change_placements(event: Event) -> bool:
+        """Work to place (a pending instance) or room made (an instance gone, a worker or deployment changed)."""
+        if event.kind == EventKind.INSTANCES:
+            return event.type == EventType.DELETED or (event.object or {}).get("state") == InstanceState.PENDING
+        return event.kind in (EventKind.WORKERS, EventKind.MODELS)
 
     async def stop(self) -> None:
         await self.sweep.stop()
         await self.probes.stop()
         await self.deployments.stop()
+        await self.scheduler.stop()
         await self.db.dispose()
 
     def _route_event(self, event: Event) -> None:
         """Turn a committed change into controller work (level-triggered: only keys)."""
+        if self._may_change_placements(event):
+            self.scheduler.enqueue(PENDING)
         if event.kind == EventKind.MODELS and event.id is not None:
             self.deployments.enqueue(event.id)
         elif event.kind == EventKind.INSTANCES and event.type == EventType.DELETED and event.object:

@@ -35,6 +35,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/devices"): {A},
     ("GET", "/api/models"): {A, U, W},
     ("POST", "/api/models"): {A},
+    ("POST", "/api/models/preview"): {A},
     ("GET", "/api/models/{model_id}"): {A, U, W},
     ("PATCH", "/api/models/{model_id}"): {A},
     ("DELETE", "/api/models/{model_id}"): {A},

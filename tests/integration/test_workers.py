@@ -190,7 +190,12 @@ async def test_labels_maintenance_and_delete(server: RunningServer) -> None:
         assert (await admin.get("/api/devices")).json() == []
         released = (await admin.get(f"/api/model-instances/{instance['id']}")).json()
         assert released["state"] == "pending" and released["worker_id"] is None
-        assert "worker node was deleted" in released["state_message"]
+        # The release says why; the scheduler may already have replaced that with why it cannot place it
+        # (this test's model file does not exist).
+        assert any(
+            reason in released["state_message"]
+            for reason in ("worker node was deleted", "cannot estimate the model's memory")
+        )
         # Its credential is dead with it.
         async with server.client(body["credential"]) as as_worker:
             assert (await as_worker.post(f"/api/workers/{worker_id}/heartbeat", json={})).status_code == 401

@@ -42,15 +42,23 @@ def inventory(path: Path, gpus: list[dict[str, Any]], cpu: dict[str, int] | None
 
 
 def worker_registration(
-    name: str, *, port: int = 1, gpus: int = 0, ip: str = "127.0.0.1", labels: dict[str, str] | None = None
+    name: str,
+    *,
+    port: int = 1,
+    gpus: int = 0,
+    ip: str = "127.0.0.1",
+    labels: dict[str, str] | None = None,
+    gpu_memory: int = 80 * GiB,
+    ram: int = 64 * GiB,
 ) -> dict[str, Any]:
+    """A worker's registration body: ``gpus`` simulated NVIDIA GPUs (H100 80 GB unless ``gpu_memory``)."""
     devices: list[dict[str, Any]] = [
         {
             "index": i,
             "type": "cuda",
             "vendor": "nvidia",
             "name": "NVIDIA H100 80GB HBM3",
-            "memory_total": 80 * GiB,
+            "memory_total": gpu_memory,
             "memory_used": GiB,
             "compute_capability": "9.0",
             "simulated": True,
@@ -63,7 +71,7 @@ def worker_registration(
             "type": "cpu",
             "vendor": "intel",
             "name": "Xeon",
-            "memory_total": 64 * GiB,
+            "memory_total": ram,
             "memory_used": 8 * GiB,
             "cores": 16,
         }
@@ -79,7 +87,7 @@ def worker_registration(
             "os": "linux",
             "arch": "amd64",
             "cpu_cores": 16,
-            "memory_total": 64 * GiB,
+            "memory_total": ram,
             "memory_used": 8 * GiB,
             "devices": devices,
             "gpufleet_version": "test",

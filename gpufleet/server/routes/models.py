@@ -6,10 +6,12 @@ from fastapi import APIRouter, Depends
 
 from gpufleet.db.session import Database
 from gpufleet.schemas.models import ModelCreate, ModelPublic, ModelUpdate
+from gpufleet.schemas.preview import PreviewResult
 from gpufleet.server.auth import ADMIN, USERS, WORKER, allow
 from gpufleet.server.deps import database
 from gpufleet.server.principal import Principal
 from gpufleet.server.services import models as model_service
+from gpufleet.server.services import preview as preview_service
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 admin = allow(*ADMIN)
@@ -26,6 +28,14 @@ async def create_model(
     body: ModelCreate, _: Principal = Depends(admin), db: Database = Depends(database)
 ) -> ModelPublic:
     return await model_service.create_model(db, body)
+
+
+@router.post("/preview", response_model=PreviewResult)
+async def preview_model(
+    body: ModelCreate, _: Principal = Depends(admin), db: Database = Depends(database)
+) -> PreviewResult:
+    """Where the deployment's replicas would be placed now; creates nothing (200 also when nothing fits)."""
+    return await preview_service.preview(db, body)
 
 
 @router.get("/{model_id}", response_model=ModelPublic)

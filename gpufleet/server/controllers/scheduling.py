@@ -1,0 +1,89 @@
+"""Scheduling controller: places pending instances, one decision at a time, as soon as capacity changes.
+
+Level-triggered with a single key: every event that can make room or add work (an instance
+pending, an instance gone or moved, a worker joining or becoming ready, labels or a deployment
+changing) enqueues ``PENDING``; ``reconcile`` reads every pending instance and one snapshot, places
+them in order, carrying each claim into the snapshot for the next. Each placement is a
+compare-and-swap on the instance, so two servers can never both place it. A periodic resync is
+only a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Hashable, Iterable
+
+from gpufleet.common.errors import InvalidTransition, NotFound
+from gpufleet.db.session import Database
+from gpufleet.db.tables import ModelInstance
+from gpufleet.scheduler.framework import Placement
+from gpufleet.scheduler.scheduler import schedule
+from gpufleet.schemas.states import InstanceState
+from gpufleet.server.controllers.base import Controller
+from gpufleet.server.services import instances as instance_service
+from gpufleet.server.services import scheduling
+
+logger = logging.getLogger(__name__)
+
+PENDING = "pending"
+
+
+class SchedulingController(Controller):
+    name = "scheduler"
+
+    def __init__(self, db: Database, resync_interval: float = 60.0) -> None:
+        super().__init__()
+        self.db = db
+        self.resync_interval = resync_interval
+        self.decisions = 0
+        self.last_decision_seconds = 0.0
+
+    async def all_keys(self) -> Iterable[Hashable]:
+        return [PENDING]
+
+    async def reconcile(self, key: Hashable) -> None:
+        async with self.db.read() as session:
+            pending, models = await scheduling.load_pending(session)
+            if not pending:
+                return
+            snapshot = await scheduling.load_snapshot(session)
+        for instance in pending:
+            model = models.get(instance.model_id) if instance.model_id is not None else None
+            if model is None:
+                continue  # its deployment is gone: the deployments controller removes it
+            started = time.perf_counter()
+            try:
+                request = await asyncio.to_thread(scheduling.build_request, instance, model)
+            except scheduling.CannotEstimate as exc:
+                await self._say(instance, str(exc))
+                continue
+            result = schedule(request, snapshot)
+            self.decisions += 1
+            self.last_decision_seconds = time.perf_counter() - started
+            if isinstance(result, Placement):
+                if await self._commit(instance, result):
+                    snapshot = snapshot.with_claim(result.all_claims())
+            else:
+                await self._say(instance, result.message)
+
+    async def _commit(self, instance: ModelInstance, placement: Placement) -> bool:
+        try:
+            async with self.db.transaction() as session:
+                await scheduling.commit(session, instance, placement)
+        except (InvalidTransition, NotFound) as exc:
+            logger.info("instance %s moved while being placed (%s); it will be looked at again", instance.name, exc)
+            return False
+        logger.info("placed %s: %s", instance.name, placement.describe())
+        return True
+
+    async def _say(self, instance: ModelInstance, message: str) -> None:
+        """Keep the pending instance's message current (written only when it changes)."""
+        if instance.state_message == message:
+            return
+        try:
+            async with self.db.transaction() as session:
+                await instance_service.transition_and_publish(session, instance, InstanceState.PENDING, message)
+        except (InvalidTransition, NotFound):
+            return

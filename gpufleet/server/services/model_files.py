@@ -1,0 +1,91 @@
+"""Where the server reads a deployment's GGUF header from, to estimate its memory.
+
+- ``local_path``: the file (or, for a directory, its first GGUF; the first shard of a split one),
+  read by the server process. It must be readable where the server runs: on the same machine or
+  a shared filesystem.
+- Hugging Face: ``hf://repo/file``; a glob in ``huggingface_filename`` is matched against the
+  repository's file list (``$HF_ENDPOINT/api/models/{repo}``), preferring the first shard.
+- ModelScope: ``ms://repo/file``; Ollama library: ``ollama://name:tag``.
+Blocking (file system, HTTP): call from a thread.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import httpx
+
+from gpufleet.estimate.sources import SourceError
+
+SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$")
+
+
+class ModelFileError(ValueError):
+    """The model's file cannot be found or read; the message says where we looked."""
+
+
+def _first_gguf(names: list[str], pattern: str, where: str) -> str:
+    matches = sorted(n for n in names if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(n.rsplit("/", 1)[-1], pattern))
+    matches = [m for m in matches if m.endswith(".gguf")]
+    if not matches:
+        raise ModelFileError(f"no GGUF file matching {pattern!r} in {where}")
+    firsts = [m for m in matches if not SHARD.search(m) or SHARD.search(m).group(1) == "00001"]  # type: ignore[union-attr]
+    return (firsts or matches)[0]
+
+
+def local_gguf(path: str) -> str:
+    target = Path(path)
+    if target.is_file():
+        return str(target)
+    if target.is_dir():
+        names = [str(p.relative_to(target)) for p in target.rglob("*.gguf")]
+        return str(target / _first_gguf(names, "*.gguf", str(target)))
+    raise ModelFileError(
+        f"local_path {path} does not exist on the server (it must be readable here to estimate the model's memory)"
+    )
+
+
+@lru_cache(maxsize=512)
+def hf_file(repo: str, pattern: str | None) -> str:
+    if pattern and not any(ch in pattern for ch in "*?["):
+        return pattern
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    url = f"{endpoint}/api/models/{repo}"
+    try:
+        response = httpx.get(url, timeout=30, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise ModelFileError(f"cannot list the files of {repo} ({url}): {exc}") from exc
+    if response.status_code != 200:
+        raise ModelFileError(f"cannot list the files of {repo}: HTTP {response.status_code} from {url}")
+    names = [s["rfilename"] for s in response.json().get("siblings", [])]
+    return _first_gguf(names, pattern or "*.gguf", f"Hugging Face repository {repo}")
+
+
+def location_of(
+    source: str,
+    *,
+    local_path: str | None = None,
+    huggingface_repo_id: str | None = None,
+    huggingface_filename: str | None = None,
+    modelscope_model_id: str | None = None,
+    modelscope_file_path: str | None = None,
+    ollama_library_model_name: str | None = None,
+) -> str:
+    try:
+        if source == "local_path" and local_path:
+            return local_gguf(local_path)
+        if source == "huggingface" and huggingface_repo_id:
+            return f"hf://{huggingface_repo_id}/{hf_file(huggingface_repo_id, huggingface_filename)}"
+        if source == "modelscope" and modelscope_model_id:
+            if not modelscope_file_path:
+                raise ModelFileError("modelscope_file_path is needed to estimate a ModelScope model")
+            return f"ms://{modelscope_model_id}/{modelscope_file_path}"
+        if source == "ollama_library" and ollama_library_model_name:
+            return f"ollama://{ollama_library_model_name}"
+    except SourceError as exc:
+        raise ModelFileError(str(exc)) from exc
+    raise ModelFileError(f"source {source!r} lacks the fields that locate its file")

@@ -1,0 +1,52 @@
+"""Placement preview: the real scheduler on the current snapshot, replicas one after another, nothing written."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gpufleet.db.session import Database
+from gpufleet.scheduler.framework import Placement, Request
+from gpufleet.scheduler.scheduler import schedule
+from gpufleet.schemas.models import ModelSpec
+from gpufleet.schemas.preview import PreviewPlacement, PreviewResult, WorkerReason
+from gpufleet.server.services import scheduling
+
+
+async def preview(db: Database, spec: ModelSpec) -> PreviewResult:
+    async with db.read() as session:
+        snapshot = await scheduling.load_snapshot(session)
+    try:
+        estimator = await asyncio.to_thread(scheduling.estimator_for, spec)
+    except scheduling.CannotEstimate as exc:
+        return PreviewResult(schedulable=False, placements=[], message=str(exc), reasons=[])
+    placements: list[PreviewPlacement] = []
+    for replica in range(spec.replicas):
+        request = Request(
+            instance_id=0,
+            instance_name=f"{spec.name}-preview-{replica}",
+            estimator=estimator,
+            **scheduling.spec_request_fields(spec),
+        )
+        result = schedule(request, snapshot)
+        if not isinstance(result, Placement):
+            placed = f"{len(placements)}/{spec.replicas} replicas fit; " if spec.replicas > 1 else ""
+            return PreviewResult(
+                schedulable=False,
+                placements=placements,
+                message=placed + result.message,
+                reasons=[WorkerReason(worker_name=w, reason=r) for w, r in result.reasons],
+            )
+        data = result.as_json()
+        placements.append(
+            PreviewPlacement(
+                mode=data["mode"],
+                worker_name=data["worker_name"],
+                device_ids=data["device_ids"],
+                claim=data["claim"],
+                subordinates=data["subordinates"],
+            )
+        )
+        snapshot = snapshot.with_claim(result.all_claims())
+    where = ", ".join(p.worker_name for p in placements)
+    message = f"{spec.replicas} replica(s) fit: {where}" if placements else "0 replicas requested"
+    return PreviewResult(schedulable=True, placements=placements, message=message, reasons=[])
