@@ -29,8 +29,10 @@ FLAG_OF_FIELD = {"server_url": "--server-url", "system_reserved": "--system-rese
 def _register_subcommands() -> None:
     from gpufleet.cli_engines import engines_app
     from gpufleet.cli_estimate import estimate
+    from gpufleet.cli_models import models_app
 
     app.add_typer(engines_app, name="engines")
+    app.add_typer(models_app, name="models")
     app.command("estimate")(estimate)
 
 

@@ -63,3 +63,4 @@ class InstanceRelease(RequestModel):
 
     expected_version: int = Field(ge=0)
     reason: str = Field(min_length=1, max_length=8000)
+    failed: bool = False  # the engine kept failing here: the scheduler avoids this worker for a while

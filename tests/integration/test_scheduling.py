@@ -232,3 +232,24 @@ async def test_two_schedulers_never_place_one_instance_twice(
     finally:
         for db in (setup, first, second):
             await db.dispose()
+
+
+async def test_a_worker_where_the_engine_kept_failing_is_avoided(tmp_path: Path, models_dir: Path) -> None:
+    async with running_server(tmp_path) as server, await server.admin() as admin:
+        only = await register_worker(admin, server.token, "flaky", gpus=1, port=server.settings.port)
+        model = (await admin.post("/api/models", json=model_body("m", models_dir / "llama-8b.gguf"))).json()
+        placed = await instance_of(admin, model["id"], "scheduled")
+        async with server.client(only["credential"]) as as_worker:
+            released = await as_worker.post(
+                f"/api/model-instances/{placed['id']}/release",
+                json={"expected_version": placed["version"], "reason": "engine exited 3 times", "failed": True},
+            )
+            assert released.status_code == 204
+
+        async def avoided() -> str | None:
+            row = (await admin.get(f"/api/model-instances/{placed['id']}")).json()
+            message = row["state_message"] or ""
+            return message if row["state"] == "pending" and "avoided after engine failures" in message else None
+
+        message = await eventually(avoided, timeout=5, what="the back-off to show")
+        assert message.startswith("0/1 workers fit: 1 avoided after engine failures: engine exited 3 times (until ")

@@ -154,7 +154,11 @@ def test_cpu_only_workers(models: dict[str, Estimator]) -> None:
             {"worker_selector": {"gpu": "a100"}},
             "0/2 workers fit: 2 not matching worker_selector gpu=a100",
         ),
-        ([h100x8("a")], {"avoid": {"a": "engine failed 3 times"}}, "0/1 workers fit: 1 avoided after engine failures"),
+        (
+            [h100x8("a")],
+            {"avoid": {"a": "engine failed 3 times"}},
+            "0/1 workers fit: 1 avoided after engine failures: engine failed 3 times",
+        ),
         ([], {}, "no workers have joined yet"),
     ],
 )

@@ -14,4 +14,4 @@ class FailureBackoff:
         why = request.avoid.get(worker.name)
         if why is None:
             return Status.fits()
-        return Status(False, "avoided after engine failures", why)
+        return Status(False, f"avoided after engine failures: {why}")

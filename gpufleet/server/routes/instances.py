@@ -47,4 +47,4 @@ async def release(
     principal: Principal = Depends(worker),
     db: Database = Depends(database),
 ) -> None:
-    await instance_service.worker_release(db, principal, instance_id, body.expected_version, body.reason)
+    await instance_service.worker_release(db, principal, instance_id, body.expected_version, body.reason, body.failed)

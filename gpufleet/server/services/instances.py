@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import secrets as random
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpufleet.common.clock import utcnow
 from gpufleet.common.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
 from gpufleet.db.session import Database, record_event
 from gpufleet.db.tables import ModelInstance
@@ -173,10 +175,28 @@ async def worker_transition(
         return publish(session, updated)
 
 
+BACKOFF_FIRST = 60.0  # seconds a worker is avoided after the first failed release; doubles each time
+BACKOFF_MAX = 1800.0
+
+
+def record_backoff(row: ModelInstance, worker_name: str, reason: str) -> None:
+    """Avoid ``worker_name`` for this instance: 1 min after the first failure there, doubling up to 30 min."""
+    backoff = dict(row.placement_backoff or {})
+    failures = int(backoff.get(worker_name, {}).get("failures", 0)) + 1
+    seconds = min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_MAX)
+    until = utcnow() + timedelta(seconds=seconds)
+    backoff[worker_name] = {"until": until.isoformat(), "failures": failures, "reason": reason[:200]}
+    row.placement_backoff = backoff
+
+
 async def worker_release(
-    db: Database, principal: Principal, instance_id: int, expected_version: int, reason: str
+    db: Database, principal: Principal, instance_id: int, expected_version: int, reason: str, failed: bool = False
 ) -> None:
-    """The worker gives an instance back: stopped (``stopping`` → deleted) or failed (→ ``pending``)."""
+    """The worker gives an instance back: stopped (``stopping`` → deleted) or failed (→ ``pending``).
+
+    ``failed``: its engine kept failing on that worker; the scheduler avoids the worker for this
+    instance for a while (see ``record_backoff``) and says so.
+    """
     async with db.transaction() as session:
         row = await session.get(ModelInstance, instance_id)
         if row is None:
@@ -187,4 +207,7 @@ async def worker_release(
             raise InvalidTransition(
                 f"instance {row.name} changed since version {expected_version} (now {row.version}); read it again"
             )
+        if failed and row.worker_name:
+            record_backoff(row, row.worker_name, reason)
+            await session.flush()
         await release_or_forget(session, row, reason)
