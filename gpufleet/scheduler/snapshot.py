@@ -1,22 +1,24 @@
 """ClusterSnapshot: the workers, their devices and what is claimed on them, as of one moment.
 
 Invariants:
-- Immutable. ``with_claim`` returns a new snapshot that shares the device records and adds a small
-  overlay of extra claims, so placing replica after replica (or previewing them) never copies
-  thousands of devices.
+- Immutable. ``with_claim`` returns a new snapshot that shares everything static (workers,
+  devices, their usable memory) and copies only the claimed-bytes array, so placing replica after
+  replica (or previewing them) stays cheap at thousands of devices.
 - ``free(device)`` = total − system_reserved − claims of gpufleet instances − memory used by
   processes gpufleet does not own (as reported live by the worker). Never negative.
 - A unified-memory GPU (Apple Silicon) shares one pool with its worker's RAM: a claim on either
   reduces what both can give.
-- Plugins read snapshots; they never open a database session or a connection. ``services/scheduling``
-  builds snapshots from database rows.
+- Plugins read snapshots; they never open a database session or a connection. Per-device figures
+  are also available as numpy arrays (``free_array``, ``usable``, …, in ``device_index`` order),
+  which is how the candidate kinds stay fast on large clusters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -54,72 +56,103 @@ class WorkerView:
         return (*self.gpus, self.cpu)
 
 
-@dataclass(frozen=True)
+class _Layout:
+    """The static part of a snapshot: devices in one flat order, and who owns what."""
+
+    def __init__(self, workers: tuple[WorkerView, ...]) -> None:
+        workers = tuple(sorted(workers, key=lambda w: w.name))  # array order = name order: ties break by name
+        self.workers = workers
+        self.worker_position = {w.id: i for i, w in enumerate(workers)}
+        self.worker_by_name = {w.name: w for w in workers}
+        devices = [d for w in workers for d in w.devices]
+        self.devices = devices
+        self.device_index = {d.id: i for i, d in enumerate(devices)}
+        self.owner = np.asarray([self.worker_position[d.worker_id] for d in devices], dtype=np.int64)
+        self.usable = np.asarray([d.memory_total - d.reserved - d.used_by_others for d in devices], dtype=np.int64)
+        self.is_gpu = np.asarray([d.is_gpu for d in devices], dtype=bool)
+        self.cpu_of_worker = np.asarray([self.device_index[w.cpu.id] for w in workers], dtype=np.int64)
+        widest = max((len(w.gpus) for w in workers), default=0)
+        self.gpu_matrix = np.full((len(workers), widest), -1, dtype=np.int64)
+        for row, worker in enumerate(workers):
+            for column, gpu in enumerate(worker.gpus):
+                self.gpu_matrix[row, column] = self.device_index[gpu.id]
+        self.cache: dict[object, object] = {}  # derived per-layout arrays (e.g. device masks per backend)
+        unified_workers = {self.worker_position[d.worker_id] for d in devices if d.unified_memory}
+        self.pooled = np.asarray([self.worker_position[d.worker_id] in unified_workers for d in devices], dtype=bool)
+
+
 class ClusterSnapshot:
-    workers: tuple[WorkerView, ...]
-    extra_claims: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    def __init__(
+        self, workers: tuple[WorkerView, ...], *, _layout: _Layout | None = None, _claimed: np.ndarray | None = None
+    ) -> None:
+        self.layout = _layout or _Layout(tuple(workers))
+        self.workers = self.layout.workers
+        self.claimed_array = (
+            _claimed if _claimed is not None else np.asarray([d.claimed for d in self.layout.devices], dtype=np.int64)
+        )
+        self._free: np.ndarray | None = None
+
+    # --- per device ---------------------------------------------------------------------------
+    @property
+    def usable(self) -> np.ndarray:
+        return self.layout.usable
+
+    @property
+    def free_array(self) -> np.ndarray:
+        """Free bytes of every device, in ``layout.devices`` order."""
+        if self._free is None:
+            free = np.maximum(self.layout.usable - self.claimed_array, 0)
+            if self.layout.pooled.any():
+                free = self._apply_pools(free)
+            self._free = free
+        return self._free
+
+    def _apply_pools(self, free: np.ndarray) -> np.ndarray:
+        """A unified-memory worker: every device's free memory is capped by the pool's."""
+        layout = self.layout
+        result = free.copy()
+        for position in np.unique(layout.owner[layout.pooled]):
+            members = layout.owner == position
+            cpu = layout.cpu_of_worker[position]
+            pool = layout.usable[cpu] - self.claimed_array[members].sum()
+            result[members] = np.minimum(result[members], max(int(pool), 0))
+        return result
 
     def free(self, device: DeviceView) -> int:
-        """Bytes this device can still give to a new instance."""
-        free = device.memory_total - device.reserved - device.used_by_others - device.claimed
-        free -= self.extra_claims.get(device.id, 0)
-        if device.unified_memory or (device.type == "cpu" and self._pool_shared(device.worker_id)):
-            free = min(free, self._pool_free(device.worker_id))
-        return max(free, 0)
+        return int(self.free_array[self.layout.device_index[device.id]])
 
     def claimed(self, device: DeviceView) -> int:
-        return device.claimed + self.extra_claims.get(device.id, 0)
+        return int(self.claimed_array[self.layout.device_index[device.id]])
 
     def with_claim(self, claims: Mapping[str, int]) -> ClusterSnapshot:
         """A snapshot in which ``claims`` (device id → bytes) are also taken."""
-        merged = dict(self.extra_claims)
+        claimed = self.claimed_array.copy()
         for device_id, amount in claims.items():
-            if amount:
-                merged[device_id] = merged.get(device_id, 0) + amount
-        result = ClusterSnapshot(self.workers, MappingProxyType(merged))
-        for cache in ("_by_name_cache", "_by_id_cache", "_devices_cache"):  # same workers: share the lookups
-            if cache in self.__dict__:
-                object.__setattr__(result, cache, self.__dict__[cache])
-        return result
+            index = self.layout.device_index.get(device_id)
+            if index is not None:
+                claimed[index] += amount
+        return ClusterSnapshot(self.workers, _layout=self.layout, _claimed=claimed)
 
+    # --- lookups ------------------------------------------------------------------------------
     def worker(self, name: str) -> WorkerView | None:
-        return self._by_name().get(name)
+        return self.layout.worker_by_name.get(name)
 
     def device(self, device_id: str) -> DeviceView | None:
-        return self._devices().get(device_id)
+        index = self.layout.device_index.get(device_id)
+        return None if index is None else self.layout.devices[index]
 
-    # --- unified memory: a worker whose GPU shares the host RAM ---------------------------------
-    def _pool_shared(self, worker_id: int) -> bool:
-        worker = self._by_id().get(worker_id)
-        return worker is not None and any(g.unified_memory for g in worker.gpus)
+    def position(self, worker: WorkerView) -> int:
+        return self.layout.worker_position[worker.id]
 
-    def _pool_free(self, worker_id: int) -> int:
-        """RAM left in a unified pool: its total minus what the CPU side and the GPU side hold."""
-        worker = self._by_id()[worker_id]
-        cpu = worker.cpu
-        pool = cpu.memory_total - cpu.reserved - cpu.used_by_others
-        for device in worker.devices:
-            pool -= device.claimed + self.extra_claims.get(device.id, 0)
-        return pool
-
-    # --- lookups, built once per snapshot object --------------------------------------------------
-    def _by_name(self) -> dict[str, WorkerView]:
-        cached: dict[str, WorkerView] | None = self.__dict__.get("_by_name_cache")
+    def gpu_usage(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per worker (in ``workers`` order): bytes claimed on its GPUs, and their usable bytes."""
+        cached = self.__dict__.get("_gpu_usage")
         if cached is None:
-            cached = {w.name: w for w in self.workers}
-            object.__setattr__(self, "_by_name_cache", cached)
-        return cached
-
-    def _by_id(self) -> dict[int, WorkerView]:
-        cached: dict[int, WorkerView] | None = self.__dict__.get("_by_id_cache")
-        if cached is None:
-            cached = {w.id: w for w in self.workers}
-            object.__setattr__(self, "_by_id_cache", cached)
-        return cached
-
-    def _devices(self) -> dict[str, DeviceView]:
-        cached: dict[str, DeviceView] | None = self.__dict__.get("_devices_cache")
-        if cached is None:
-            cached = {d.id: d for w in self.workers for d in w.devices}
-            object.__setattr__(self, "_devices_cache", cached)
+            layout = self.layout
+            size = len(layout.workers)
+            gpus = layout.is_gpu
+            claimed = np.bincount(layout.owner[gpus], weights=self.claimed_array[gpus], minlength=size)
+            usable = np.bincount(layout.owner[gpus], weights=layout.usable[gpus], minlength=size)
+            cached = (claimed, usable)
+            self.__dict__["_gpu_usage"] = cached
         return cached

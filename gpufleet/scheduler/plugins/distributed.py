@@ -1,27 +1,27 @@
 """Kind 3: several workers over llama.cpp RPC: a main worker plus GPUs lent by subordinates.
 
-Greedy and bounded: for each of the few main workers with the most free GPU memory, add whole
-subordinate workers (most free first, so as few hosts as possible) until their free memory
-covers the model, then estimate the split (RPC devices first, as llama.cpp orders them) and check
-every device; if one falls short, add the next worker and try again.
+Greedy and bounded: workers are ranked by the free memory of their allowed GPUs (one array
+operation); for each of the few best as main worker, whole subordinate workers are added in that
+order (so as few hosts as possible) until their free memory covers the model, then the split is
+estimated (RPC devices first, as llama.cpp orders them) and every device checked; if one falls
+short, the next worker is added and the estimate repeated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from gpufleet.estimate.config import Placement as LayerPlacement
 from gpufleet.scheduler.framework import Claim, Mode, Placement, Request, Subordinate
-from gpufleet.scheduler.plugins.fit import estimate, most_free_first, shortfall, split_by_free, usable_gpus
+from gpufleet.scheduler.plugins.arrays import gpu_mask, sorted_free_rows
+from gpufleet.scheduler.plugins.fit import estimate, shortfall, split_by_free
 from gpufleet.scheduler.plugins.multi_gpu import lower_bound
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
 
 MAIN_CANDIDATES = 4  # main workers tried per decision
 MAX_HOSTS = 16
-
-
-def _free_gpu(snapshot: ClusterSnapshot, request: Request, worker: WorkerView) -> int:
-    return sum(snapshot.free(g) for g in usable_gpus(request, worker))
 
 
 class Distributed:
@@ -30,38 +30,53 @@ class Distributed:
     def candidates(self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot) -> list[Placement]:
         if not request.distributed or len(workers) < 2:
             return []
+        sorted_free, sorted_index = sorted_free_rows(snapshot, gpu_mask(request, snapshot, workers))
+        totals = sorted_free.sum(axis=1)
+        has_gpu = np.asarray((sorted_index >= 0).any(axis=1), dtype=bool)
+        ranked = [int(p) for p in np.argsort(-totals, kind="stable") if has_gpu[p]]
         floor = lower_bound(request)
-        ranked = sorted(
-            (w for w in workers if usable_gpus(request, w)), key=lambda w: (-_free_gpu(snapshot, request, w), w.name)
-        )
         placements = []
         for main in ranked[:MAIN_CANDIDATES]:
-            placement = self._around(request, main, [w for w in ranked if w is not main], snapshot, floor)
+            others = [p for p in ranked if p != main]
+            placement = self._around(request, snapshot, main, others, sorted_index, totals, floor)
             if placement is not None:
                 placements.append(placement)
         return placements
 
     def _around(
-        self, request: Request, main: WorkerView, others: list[WorkerView], snapshot: ClusterSnapshot, floor: int
+        self,
+        request: Request,
+        snapshot: ClusterSnapshot,
+        main: int,
+        others: list[int],
+        sorted_index: np.ndarray,
+        totals: np.ndarray,
+        floor: int,
     ) -> Placement | None:
-        local = most_free_first(snapshot, usable_gpus(request, main))
-        subordinates: list[WorkerView] = []
-        total = sum(snapshot.free(g) for g in local)
+        layout = snapshot.layout
+
+        def gpus(position: int) -> list[DeviceView]:
+            return [layout.devices[int(i)] for i in sorted_index[position] if i >= 0]
+
+        local = gpus(main)
+        helpers: list[int] = []
+        total = int(totals[main])
         for helper in others:
-            if len(subordinates) + 1 >= MAX_HOSTS:
+            if len(helpers) + 1 >= MAX_HOSTS:
                 return None
-            subordinates.append(helper)
-            total += _free_gpu(snapshot, request, helper)
+            helpers.append(helper)
+            total += int(totals[helper])
             if total < floor:
                 continue
-            remote = [g for w in subordinates for g in most_free_first(snapshot, usable_gpus(request, w))]
+            remote = [g for h in helpers for g in gpus(h)]
             devices = [*remote, *local]  # llama.cpp puts RPC devices first
             split = split_by_free(snapshot, devices)
             result = estimate(request, LayerPlacement(gpus=len(local), rpc=len(remote), tensor_split=split))
-            if shortfall(snapshot, result, main, devices) is None:
+            main_worker = snapshot.workers[main]
+            if shortfall(snapshot, result, main_worker, devices) is None:
                 return self._placement(
-                    main,
-                    subordinates,
+                    main_worker,
+                    [snapshot.workers[h] for h in helpers],
                     local,
                     remote,
                     result.vram,

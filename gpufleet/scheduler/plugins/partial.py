@@ -1,23 +1,20 @@
 """Kind 4 (only with ``cpu_offloading``): the worker's GPUs take as many layers as fit, the CPU the rest.
 
-Per worker a binary search over ``--n-gpu-layers`` (about 7 estimates for 80 layers); workers
-whose free memory looks the same share the search.
+A binary search over ``--n-gpu-layers`` (about 7 estimates for 80 layers) per group of workers
+that look the same; the placements offloading the most layers are kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from gpufleet.estimate.config import Placement as LayerPlacement
 from gpufleet.scheduler.framework import Mode, Placement, Request
-from gpufleet.scheduler.plugins.fit import (
-    claim_of,
-    estimate,
-    most_free_first,
-    shortfall,
-    split_by_free,
-    usable_gpus,
-)
+from gpufleet.scheduler.plugins.arrays import gpu_mask, sorted_free_rows
+from gpufleet.scheduler.plugins.fit import claim_of, estimate, shortfall, split_by_free
+from gpufleet.scheduler.plugins.groups import identical_rows
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
 
 
@@ -32,20 +29,19 @@ def most_layers(
         middle = (low + high) // 2
         result = estimate(request, LayerPlacement(gpus=len(gpus), gpu_layers=middle, tensor_split=split))
         if shortfall(snapshot, result, worker, gpus) is None:
-            best = (middle, result)
+            best = result
             low = middle + 1
         else:
             high = middle - 1
     if best is None:
         return None
-    _, result = best
     return Placement(
         Mode.PARTIAL_OFFLOAD,
         worker,
         tuple(g.id for g in gpus),
-        claim_of(result, gpus),
-        result.offloaded_layers,
-        result.layers,
+        claim_of(best, gpus),
+        best.offloaded_layers,
+        best.layers,
         split,
     )
 
@@ -54,12 +50,17 @@ class PartialOffload:
     mode = Mode.PARTIAL_OFFLOAD
 
     def candidates(self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot) -> list[Placement]:
+        sorted_free, sorted_index = sorted_free_rows(snapshot, gpu_mask(request, snapshot, workers))
+        if sorted_index.size == 0:
+            return []
+        rows = np.nonzero((sorted_index >= 0).any(axis=1))[0]
+        layout = snapshot.layout
         placements = []
-        for worker in workers:
-            gpus = most_free_first(snapshot, usable_gpus(request, worker))
-            if gpus:
-                placement = most_layers(request, worker, gpus, snapshot)
-                if placement is not None:
-                    placements.append(placement)
+        for group in identical_rows(snapshot, rows, sorted_free):
+            position = int(group[0])
+            gpus = [layout.devices[int(i)] for i in sorted_index[position] if i >= 0]
+            placement = most_layers(request, snapshot.workers[position], gpus, snapshot)
+            if placement is not None:
+                placements.append(placement)
         best = max((p.offload_layers for p in placements), default=0)
         return [p for p in placements if p.offload_layers == best]  # most of the model on GPUs first

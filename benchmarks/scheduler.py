@@ -1,0 +1,246 @@
+"""Scheduler speed: how long one placement decision takes on clusters of 10, 100 and 1,000 workers × 8 GPUs.
+
+Clusters of H100 80 GB workers (2 TiB RAM each), empty or with 5 of 8 GPUs of every worker full.
+Scenarios, on sparse GGUF files of real shapes (the estimator reads only their headers):
+
+- ``8B single GPU``: Llama-3.1-8B Q8_0, one decision on the unchanged cluster each time;
+- ``70B F16 2 GPUs``: Llama-3.1-70B F16, needs two GPUs of one worker;
+- ``405B RPC``: Llama-3.1-405B F16, needs more than one worker (llama.cpp RPC);
+- ``binpack 8B`` / ``spread 8B``: successive replicas, each decision seeing the previous claims.
+
+A decision is ``schedule(request, snapshot)`` for a fresh request (so per-request memoisation is
+paid every time); snapshots are built once per cluster, as the controller does per pass. Reports
+p50/p99 per decision. With ``--peer``, GPUStack 2.3.0's own scheduler (``benchmarks/peers/``) is
+timed on the same clusters and models, and the ratio printed.
+
+    python -m benchmarks.scheduler [--sizes 10,100,1000] [--decisions 50] [--peer] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from gpufleet.common.units import GiB
+from gpufleet.estimate.config import RunConfig
+from gpufleet.estimate.gguf import read_model
+from gpufleet.estimate.memory import Estimator
+from gpufleet.estimate.model_info import model_info
+from gpufleet.estimate.synthetic import preset, write_model
+from gpufleet.scheduler.framework import Placement, Request
+from gpufleet.scheduler.scheduler import schedule
+from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
+
+console = Console(highlight=False, soft_wrap=True, width=160)
+GPU_MEMORY = 80 * GiB
+RAM = 2048 * GiB
+PEERS = Path(__file__).parent / "peers"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    model: str  # key of the models written for the run
+    strategy: str = "spread"
+    accumulate: bool = False  # successive replicas: each decision sees the previous claims
+
+
+SCENARIOS = [
+    Scenario("8B single GPU", "8b"),
+    Scenario("70B F16 2 GPUs", "70b"),
+    Scenario("405B RPC", "405b"),
+    Scenario("binpack 8B", "8b", "binpack", accumulate=True),
+    Scenario("spread 8B", "8b", "spread", accumulate=True),
+]
+
+
+def cluster(workers: int, full_gpus: int) -> ClusterSnapshot:
+    views = []
+    for w in range(workers):
+        name = f"w{w:04d}"
+        gpus = tuple(
+            DeviceView(
+                f"{name}:cuda:{i}",
+                w,
+                name,
+                i,
+                "cuda",
+                "NVIDIA H100 80GB HBM3",
+                GPU_MEMORY,
+                GiB,
+                0,
+                GPU_MEMORY - GiB if i < full_gpus else 0,
+                simulated=True,
+            )
+            for i in range(8)
+        )
+        cpu = DeviceView(f"{name}:cpu:0", w, name, 0, "cpu", "CPU", RAM, 2 * GiB, 0, 0, simulated=True)
+        views.append(WorkerView(w, name, "ready", {"gpu-vendor": "nvidia"}, gpus, cpu))
+    return ClusterSnapshot(tuple(views))
+
+
+def models(folder: Path) -> dict[str, tuple[Path, Estimator]]:
+    shapes = {"8b": ("llama-3.1-8b", "q8_0"), "70b": ("llama-3.1-70b", "f16"), "405b": ("llama-3.1-405b", "f16")}
+    result = {}
+    for key, (name, weights) in shapes.items():
+        path = write_model(folder / f"{name}.gguf", preset(name), weights, sparse=True)  # type: ignore[arg-type]
+        result[key] = (path, Estimator(model_info(read_model(path)), RunConfig(ctx_size=8192)))
+    return result
+
+
+def time_decisions(
+    scenario: Scenario, snapshot: ClusterSnapshot, estimator: Estimator, decisions: int
+) -> tuple[list[float], str]:
+    seconds = []
+    outcome = ""
+    for number in range(decisions):
+        request = Request(
+            instance_id=number, instance_name=f"i{number}", estimator=estimator, placement_strategy=scenario.strategy
+        )
+        started = time.perf_counter()
+        result = schedule(request, snapshot)
+        seconds.append(time.perf_counter() - started)
+        if isinstance(result, Placement):
+            outcome = result.describe()
+            if scenario.accumulate:
+                snapshot = snapshot.with_claim(result.all_claims())
+        else:
+            outcome = result.message
+    return seconds, outcome
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def peer_python() -> str | None:
+    script = PEERS / "gpustack_env.sh"
+    if not script.exists():
+        return None
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if result.returncode == 0 and lines else None
+
+
+def peer_time(python: str, workers: int, full: int, model: Path, strategy: str, decisions: int) -> dict[str, Any]:
+    scenario = {
+        "workers": workers,
+        "gpus_per_worker": 8,
+        "gpu_memory": GPU_MEMORY,
+        "gpu_name": "NVIDIA H100 80GB HBM3",
+        "full_gpus_per_worker": full,
+        "ram": RAM,
+        "decisions": decisions,
+        "model": {"path": str(model), "replicas": 1, "placement_strategy": strategy, "backend": "llama.cpp"},
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(scenario, handle)
+    try:
+        result = subprocess.run(
+            [python, str(PEERS / "gpustack_scheduler.py"), handle.name],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": "timed out after 30 minutes"}
+    lines = result.stdout.strip().splitlines()
+    try:
+        parsed: dict[str, Any] = json.loads(lines[-1])
+        return parsed
+    except (IndexError, ValueError):
+        return {"ok": False, "error": (result.stderr or result.stdout)[-500:]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--decisions", type=int, default=50)
+    parser.add_argument("--peer", action="store_true", help="also time GPUStack 2.3.0's scheduler")
+    parser.add_argument("--peer-max-workers", type=int, default=1000)
+    parser.add_argument("--out", default="scheduler.json")
+    options = parser.parse_args()
+    sizes = [int(s) for s in options.sizes.split(",")]
+    python = peer_python() if options.peer else None
+    if options.peer and python is None:
+        console.print("[yellow]GPUStack 2.3.0 peer unavailable (benchmarks/peers/gpustack_env.sh failed)[/]")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = models(Path(tmp))
+        for size in sizes:
+            for full in (0, 5):
+                snapshot = cluster(size, full)
+                for scenario in SCENARIOS:
+                    path, estimator = files[scenario.model]
+                    seconds, outcome = time_decisions(scenario, snapshot, estimator, options.decisions)
+                    row: dict[str, Any] = {
+                        "workers": size,
+                        "gpus": size * 8,
+                        "full": f"{full}/8",
+                        "scenario": scenario.name,
+                        "p50_ms": percentile(seconds, 0.5) * 1000,
+                        "p99_ms": percentile(seconds, 0.99) * 1000,
+                        "decisions": len(seconds),
+                        "outcome": outcome,
+                    }
+                    if python and not scenario.accumulate and size <= options.peer_max_workers:
+                        peer = peer_time(python, size, full, path, scenario.strategy, 1 if size >= 1000 else 3)
+                        row["peer"] = peer
+                        if peer.get("ok"):
+                            row["peer_median_ms"] = statistics.median(peer["seconds"]) * 1000
+                            row["ratio"] = row["peer_median_ms"] / row["p50_ms"]
+                    rows.append(row)
+                    console.print(
+                        f"{size} workers, {full}/8 full, {scenario.name}: p50 {row['p50_ms']:.2f} ms, "
+                        f"p99 {row['p99_ms']:.2f} ms ({outcome[:80]})"
+                    )
+    report(rows, Path(options.out))
+
+
+def report(rows: list[dict[str, Any]], out: Path) -> None:
+    table = Table(
+        "workers × 8 GPUs",
+        "full",
+        "scenario",
+        "gpufleet p50 ms",
+        "gpufleet p99 ms",
+        "GPUStack 2.3.0 ms",
+        "ratio",
+        "placement",
+        title="One placement decision (target at 1,000 workers: p99 ≤ 20 ms)",
+    )
+    for row in rows:
+        peer = f"{row['peer_median_ms']:,.0f}" if "peer_median_ms" in row else ("failed" if "peer" in row else "-")
+        ratio = f"{row['ratio']:,.0f}×" if "ratio" in row else "-"
+        table.add_row(
+            str(row["workers"]),
+            row["full"],
+            row["scenario"],
+            f"{row['p50_ms']:.2f}",
+            f"{row['p99_ms']:.2f}",
+            peer,
+            ratio,
+            row["outcome"][:70],
+        )
+    console.print(table)
+    worst = max((r["p99_ms"] for r in rows if r["workers"] >= 1000), default=0.0)
+    if worst:
+        console.print(f"worst p99 at 1,000 workers: {worst:.2f} ms (target ≤ 20 ms)")
+    out.write_text(json.dumps(rows, indent=2))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
