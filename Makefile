@@ -16,7 +16,7 @@ run: install
 	$(VENV)/bin/gpufleet start $(ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check gpufleet tests
+	$(VENV)/bin/ruff check gpufleet tests benchmarks
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -24,6 +24,6 @@ typecheck: install
 test: install
 	bash scripts/ensure-postgres.sh
 	$(VENV)/bin/gpufleet engines install llama.cpp
-	$(VENV)/bin/ruff check gpufleet tests
+	$(VENV)/bin/ruff check gpufleet tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q

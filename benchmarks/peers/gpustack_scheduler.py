@@ -22,11 +22,11 @@ GPUStack itself sees them: RUNNING ModelInstances whose ``computed_resource_clai
 takes each occupied GPU's whole memory.
 
 The only substitution: GPUStack 2.3.0 downloads its ``gguf-parser`` binary at run time
-(from GitHub), which cannot happen offline. ``_gguf_parser_command`` (GPUStack's own
-command builder) is wrapped so that the argv it builds runs
-``benchmarks/peers/gguf_parser_wrapper.py`` in place of the missing binary, which
-forwards to gguf-parser v0.11 (bundled in the ``gpustack==0.3.0`` wheel), translating
-the few options v0.11 does not know.
+(from GitHub), which cannot happen offline. The one lookup of that binary's location
+in ``gpustack.scheduler.calculator`` is redirected to
+``benchmarks/peers/gguf-parser-wrapper.sh``, which runs gguf-parser v0.11 (bundled in
+the ``gpustack==0.3.0`` wheel) with GPUStack's argv, translating the options v0.11
+spells differently or lacks.
 
 Environment:
     GPUSTACK_BENCH_DB_URL   default postgresql://postgres@127.0.0.1:5432/gpustack_bench
@@ -51,7 +51,7 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-WRAPPER = HERE / "gguf_parser_wrapper.py"
+WRAPPER = HERE / "gguf-parser-wrapper.sh"
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/gpustack_bench"
 GIB = 1024**3
 
@@ -92,40 +92,37 @@ def ensure_database(db_url: str) -> None:
     command.upgrade(cfg, "head")
 
 
-def patch_gguf_parser() -> None:
-    """Point GPUStack's gguf-parser invocation at the offline wrapper.
+def patch_gguf_parser(scratch: str) -> None:
+    """Point GPUStack's gguf-parser lookup at the offline wrapper.
 
-    ``_gguf_parser_command`` builds argv[0] from
-    ``importlib.resources.files("gpustack.third_party.bin.gguf-parser")``, a folder
-    2.3.0 fills by downloading at run time. Everything else in the argv is GPUStack's.
+    ``_gguf_parser_command`` takes the binary from
+    ``pkg_resources.files("gpustack.third_party.bin.gguf-parser") / "gguf-parser"``, a
+    package folder 2.3.0 fills by downloading at run time (absent offline:
+    ModuleNotFoundError). Only that one lookup is redirected, to a folder whose
+    ``gguf-parser`` is a link to the wrapper; the command GPUStack builds is unchanged.
     """
     from gpustack.scheduler import calculator
 
-    original = calculator._gguf_parser_command
+    bin_dir = Path(scratch) / "gguf-parser-bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    link = bin_dir / "gguf-parser"
+    if not link.exists():
+        link.symlink_to(WRAPPER)
 
-    async def _gguf_parser_command(model, offload=calculator.GPUOffloadEnum.Full, **kw):
-        try:
-            command = await original(model, offload, **kw)
-        except ModuleNotFoundError:
-            # The package folder does not exist offline; rebuild with a stub
-            # location and replace argv[0] below.
-            import importlib.resources as res
+    resources = calculator.pkg_resources
+    real_files = resources.files
 
-            real_files = res.files
+    class _Resources:
+        def __getattr__(self, name):
+            return getattr(resources, name)
 
-            def files(anchor):
-                if str(anchor).startswith("gpustack.third_party.bin"):
-                    return Path("/nonexistent")
-                return real_files(anchor)
+        @staticmethod
+        def files(anchor):
+            if str(anchor) == "gpustack.third_party.bin.gguf-parser":
+                return bin_dir
+            return real_files(anchor)
 
-            calculator.pkg_resources.files = files
-            try:
-                command = await original(model, offload, **kw)
-            finally:
-                calculator.pkg_resources.files = real_files
-        return [sys.executable, str(WRAPPER)] + [str(c) for c in command[1:]]
-
-    calculator._gguf_parser_command = _gguf_parser_command
+    calculator.pkg_resources = _Resources()
 
 
 async def seed(db_url: str, scenario: dict, cache_dir: str):
@@ -226,9 +223,7 @@ async def seed(db_url: str, scenario: dict, cache_dir: str):
                 runtime_version="12.8",
                 compute_capability="9.0",
                 core=GPUCoreInfo(total=132, utilization_rate=0.0),
-                memory=MemoryInfo(
-                    total=gpu_mem, used=0, utilization_rate=0.0, is_unified_memory=False
-                ),
+                memory=MemoryInfo(total=gpu_mem, used=0, utilization_rate=0.0, is_unified_memory=False),
                 temperature=30.0,
             )
             for g in range(n_gpus)
@@ -247,9 +242,7 @@ async def seed(db_url: str, scenario: dict, cache_dir: str):
             system_reserved=SystemReserved(ram=2 * GIB, vram=1 * GIB),
             status=WorkerStatus(
                 cpu=CPUInfo(total=224, utilization_rate=0.0),
-                memory=MemoryInfo(
-                    total=ram, used=0, utilization_rate=0.0, is_unified_memory=False
-                ),
+                memory=MemoryInfo(total=ram, used=0, utilization_rate=0.0, is_unified_memory=False),
                 gpu_devices=gpus,
             ),
         )
@@ -261,7 +254,7 @@ async def seed(db_url: str, scenario: dict, cache_dir: str):
         workers = await Worker.all(session)
 
     m = scenario["model"]
-    path = os.path.abspath(m["path"])
+    path = os.path.abspath(m["path"])  # noqa: ASYNC240
     backend = m.get("backend", "llama.cpp")
     model_kwargs = dict(
         name=m.get("name", Path(path).stem.replace(".", "-").replace("_", "-").lower()),
@@ -276,7 +269,6 @@ async def seed(db_url: str, scenario: dict, cache_dir: str):
         distributed_inference_across_workers=bool(m.get("distributed", True)),
         cpu_offloading=bool(m.get("cpu_offloading", False)),
     )
-    instances = []
     async with async_session() as session:
         model = await Model.create(session, Model(**model_kwargs))
         if n_full:
@@ -290,6 +282,8 @@ async def seed(db_url: str, scenario: dict, cache_dir: str):
                     backend="Custom",
                     cluster_id=cluster_id,
                     owner_principal_id=owner,
+                    distributed_inference_across_workers=False,
+                    cpu_offloading=False,
                 ),
             )
             # One running instance per worker holding the first n_full GPUs whole.
@@ -308,9 +302,7 @@ async def seed(db_url: str, scenario: dict, cache_dir: str):
                     state=ModelInstanceStateEnum.RUNNING,
                     gpu_type="cuda",
                     gpu_indexes=list(range(n_full)),
-                    computed_resource_claim=ComputedResourceClaim(
-                        ram=0, vram={g: gpu_mem for g in range(n_full)}
-                    ),
+                    computed_resource_claim=ComputedResourceClaim(ram=0, vram={g: gpu_mem for g in range(n_full)}),
                 )
                 session.add(mi)
             await session.commit()
@@ -322,14 +314,15 @@ async def run(scenario: dict) -> dict:
     cache_dir = tempfile.mkdtemp(prefix="gpustack-bench-")
     log(f"migrating {db_url} with GPUStack's alembic migrations")
     await asyncio.to_thread(ensure_database, db_url)
-    patch_gguf_parser()
+    patch_gguf_parser(cache_dir)
 
     t0 = time.perf_counter()
     cfg, model, workers = await seed(db_url, scenario, cache_dir)
     log(f"seeded {len(workers)} workers in {time.perf_counter() - t0:.1f}s")
 
-    from gpustack.schemas.models import Model, ModelInstance
     from gpustack.scheduler.scheduler import evaluate_gguf_model, find_candidate
+    from gpustack.schemas.models import Model, ModelInstance
+    from gpustack.schemas.workers import Worker
     from gpustack.server.db import async_session
     from sqlalchemy.orm import selectinload
 
@@ -351,16 +344,12 @@ async def run(scenario: dict) -> dict:
         # the whole fleet are the server's cost of a decision, reported separately).
         t_read = time.perf_counter()
         async with async_session() as session:
-            workers = await Worker_all(session)
+            workers = await Worker.all(session)
             model = await Model.one_by_id(session, model.id)
-            model_instances = await ModelInstance.all(
-                session, options=[selectinload(ModelInstance.model)]
-            )
+            model_instances = await ModelInstance.all(session, options=[selectinload(ModelInstance.model)])
             read_s = time.perf_counter() - t_read
             t0 = time.perf_counter()
-            candidate, messages = await find_candidate(
-                session, cfg, model, workers, model_instances
-            )
+            candidate, messages = await find_candidate(session, cfg, model, workers, model_instances)
             dt = time.perf_counter() - t0
         seconds.append(dt)
         log(f"decision {d}: find_candidate {dt:.3f}s (db reads {read_s:.3f}s)")
@@ -376,9 +365,7 @@ async def run(scenario: dict) -> dict:
         }
     desc = f"{candidate.worker.name} gpus={candidate.gpu_indexes}"
     if candidate.subordinate_workers:
-        desc += " + " + ", ".join(
-            f"{s.worker_name} gpus={s.gpu_indexes}" for s in candidate.subordinate_workers
-        )
+        desc += " + " + ", ".join(f"{s.worker_name} gpus={s.gpu_indexes}" for s in candidate.subordinate_workers)
     claim = candidate.computed_resource_claim
     return {
         "ok": True,
@@ -389,12 +376,6 @@ async def run(scenario: dict) -> dict:
         "score": candidate.score,
         "evaluate_seconds": evaluate_s,
     }
-
-
-async def Worker_all(session):
-    from gpustack.schemas.workers import Worker
-
-    return await Worker.all(session)
 
 
 def main() -> int:
