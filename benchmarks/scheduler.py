@@ -203,7 +203,8 @@ def main() -> None:
                         row["peer"] = peer
                         if peer.get("ok"):
                             row["peer_median_ms"] = statistics.median(peer["seconds"]) * 1000
-                            row["ratio"] = row["peer_median_ms"] / row["p50_ms"]
+                            if peer.get("candidate"):  # a ratio only where both placed the model
+                                row["ratio"] = row["peer_median_ms"] / row["p50_ms"]
                     rows.append(row)
                     console.print(
                         f"{size} workers, {full}/8 full, {scenario.name}: p50 {row['p50_ms']:.2f} ms, "
