@@ -117,6 +117,25 @@ def start(
         ),
     ] = None,
     log_level: Annotated[str | None, _opt("LOG_LEVEL", "debug, info, warning or error [default: info].")] = None,
+    service_port_range: Annotated[
+        str | None, _opt("SERVICE_PORT_RANGE", "Ports for engines on this worker [default: 40000-40999].")
+    ] = None,
+    rpc_server_port_range: Annotated[
+        str | None, _opt("RPC_SERVER_PORT_RANGE", "Ports for RPC servers lent to other workers [default: 41000-41999].")
+    ] = None,
+    llama_server_path: Annotated[
+        Path | None, _opt("LLAMA_SERVER_PATH", "A llama-server binary to use [default: PATH, else build one].")
+    ] = None,
+    rpc_server_path: Annotated[
+        Path | None, _opt("RPC_SERVER_PATH", "A ggml-rpc-server (or rpc-server) binary to use.")
+    ] = None,
+    allowed_model_dirs: Annotated[
+        str | None,
+        _opt(
+            "ALLOWED_MODEL_DIRS",
+            "Directories local_path models may come from, comma-separated [default: the data dir and home].",
+        ),
+    ] = None,
 ) -> None:
     """Start gpufleet: server + embedded worker (default), server only, or worker only (--server-url)."""
     given = {k: v for k, v in locals().items() if v is not None}

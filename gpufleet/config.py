@@ -86,6 +86,17 @@ def parse_system_reserved(raw: str | dict[str, Any] | None) -> dict[str, int]:
     return result
 
 
+def parse_port_range(value: str) -> range:
+    """``40000-40999`` → range(40000, 41000); a clear ValueError otherwise."""
+    try:
+        low, high = (int(part) for part in value.split("-", 1))
+    except ValueError:
+        raise ValueError(f"port range {value!r} must look like 40000-40999") from None
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"port range {value!r} must be within 1-65535, low to high")
+    return range(low, high + 1)
+
+
 def is_loopback(host: str) -> bool:
     if host in ("localhost", "localhost.localdomain"):
         return True
@@ -118,6 +129,34 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Seconds between full scheduling passes; only a safety net, as capacity changes trigger a pass at once.
     scheduler_resync_interval: float = Field(60.0, gt=0)
+    # Worker: engines and their ports.
+    service_port_range: str = "40000-40999"
+    rpc_server_port_range: str = "41000-41999"
+    llama_server_path: Path | None = None
+    rpc_server_path: Path | None = None
+    allowed_model_dirs: str | None = None  # comma-separated; default: the data dir and the user's home
+    engine_restart_backoff: float = Field(10.0, gt=0)  # first restart delay (doubles, at most 5 minutes)
+    engine_start_timeout: float = Field(600.0, gt=0)  # seconds an engine may take to answer /health
+
+    @field_validator("service_port_range", "rpc_server_port_range")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        parse_port_range(value)
+        return value
+
+    @property
+    def service_ports(self) -> range:
+        return parse_port_range(self.service_port_range)
+
+    @property
+    def rpc_ports(self) -> range:
+        return parse_port_range(self.rpc_server_port_range)
+
+    @property
+    def model_dirs(self) -> list[Path]:
+        if self.allowed_model_dirs:
+            return [Path(p.strip()).expanduser().resolve() for p in self.allowed_model_dirs.split(",") if p.strip()]
+        return [self.data_dir.expanduser().resolve(), Path.home().resolve()]
 
     @field_validator("labels", mode="before")
     @classmethod

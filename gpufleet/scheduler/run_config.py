@@ -42,6 +42,12 @@ SWITCHES: dict[str, tuple[str, bool]] = {
 }
 
 
+# llama.cpp's spellings of a tri-state value (common/arg.cpp: is_truthy, is_falsey, is_autoy)
+TRUTHY = ("on", "enabled", "true", "1")
+FALSEY = ("off", "disabled", "false", "0")
+AUTO = ("auto", "-1")
+
+
 class BackendParameterError(ValueError):
     """A backend parameter the memory estimate cannot take as given (a bad value)."""
 
@@ -71,9 +77,9 @@ def parse_backend_parameters(parameters: Sequence[str]) -> dict[str, Any]:
             raw = tokens[index + 1]
             index += 1
             if field == "flash_attn":
-                if raw not in ("on", "off", "auto"):
+                if raw not in TRUTHY + FALSEY + AUTO:
                     raise BackendParameterError(f"{flag} takes on, off or auto, not {raw!r}")
-                settings[field] = raw != "off"
+                settings[field] = raw not in FALSEY
             else:
                 try:
                     settings[field] = kind(raw)

@@ -44,7 +44,18 @@ class WorkerAgent:
         self.worker_id: int | None = None
         self.state: str | None = None
         self.status: WorkerStatus | None = None
-        self.supervisor = Supervisor(self.client, simulated_device_ids=set())
+        bind_host = "127.0.0.1" if is_loopback(settings.host) else settings.host
+        self.supervisor = Supervisor(
+            self.client,
+            data_dir=settings.data_dir,
+            bind_host=bind_host,
+            ports=settings.service_ports,
+            allowed_model_dirs=settings.model_dirs,
+            llama_server_path=settings.llama_server_path,
+            rpc_server_path=settings.rpc_server_path,
+            restart_backoff=settings.engine_restart_backoff,
+            start_timeout=settings.engine_start_timeout,
+        )
         self._sent_fingerprint: str | None = None
         self._stop = asyncio.Event()
         self._rewatch = asyncio.Event()
@@ -79,6 +90,7 @@ class WorkerAgent:
                     raise task.exception()  # type: ignore[misc]
             await self._leave()
         finally:
+            await self.supervisor.shutdown()  # engines keep running; a restarted worker re-adopts them
             server.should_exit = True
             await serving
             await self.client.close()
@@ -164,7 +176,7 @@ class WorkerAgent:
 
     # --- status and heartbeats ----------------------------------------------------------------
     async def _refresh_status(self) -> None:
-        self.status = await asyncio.to_thread(collect_status, self.detection)
+        self.status = await asyncio.to_thread(collect_status, self.detection, self.supervisor.engine_versions)
         name = self.settings.worker_name
         self.supervisor.simulated_device_ids = {
             f"{name}:{d.type.value}:{d.index}" for d in self.status.devices if d.simulated

@@ -11,6 +11,7 @@ import httpx
 
 from gpufleet.schemas.events import Event
 from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition
+from gpufleet.schemas.models import ModelPublic
 from gpufleet.schemas.workers import WorkerHeartbeat, WorkerPublic, WorkerRegister, WorkerRegistered
 
 logger = logging.getLogger(__name__)
@@ -115,8 +116,16 @@ class ServerClient:
         )
         return InstancePublic.model_validate(response.json())
 
-    async def release(self, instance_id: int, expected_version: int, reason: str) -> None:
-        body = InstanceRelease(expected_version=expected_version, reason=reason)
+    async def instance(self, instance_id: int) -> InstancePublic:
+        response = await self._request("GET", f"/api/model-instances/{instance_id}")
+        return InstancePublic.model_validate(response.json())
+
+    async def model(self, model_id: int) -> ModelPublic:
+        response = await self._request("GET", f"/api/models/{model_id}")
+        return ModelPublic.model_validate(response.json())
+
+    async def release(self, instance_id: int, expected_version: int, reason: str, *, failed: bool = False) -> None:
+        body = InstanceRelease(expected_version=expected_version, reason=reason, failed=failed)
         await self._request("POST", f"/api/model-instances/{instance_id}/release", body=body.model_dump_json())
 
     async def watch(self, kinds: str) -> AsyncIterator[Event]:

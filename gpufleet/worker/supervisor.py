@@ -1,60 +1,95 @@
-"""The worker's side of the instance lifecycle: make local reality match the desired instances.
+"""The worker's side of the instance lifecycle: make local engines match the desired instances.
 
-The agent feeds every instance event of this worker's watch stream into
-``apply()``; ``resync()`` runs after each (re)connection with the full listing.
-Decisions, per instance where this worker is the main worker:
+The agent feeds every instance event of this worker's watch stream into ``apply()`` and the full
+listing after each (re)connection into ``resync()``. Per instance where this worker is the main
+worker:
 
-- ``stopping``: stop the engine (if one runs) and release the instance, which
-  deletes it on the server.
-- ``scheduled`` on a simulated device (``--device-inventory``): ``error`` — an
-  engine never starts on a device that does not exist.
-- ``scheduled`` otherwise: start the backend's engine from ``ENGINES``; with no
-  engine for that backend on this worker, ``error`` saying so.
-- ``unreachable`` with our engine still running: back to ``running``.
-- ``downloading``/``starting``/``running``/``unreachable`` with no engine process
-  of ours behind it (e.g. after a restart): ``error`` saying the engine is gone.
+- ``scheduled`` (or ``error``, ``starting``, ``running``… without an engine of ours): an
+  ``InstanceRunner`` starts the engine and keeps it running (restarts with back-off, releases the
+  placement after repeated failed starts);
+- on a simulated device (``--device-inventory``): ``error`` — an engine never starts on a device
+  that does not exist;
+- ``stopping``: stop the engine, then release the instance (the server deletes it);
+- gone from the listing or deleted: stop the engine.
 
-``reconcile_all()`` runs after every heartbeat, so a report that failed (server
-down) is retried without waiting for a new event.
-
-Every change goes through the server's transition endpoint with the version we
-saw (compare-and-swap); a 409 means the instance moved meanwhile and a newer
-event is on its way, so it is not retried.
+Engines recorded by an earlier run of this worker and still alive are re-adopted (same pid), not
+restarted. ``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
+from gpufleet.common.gguf_files import ModelFileError
+from gpufleet.estimate.gguf import GGUFError, read_model
+from gpufleet.estimate.model_info import ModelInfoError, model_info
+from gpufleet.scheduler.run_config import BackendParameterError, run_config_for
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.instances import InstancePublic, InstanceTransition
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
-from gpufleet.worker.engines import DEFAULT_BACKEND, ENGINES
+from gpufleet.worker.engines.binaries import EngineUnavailable, LlamaCppBinaries, find_or_build
+from gpufleet.worker.engines.llama_cpp import server_launch
+from gpufleet.worker.engines.process import EngineProcess, adoptable, forget
+from gpufleet.worker.model_files import resolve_local
+from gpufleet.worker.ports import NoFreePort, PortPool
+from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError
 
 logger = logging.getLogger(__name__)
 
 S = InstanceState
-LIVE_STATES = (S.DOWNLOADING, S.STARTING, S.RUNNING, S.UNREACHABLE)
+ENGINE_STATES = (S.SCHEDULED, S.DOWNLOADING, S.STARTING, S.RUNNING, S.UNREACHABLE, S.ERROR)
 
 
 class Supervisor:
-    def __init__(self, client: ServerClient, simulated_device_ids: set[str]) -> None:
+    def __init__(
+        self,
+        client: ServerClient,
+        *,
+        data_dir: Path,
+        bind_host: str,
+        ports: range,
+        allowed_model_dirs: list[Path],
+        llama_server_path: Path | None = None,
+        rpc_server_path: Path | None = None,
+        restart_backoff: float = 10.0,
+        start_timeout: float = 600.0,
+    ) -> None:
         self.client = client
-        self.simulated_device_ids = simulated_device_ids
         self.worker_id: int | None = None
+        self.simulated_device_ids: set[str] = set()
         self.desired: dict[int, InstancePublic] = {}
-        self.engines: dict[int, tuple[str, int]] = {}  # instance id -> (backend, pid) of engines we started
+        self.runners: dict[int, InstanceRunner] = {}
+        self.records = data_dir / "engines"
+        self.logs = data_dir / "logs" / "instances"
+        self.bind_host = bind_host
+        self.ports = PortPool(ports, bind_host)
+        self.allowed_model_dirs = allowed_model_dirs
+        self.binary_paths = (llama_server_path, rpc_server_path)
+        self.binaries: LlamaCppBinaries | None = None
+        self.restart_backoff = restart_backoff
+        self.start_timeout = start_timeout
+        self.adopted: dict[int, EngineProcess] = {
+            p.record.instance_id: p for p in adoptable(self.records) if p.record.role == "server"
+        }
+        for process in self.adopted.values():
+            self.ports.hold(process.port)
         self._lock = asyncio.Lock()
 
+    @property
+    def engine_versions(self) -> dict[str, str]:
+        return {"llama.cpp": self.binaries.version} if self.binaries else {}
+
+    # --- fed by the agent -----------------------------------------------------------------------
     async def apply(self, event: Event) -> None:
         if event.kind != EventKind.INSTANCES or event.id is None:
             return
         async with self._lock:
             if event.type == EventType.DELETED:
                 self.desired.pop(event.id, None)
-                await self._stop_engine(event.id)
+                await self._stop(event.id)
                 return
             if event.object is None:
                 return
@@ -62,36 +97,42 @@ class Supervisor:
             self.desired[instance.id] = instance
             await self._converge(instance)
 
+    async def resync(self, listed: set[int]) -> None:
+        """After a (re)connection: stop what the listing no longer has, including unclaimed adopted engines."""
+        async with self._lock:
+            for instance_id in (set(self.desired) | set(self.runners)) - listed:
+                self.desired.pop(instance_id, None)
+                await self._stop(instance_id)
+            for instance_id in set(self.adopted) - listed:
+                logger.info(
+                    "stopping engine pid %d: instance %d is no longer ours", self.adopted[instance_id].pid, instance_id
+                )
+                await self._stop_adopted(instance_id)
+
     async def reconcile_all(self) -> None:
-        """Converge every desired instance again (level-triggered safety net: retries failed reports)."""
         async with self._lock:
             for instance in list(self.desired.values()):
                 await self._converge(instance)
 
-    async def resync(self, listed: set[int]) -> None:
-        """After a (re)connection: forget instances the listing no longer has."""
-        async with self._lock:
-            for instance_id in set(self.desired) - listed:
-                self.desired.pop(instance_id, None)
-                await self._stop_engine(instance_id)
+    async def shutdown(self) -> None:
+        """The worker is stopping: leave engines running (they are re-adopted), stop watching them."""
+        for runner in self.runners.values():
+            if runner.task is not None:
+                runner.task.cancel()
 
+    # --- decisions ------------------------------------------------------------------------------
     async def _converge(self, instance: InstancePublic) -> None:
         if instance.worker_id != self.worker_id:
-            return  # a subordinate part: RPC servers arrive with the engine support
+            return  # subordinate parts (RPC servers) are handled by the distributed-inference support
+        runner = self.runners.get(instance.id)
+        if runner is not None:
+            runner.update(instance)
         try:
             if instance.state == S.STOPPING:
-                await self._stop_engine(instance.id)
+                await self._stop(instance.id)
                 await self.client.release(instance.id, instance.version, "stopped by the worker")
-            elif instance.state == S.SCHEDULED:
-                await self._start(instance)
-            elif instance.state == S.UNREACHABLE and instance.id in self.engines:
-                await self._report(instance, S.RUNNING, "the worker is back and its engine kept running")
-            elif instance.state in LIVE_STATES and instance.id not in self.engines:
-                await self._fail(
-                    instance,
-                    "the engine of this instance is not running on the worker "
-                    "(the worker restarted or the engine exited)",
-                )
+            elif instance.state in ENGINE_STATES and runner is None:
+                await self._take_on(instance)
         except ServerRejected as exc:
             if exc.status_code in (404, 409):
                 logger.info("instance %s moved on the server meanwhile: %s", instance.name, exc.detail)
@@ -100,33 +141,87 @@ class Supervisor:
         except ServerUnavailable as exc:
             logger.warning("could not report instance %s: %s (will retry)", instance.name, exc)
 
-    async def _start(self, instance: InstancePublic) -> None:
+    async def _take_on(self, instance: InstancePublic) -> None:
         simulated = [d for d in instance.device_ids if d in self.simulated_device_ids]
         if simulated:
-            await self._fail(
-                instance,
-                f"cannot start an engine on simulated device(s) {', '.join(simulated)}: "
-                "this worker runs with --device-inventory, for capacity planning only",
-            )
+            if instance.state != S.ERROR:
+                message = (
+                    f"cannot start an engine on simulated device(s) {', '.join(simulated)}: this worker runs "
+                    "with --device-inventory, for capacity planning only"
+                )
+                await self.client.transition(
+                    instance.id,
+                    InstanceTransition(expected_version=instance.version, state=S.ERROR, state_message=message),
+                )
             return
-        backend = (instance.claim or {}).get("backend") or DEFAULT_BACKEND
-        engine = ENGINES.get(backend)
-        if engine is None:
-            await self._fail(instance, f"no {backend} engine is available on this worker")
-            return
-        self.engines[instance.id] = (backend, await engine.start(instance))
-
-    async def _fail(self, instance: InstancePublic, message: str) -> None:
-        logger.warning("instance %s: %s", instance.name, message)
-        await self._report(instance, S.ERROR, message)
-
-    async def _report(self, instance: InstancePublic, state: InstanceState, message: str) -> None:
-        updated = await self.client.transition(
-            instance.id, InstanceTransition(expected_version=instance.version, state=state, state_message=message)
+        runner = InstanceRunner(
+            instance,
+            self.client,
+            self._plan,
+            self.records,
+            self.ports.release,
+            backoff=self.restart_backoff,
+            start_timeout=self.start_timeout,
+            adopted=self.adopted.pop(instance.id, None),
         )
-        self.desired[instance.id] = updated
+        self.runners[instance.id] = runner
+        runner.start()
 
-    async def _stop_engine(self, instance_id: int) -> None:
-        running = self.engines.pop(instance_id, None)
-        if running is not None:
-            await ENGINES[running[0]].stop(instance_id)
+    async def _stop(self, instance_id: int) -> None:
+        runner = self.runners.pop(instance_id, None)
+        if runner is not None:
+            await runner.stop()
+        if instance_id in self.adopted:
+            await self._stop_adopted(instance_id)
+
+    async def _stop_adopted(self, instance_id: int) -> None:
+        process = self.adopted.pop(instance_id)
+        await process.stop()
+        forget(self.records, instance_id, process.record.role)
+        self.ports.release(process.port)
+
+    # --- what to launch ---------------------------------------------------------------------------
+    async def _plan(self, instance: InstancePublic) -> Launch:
+        if instance.model_id is None:
+            raise PrepareError("the deployment of this instance was deleted")
+        try:
+            model = await self.client.model(instance.model_id)
+        except (ServerRejected, ServerUnavailable) as exc:
+            raise PrepareError(f"cannot read the deployment: {exc}") from exc
+        if str(model.source) != "local_path" or not model.local_path:
+            raise PrepareError(f"model source {model.source} is not supported by this worker yet")
+
+        def blocking() -> Launch:
+            try:
+                path = resolve_local(model.local_path or "", self.allowed_model_dirs)
+                info = model_info(read_model(path))
+                config = run_config_for(model.ctx_size, model.backend_parameters)
+                if self.binaries is None:
+                    self.binaries = find_or_build(*self.binary_paths)
+                port = self.ports.acquire()
+            except (
+                ModelFileError,
+                GGUFError,
+                ModelInfoError,
+                BackendParameterError,
+                EngineUnavailable,
+                NoFreePort,
+                OSError,
+            ) as exc:
+                raise PrepareError(str(exc)) from exc
+            local_gpus = [d for d in instance.device_ids if ":cpu:" not in d]
+            launch = server_launch(
+                self.binaries,
+                model_path=path,
+                alias=model.name,
+                info=info,
+                config=config,
+                claim=instance.claim or {},
+                device_ids=local_gpus,
+                host=self.bind_host,
+                port=port,
+                backend_parameters=model.backend_parameters,
+            )
+            return Launch(launch.command, launch.env, port, self.logs / f"{instance.name}.log")
+
+        return await asyncio.to_thread(blocking)

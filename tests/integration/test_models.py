@@ -32,7 +32,7 @@ async def test_deployment_crud_and_replicas(server: RunningServer) -> None:
     async with await server.admin() as admin:
         created = await admin.post(
             "/api/models",
-            json=local_model("qwen", replicas=2, ctx_size=4096, backend_parameters=["--flash-attn"]),
+            json=local_model("qwen", replicas=2, ctx_size=4096, backend_parameters=["--flash-attn", "on"]),
         )
         assert created.status_code == 201, created.text
         model = created.json()

@@ -11,42 +11,17 @@ Blocking (file system, HTTP): call from a thread.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 from functools import lru_cache
-from pathlib import Path
 
 import httpx
 
+from gpufleet.common.gguf_files import ModelFileError, first_gguf, local_gguf
 from gpufleet.estimate.sources import SourceError
 
-SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$")
+__all__ = ["ModelFileError", "hf_file", "location_of"]
 
-
-class ModelFileError(ValueError):
-    """The model's file cannot be found or read; the message says where we looked."""
-
-
-def _first_gguf(names: list[str], pattern: str, where: str) -> str:
-    matches = sorted(n for n in names if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(n.rsplit("/", 1)[-1], pattern))
-    matches = [m for m in matches if m.endswith(".gguf")]
-    if not matches:
-        raise ModelFileError(f"no GGUF file matching {pattern!r} in {where}")
-    firsts = [m for m in matches if not SHARD.search(m) or SHARD.search(m).group(1) == "00001"]  # type: ignore[union-attr]
-    return (firsts or matches)[0]
-
-
-def local_gguf(path: str) -> str:
-    target = Path(path)
-    if target.is_file():
-        return str(target)
-    if target.is_dir():
-        names = [str(p.relative_to(target)) for p in target.rglob("*.gguf")]
-        return str(target / _first_gguf(names, "*.gguf", str(target)))
-    raise ModelFileError(
-        f"local_path {path} does not exist on the server (it must be readable here to estimate the model's memory)"
-    )
+SERVER = "on the server (it must be readable here to estimate the model's memory)"
 
 
 @lru_cache(maxsize=512)
@@ -62,7 +37,7 @@ def hf_file(repo: str, pattern: str | None) -> str:
     if response.status_code != 200:
         raise ModelFileError(f"cannot list the files of {repo}: HTTP {response.status_code} from {url}")
     names = [s["rfilename"] for s in response.json().get("siblings", [])]
-    return _first_gguf(names, pattern or "*.gguf", f"Hugging Face repository {repo}")
+    return first_gguf(names, pattern or "*.gguf", f"Hugging Face repository {repo}")
 
 
 def location_of(
@@ -77,7 +52,7 @@ def location_of(
 ) -> str:
     try:
         if source == "local_path" and local_path:
-            return local_gguf(local_path)
+            return local_gguf(local_path, SERVER)
         if source == "huggingface" and huggingface_repo_id:
             return f"hf://{huggingface_repo_id}/{hf_file(huggingface_repo_id, huggingface_filename)}"
         if source == "modelscope" and modelscope_model_id:

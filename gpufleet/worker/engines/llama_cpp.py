@@ -1,0 +1,149 @@
+"""How gpufleet runs llama.cpp for an instance: the exact llama-server (and ggml-rpc-server) command.
+
+Everything memory-relevant comes from the deployment's run settings (``scheduler.run_config``),
+the same ones the scheduler estimated, and from the placement's claim (layers on GPUs, tensor
+split, RPC servers), so llama.cpp allocates what was planned:
+
+- ``--fit off``: llama.cpp would otherwise resize unset parameters to the memory it sees free;
+- ``--cache-ram 0``: its prompt cache could otherwise grow to 8 GiB of host RAM unplanned;
+- ``--offline`` and telemetry switched off in the environment;
+- ``--embeddings`` / ``--rerank`` for embedding and reranking models (from the GGUF header);
+- the user's other ``backend_parameters`` last.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpufleet.estimate.config import RunConfig
+from gpufleet.estimate.memory import Estimator
+from gpufleet.estimate.model_info import ModelInfo, ModelKind
+from gpufleet.scheduler.run_config import SWITCHES, VALUE_FLAGS
+from gpufleet.worker.engines.binaries import LlamaCppBinaries
+
+QUIET_ENV = {"HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+VISIBLE_DEVICES = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES"}
+
+
+@dataclass(frozen=True)
+class ServerLaunch:
+    command: list[str]
+    env: dict[str, str]
+
+
+def user_parameters(parameters: Sequence[str]) -> list[str]:
+    """``backend_parameters`` minus the memory-relevant ones (already part of the run settings)."""
+    tokens: list[str] = []
+    for parameter in parameters:
+        if parameter.startswith("-") and ("=" in parameter or " " in parameter):
+            tokens.extend(parameter.replace("=", " ", 1).split(None, 1))
+        else:
+            tokens.append(parameter)
+    kept: list[str] = []
+    skip = False
+    for token in tokens:
+        if skip:
+            skip = False
+            continue
+        if token in VALUE_FLAGS:
+            skip = True
+            continue
+        if token in SWITCHES:
+            continue
+        kept.append(token)
+    return kept
+
+
+def run_flags(config: RunConfig, n_ctx: int) -> list[str]:
+    flags = [
+        "-c",
+        str(n_ctx),
+        "-np",
+        str(config.parallel),
+        "-b",
+        str(config.batch),
+        "-ub",
+        str(config.ubatch),
+        "-ctk",
+        config.cache_type_k,
+        "-ctv",
+        config.cache_type_v,
+        "-fa",
+        "on" if config.flash_attn else "off",
+        "-kvu" if config.kv_unified else "-no-kvu",
+    ]
+    if not config.mmap:
+        flags.append("--no-mmap")
+    if config.swa_full:
+        flags.append("--swa-full")
+    return flags
+
+
+def device_env(device_ids: Sequence[str]) -> dict[str, str]:
+    """Pin the engine to its GPUs; with none (CPU placement), hide every GPU from it."""
+    env = {name: "" for name in VISIBLE_DEVICES.values()}
+    for kind, name in VISIBLE_DEVICES.items():
+        indices = [d.rsplit(":", 1)[1] for d in device_ids if f":{kind}:" in d]
+        if indices:
+            env[name] = ",".join(indices)
+    return env
+
+
+def server_launch(
+    binaries: LlamaCppBinaries,
+    *,
+    model_path: Path,
+    alias: str,
+    info: ModelInfo,
+    config: RunConfig,
+    claim: dict[str, Any],
+    device_ids: Sequence[str],
+    host: str,
+    port: int,
+    rpc_endpoints: Sequence[str] = (),
+    backend_parameters: Sequence[str] = (),
+) -> ServerLaunch:
+    n_ctx = Estimator(info, config).n_ctx  # the model's context when none is asked for, capped like the estimate
+    command = [
+        str(binaries.server),
+        "-m",
+        str(model_path),
+        "--alias",
+        alias,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *run_flags(config, n_ctx),
+        "-ngl",
+        str(int(claim.get("offload_layers", 0))),
+        "--fit",
+        "off",
+        "--cache-ram",
+        "0",
+        "--metrics",
+        "--no-webui",
+        "--offline",
+    ]
+    split = claim.get("tensor_split") or []
+    if len(split) > 1:
+        command += ["-ts", ",".join(f"{float(x):g}" for x in split)]
+    if rpc_endpoints:
+        command += ["--rpc", ",".join(rpc_endpoints)]
+    if info.kind == ModelKind.EMBEDDING:
+        command.append("--embeddings")
+    elif info.kind == ModelKind.RERANKER:
+        command.append("--rerank")
+    command += user_parameters(backend_parameters)
+    env = {**os.environ, **QUIET_ENV, **device_env(device_ids)}
+    return ServerLaunch(command, env)
+
+
+def rpc_launch(binaries: LlamaCppBinaries, *, host: str, port: int, device_ids: Sequence[str]) -> ServerLaunch:
+    """A ggml-rpc-server lending this worker's devices (or its CPU) to another worker's instance."""
+    command = [str(binaries.rpc_server), "-H", host, "-p", str(port)]
+    return ServerLaunch(command, {**os.environ, **QUIET_ENV, **device_env(device_ids)})

@@ -1,0 +1,149 @@
+"""An engine OS process the worker started: run, watch, stop, and find again after a worker restart.
+
+Engines run in their own process session (``start_new_session``), so they survive the worker and
+the server being killed. Each one is recorded in ``<data-dir>/engines/<instance id>.json`` (pid,
+port, command, start time); a restarted worker re-adopts a recorded process that is still alive
+with the same command line, keeping its pid, instead of starting it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+STOP_DEADLINE = 10.0  # seconds between SIGTERM and SIGKILL
+
+
+@dataclass
+class EngineRecord:
+    instance_id: int
+    role: str  # "server" (llama-server) | "rpc" (ggml-rpc-server lent to another worker)
+    pid: int
+    port: int
+    command: list[str]
+    log: str
+    started_at: float  # psutil create_time of the process
+
+
+class EngineProcess:
+    """A running engine, started by us now or adopted from a record."""
+
+    def __init__(self, record: EngineRecord, child: subprocess.Popen[bytes] | None = None) -> None:
+        self.record = record
+        self._child = child
+
+    @property
+    def pid(self) -> int:
+        return self.record.pid
+
+    @property
+    def port(self) -> int:
+        return self.record.port
+
+    def alive(self) -> bool:
+        if self._child is not None:
+            return self._child.poll() is None
+        try:
+            process = psutil.Process(self.record.pid)
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def exit_code(self) -> int | None:
+        return self._child.poll() if self._child is not None else None
+
+    async def wait(self, poll: float = 0.5) -> None:
+        """Return when the process has exited (ours: reaped; adopted: gone)."""
+        while self.alive():
+            await asyncio.sleep(poll)
+
+    async def stop(self, deadline: float = STOP_DEADLINE) -> None:
+        """SIGTERM, wait up to ``deadline``, then SIGKILL. Safe on a process already gone."""
+        if not self.alive():
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.wait(0.1), deadline)
+        except TimeoutError:
+            logger.warning("engine pid %d ignored SIGTERM for %.0fs: killing it", self.pid, deadline)
+            self._signal(signal.SIGKILL)
+            await self.wait(0.1)
+
+    def _signal(self, number: int) -> None:
+        try:
+            os.killpg(self.pid, number)  # its own session: take its children too
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(self.pid, number)
+
+
+def launch(
+    record_dir: Path, instance_id: int, role: str, command: list[str], port: int, log: Path, env: dict[str, str]
+) -> EngineProcess:
+    """Start ``command`` in its own session with output appended to ``log``; record it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        child = subprocess.Popen(
+            command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+    try:
+        started = psutil.Process(child.pid).create_time()
+    except psutil.Error:
+        started = 0.0
+    record = EngineRecord(instance_id, role, child.pid, port, command, str(log), started)
+    save(record_dir, record)
+    return EngineProcess(record, child)
+
+
+def _path(record_dir: Path, instance_id: int, role: str) -> Path:
+    return record_dir / f"{instance_id}-{role}.json"
+
+
+def save(record_dir: Path, record: EngineRecord) -> None:
+    record_dir.mkdir(parents=True, exist_ok=True)
+    _path(record_dir, record.instance_id, record.role).write_text(json.dumps(asdict(record)))
+
+
+def forget(record_dir: Path, instance_id: int, role: str) -> None:
+    _path(record_dir, instance_id, role).unlink(missing_ok=True)
+
+
+def adoptable(record_dir: Path) -> list[EngineProcess]:
+    """Recorded engines still running (same pid, start time and command line); stale records are removed."""
+    result = []
+    for path in sorted(record_dir.glob("*.json")) if record_dir.exists() else []:
+        try:
+            record = EngineRecord(**json.loads(path.read_text()))
+            process = psutil.Process(record.pid)
+            same = process.cmdline() == record.command and abs(process.create_time() - record.started_at) < 1.0
+        except (OSError, ValueError, TypeError, psutil.Error):
+            same = False
+        if same:
+            result.append(EngineProcess(record))
+        else:
+            path.unlink(missing_ok=True)
+    return result
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    """The last lines of an engine's log (for an error message)."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 16384))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,195 @@
+"""One instance's engine on its main worker: prepare, start, wait until healthy, watch, restart, stop.
+
+States it reports (each a compare-and-swap on the server): ``starting`` when it launches
+llama-server, ``running`` once ``/health`` answers, ``error`` with the log's last lines when the
+engine exits or fails to start. It restarts after 10 s, doubling to at most 5 minutes; after 3
+failed starts in a row on this worker it releases the placement (``failed``), so the scheduler
+tries elsewhere and avoids this worker for a while. A start that led to a healthy engine resets
+the count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gpufleet.schemas.instances import InstancePublic, InstanceTransition
+from gpufleet.schemas.states import InstanceState
+from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
+from gpufleet.worker.engines.process import EngineProcess, forget, launch, tail
+
+logger = logging.getLogger(__name__)
+
+S = InstanceState
+FAILED_STARTS_BEFORE_RELEASE = 3
+MAX_BACKOFF = 300.0
+FORGIVE_AFTER = 600.0  # a run this long (seconds) resets the restart back-off
+
+
+class PrepareError(RuntimeError):
+    """The engine cannot be started here (model file, binary, port); the message says why."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    log: Path
+
+
+# Builds the launch for an instance (model file, engine binary, port): blocking, run in a thread.
+Planner = Callable[[InstancePublic], Awaitable[Launch]]
+
+
+class InstanceRunner:
+    def __init__(
+        self,
+        instance: InstancePublic,
+        client: ServerClient,
+        planner: Planner,
+        records: Path,
+        on_port_free: Callable[[int], None],
+        *,
+        backoff: float,
+        start_timeout: float,
+        adopted: EngineProcess | None = None,
+    ) -> None:
+        self.instance = instance
+        self.client = client
+        self.planner = planner
+        self.records = records
+        self.on_port_free = on_port_free
+        self.backoff = backoff
+        self.start_timeout = start_timeout
+        self.process = adopted
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    # --- driven by the supervisor ---------------------------------------------------------------
+    def update(self, instance: InstancePublic) -> None:
+        if instance.version >= self.instance.version:
+            self.instance = instance
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"engine-{self.instance.name}")
+
+    async def stop(self) -> None:
+        """Stop the engine (SIGTERM, deadline, SIGKILL) and the loop watching it."""
+        self.stopping = True
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.process is not None:
+            await self.process.stop()
+            self._cleanup()
+
+    # --- the loop -------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        failed_starts = 0  # in a row, on this worker
+        crashes = 0  # in a row, for the back-off; a long healthy run forgives them
+        while not self.stopping:
+            started = asyncio.get_running_loop().time()
+            message, healthy = await self._one_life()
+            if self.stopping:
+                return
+            failed_starts = 0 if healthy else failed_starts + 1
+            ran = asyncio.get_running_loop().time() - started
+            crashes = 1 if healthy and ran > FORGIVE_AFTER else crashes + 1
+            logger.warning("instance %s: %s", self.instance.name, message.splitlines()[0])
+            await self._report(S.ERROR, message, restart_count=self.instance.restart_count + 1)
+            if failed_starts >= FAILED_STARTS_BEFORE_RELEASE:
+                await self._release(f"{failed_starts} failed starts on {self.instance.worker_name}: {message[-300:]}")
+                return
+            await asyncio.sleep(min(self.backoff * 2 ** (crashes - 1), MAX_BACKOFF))
+
+    async def _one_life(self) -> tuple[str, bool]:
+        """Start (or adopt) the engine and watch it until it ends: (why it ended, whether it was healthy)."""
+        if self.process is None or not self.process.alive():
+            try:
+                plan = await self.planner(self.instance)
+            except PrepareError as exc:
+                return str(exc), False
+            await self._report(S.STARTING, f"starting llama-server on port {plan.port}")
+            self.process = launch(self.records, self.instance.id, "server", plan.command, plan.port, plan.log, plan.env)
+            logger.info(
+                "instance %s: started llama-server pid %d on port %d", self.instance.name, self.process.pid, plan.port
+            )
+        process = self.process
+        log = Path(process.record.log)
+        if not await self._wait_healthy(process):
+            code = process.exit_code()
+            await process.stop()
+            self._cleanup()
+            why = "did not answer /health in time" if code is None else f"exited with code {code} while starting"
+            return f"llama-server {why}:\n{tail(log)}", False
+        await self._report(S.RUNNING, None, port=process.port, pid=process.pid)
+        await process.wait()
+        code = process.exit_code()
+        self._cleanup()
+        return f"llama-server exited{'' if code is None else f' with code {code}'}:\n{tail(log)}", True
+
+    async def _wait_healthy(self, process: EngineProcess) -> bool:
+        url = f"http://127.0.0.1:{process.port}/health"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
+            while loop.time() < deadline:
+                if not process.alive():
+                    return False
+                try:
+                    if (await http.get(url)).status_code == 200:
+                        return True
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.25)
+        return False
+
+    def _cleanup(self) -> None:
+        if self.process is not None:
+            forget(self.records, self.instance.id, "server")
+            self.on_port_free(self.process.port)
+            self.process = None
+
+    # --- talking to the server ------------------------------------------------------------------
+    async def _report(self, state: InstanceState, message: str | None, **fields: Any) -> None:
+        """Move the instance; on a version conflict read it again and retry once (unless it is being stopped)."""
+        for _ in range(2):
+            body = InstanceTransition(
+                expected_version=self.instance.version, state=state, state_message=message, **fields
+            )
+            try:
+                self.update(await self.client.transition(self.instance.id, body))
+                return
+            except ServerRejected as exc:
+                if exc.status_code != 409:
+                    logger.error("instance %s: server refused %s: %s", self.instance.name, state.value, exc.detail)
+                    return
+                fresh = await self._fetch()
+                if fresh is None or fresh.state == S.STOPPING:
+                    self.stopping = fresh is not None or self.stopping
+                    return
+            except ServerUnavailable as exc:
+                logger.warning("instance %s: could not report %s: %s", self.instance.name, state.value, exc)
+                return
+
+    async def _fetch(self) -> InstancePublic | None:
+        try:
+            fresh = await self.client.instance(self.instance.id)
+        except (ServerRejected, ServerUnavailable):
+            return None
+        self.update(fresh)
+        return fresh
+
+    async def _release(self, reason: str) -> None:
+        logger.warning("instance %s: releasing it: %s", self.instance.name, reason)
+        try:
+            await self.client.release(self.instance.id, self.instance.version, reason, failed=True)
+        except (ServerRejected, ServerUnavailable) as exc:
+            logger.error("instance %s: could not release it: %s", self.instance.name, exc)
