@@ -22,6 +22,7 @@ import httpx
 from gpufleet.schemas.instances import InstancePublic, InstanceTransition
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
+from gpufleet.worker.downloads import Progress
 from gpufleet.worker.engines.process import EngineProcess, forget, launch, tail
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ class Launch:
     log: Path
 
 
-# Builds the launch for an instance (model file, engine binary, port): blocking, run in a thread.
-Planner = Callable[[InstancePublic], Awaitable[Launch]]
+# Builds the launch for an instance (model file, engine binary, port), reporting download progress.
+Planner = Callable[[InstancePublic, Progress], Awaitable[Launch]]
+PROGRESS_INTERVAL = 1.0  # seconds: at most one download_progress write per second
 
 
 class InstanceRunner:
@@ -71,6 +73,7 @@ class InstanceRunner:
         self.process = adopted
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
+        self._progress_at = float("-inf")
 
     # --- driven by the supervisor ---------------------------------------------------------------
     def update(self, instance: InstancePublic) -> None:
@@ -113,7 +116,7 @@ class InstanceRunner:
         """Start (or adopt) the engine and watch it until it ends: (why it ended, whether it was healthy)."""
         if self.process is None or not self.process.alive():
             try:
-                plan = await self.planner(self.instance)
+                plan = await self.planner(self.instance, self._progress)
             except PrepareError as exc:
                 return str(exc), False
             await self._report(S.STARTING, f"starting llama-server on port {plan.port}")
@@ -129,6 +132,8 @@ class InstanceRunner:
             self._cleanup()
             why = "did not answer /health in time" if code is None else f"exited with code {code} while starting"
             return f"llama-server {why}:\n{tail(log)}", False
+        if self.instance.state not in (S.STARTING, S.RUNNING, S.UNREACHABLE):  # adopted while in error
+            await self._report(S.STARTING, f"adopted llama-server pid {process.pid} on port {process.port}")
         await self._report(S.RUNNING, None, port=process.port, pid=process.pid)
         await process.wait()
         code = process.exit_code()
@@ -156,6 +161,14 @@ class InstanceRunner:
             forget(self.records, self.instance.id, "server")
             self.on_port_free(self.process.port)
             self.process = None
+
+    async def _progress(self, percent: float) -> None:
+        """A download advanced: report ``downloading`` with the percentage, at most once a second."""
+        now = asyncio.get_running_loop().time()
+        if percent < 100 and now - self._progress_at < PROGRESS_INTERVAL:
+            return
+        self._progress_at = now
+        await self._report(S.DOWNLOADING, f"downloading the model file: {percent:.0f}%", download_progress=percent)
 
     # --- talking to the server ------------------------------------------------------------------
     async def _report(self, state: InstanceState, message: str | None, **fields: Any) -> None:

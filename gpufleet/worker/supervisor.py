@@ -30,10 +30,10 @@ from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.instances import InstancePublic, InstanceTransition
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
+from gpufleet.worker.downloads import ModelFiles, Progress
 from gpufleet.worker.engines.binaries import EngineUnavailable, LlamaCppBinaries, find_or_build
 from gpufleet.worker.engines.llama_cpp import server_launch
 from gpufleet.worker.engines.process import EngineProcess, adoptable, forget
-from gpufleet.worker.model_files import resolve_local
 from gpufleet.worker.ports import NoFreePort, PortPool
 from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError
 
@@ -66,7 +66,7 @@ class Supervisor:
         self.logs = data_dir / "logs" / "instances"
         self.bind_host = bind_host
         self.ports = PortPool(ports, bind_host)
-        self.allowed_model_dirs = allowed_model_dirs
+        self.model_files = ModelFiles(data_dir, allowed_model_dirs)
         self.binary_paths = (llama_server_path, rpc_server_path)
         self.binaries: LlamaCppBinaries | None = None
         self.restart_backoff = restart_backoff
@@ -181,33 +181,26 @@ class Supervisor:
         self.ports.release(process.port)
 
     # --- what to launch ---------------------------------------------------------------------------
-    async def _plan(self, instance: InstancePublic) -> Launch:
+    async def _plan(self, instance: InstancePublic, progress: Progress) -> Launch:
         if instance.model_id is None:
             raise PrepareError("the deployment of this instance was deleted")
         try:
             model = await self.client.model(instance.model_id)
         except (ServerRejected, ServerUnavailable) as exc:
             raise PrepareError(f"cannot read the deployment: {exc}") from exc
-        if str(model.source) != "local_path" or not model.local_path:
-            raise PrepareError(f"model source {model.source} is not supported by this worker yet")
+        try:
+            path = await self.model_files.path_for(model, progress)
+        except ModelFileError as exc:
+            raise PrepareError(str(exc)) from exc
 
         def blocking() -> Launch:
             try:
-                path = resolve_local(model.local_path or "", self.allowed_model_dirs)
                 info = model_info(read_model(path))
                 config = run_config_for(model.ctx_size, model.backend_parameters)
                 if self.binaries is None:
                     self.binaries = find_or_build(*self.binary_paths)
                 port = self.ports.acquire()
-            except (
-                ModelFileError,
-                GGUFError,
-                ModelInfoError,
-                BackendParameterError,
-                EngineUnavailable,
-                NoFreePort,
-                OSError,
-            ) as exc:
+            except (GGUFError, ModelInfoError, BackendParameterError, EngineUnavailable, NoFreePort, OSError) as exc:
                 raise PrepareError(str(exc)) from exc
             local_gpus = [d for d in instance.device_ids if ":cpu:" not in d]
             launch = server_launch(

@@ -7,135 +7,19 @@ Assertions are on structure (states, pids, ports, token counts), never on genera
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 import pytest
 
 from gpufleet.estimate.synthetic import preset, scaled, write_model
-from tests.support.engines import find_llama_server, llama_server_missing_reason
-from tests.support.gpufleet_cluster import Cluster
-from tests.support.processes import GpufleetProcess
+from tests.support.engine_cluster import Engines, alive, chat
 
 pytestmark = pytest.mark.e2e
-
-LLAMA_SERVER = find_llama_server()
-if LLAMA_SERVER is None:
-    pytest.skip(llama_server_missing_reason(), allow_module_level=True)
-
-RESTART_BACKOFF = 0.5  # seconds before the first restart of a crashed engine (10 s in production)
-ENGINE_TIMEOUT = 60.0
-
-
-class Engines:
-    """The running cluster and an admin client, with helpers that wait on instance states."""
-
-    def __init__(self, cluster: Cluster, server: GpufleetProcess, models: Path) -> None:
-        self.cluster = cluster
-        self.server = server
-        self.models = models
-        self.admin = cluster.admin()
-
-    def instances(self, model_id: int) -> list[dict[str, Any]]:
-        listed: list[dict[str, Any]] = self.admin.get("/api/model-instances", params={"model_id": model_id}).json()
-        return listed
-
-    def wait(
-        self, model_id: int, done: Callable[[list[dict[str, Any]]], bool], what: str, timeout: float = ENGINE_TIMEOUT
-    ) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        listed: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            listed = self.instances(model_id)
-            if done(listed):
-                return listed
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}: {listed}\n{self.server.output()[-4000:]}")
-
-    def wait_running(self, model_id: int, count: int, timeout: float = ENGINE_TIMEOUT) -> list[dict[str, Any]]:
-        return self.wait(
-            model_id,
-            lambda xs: len(xs) == count and all(x["state"] == "running" for x in xs),
-            f"{count} running instance(s) of model {model_id}",
-            timeout,
-        )
-
-    def deploy(self, name: str, path: Path, **extra: Any) -> dict[str, Any]:
-        body = {"name": name, "source": "local_path", "local_path": str(path), "cpu_offloading": True, **extra}
-        created = self.admin.post("/api/models", json=body)
-        assert created.status_code == 201, created.text
-        model: dict[str, Any] = created.json()
-        return model
-
-
-@pytest.fixture(scope="module")
-def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
-    root = tmp_path_factory.mktemp("engine")
-    models = root / "models"
-    write_model(models / "llama-tiny.gguf", preset("llama-tiny"))
-    cluster = Cluster(root)
-    assert LLAMA_SERVER is not None
-    server = cluster.start_server(
-        "--llama-server-path",
-        str(LLAMA_SERVER),
-        "--allowed-model-dirs",
-        str(models),
-        env={"GPUFLEET_ENGINE_RESTART_BACKOFF": str(RESTART_BACKOFF)},
-    )
-    running = Engines(cluster, server, models)
-    with running.admin:
-        cluster.wait_state(running.admin, "main", "ready")
-        yield running
-        for model in running.admin.get("/api/models").json():
-            running.admin.delete(f"/api/models/{model['id']}")
-    for process in reversed(cluster.processes):
-        process.kill()
-    for pid in _engine_pids(root):
-        _kill(pid)
-
-
-def _engine_pids(root: Path) -> list[int]:
-    """llama-server processes whose command line names a file under ``root`` (leftovers to clean up)."""
-    found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if any(str(root) in part for part in cmdline) and any("llama-server" in part for part in cmdline[:1]):
-            found.append(process.info["pid"])
-    return found
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _chat(port: int, model: str, stream: bool = False) -> httpx.Response:
-    return httpx.post(
-        f"http://127.0.0.1:{port}/v1/chat/completions",
-        json={
-            "model": model,
-            "messages": [{"role": "user", "content": "Say something."}],
-            "max_tokens": 8,
-            "temperature": 0,
-            "stream": stream,
-        },
-        timeout=60,
-        trust_env=False,
-    )
 
 
 def test_a_local_model_runs_and_answers_through_its_engine(engines: Engines) -> None:
@@ -153,7 +37,7 @@ def test_a_local_model_runs_and_answers_through_its_engine(engines: Engines) -> 
     assert "--metrics" in cmdline
     assert os.getsid(instance["pid"]) == instance["pid"]  # its own session: survives the worker
 
-    answer = _chat(instance["port"], "tiny-chat")
+    answer = chat(instance["port"], "tiny-chat")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["model"] == "tiny-chat"
@@ -181,22 +65,22 @@ def test_scale_up_and_down_starts_and_stops_engines(engines: Engines) -> None:
     three = engines.wait_running(model["id"], 3)
     assert len({x["port"] for x in three}) == 3 and len({x["pid"] for x in three}) == 3
     for instance in three:
-        assert _chat(instance["port"], "tiny-scale").status_code == 200
+        assert chat(instance["port"], "tiny-scale").status_code == 200
 
     assert engines.admin.patch(f"/api/models/{model['id']}", json={"replicas": 1}).status_code == 200
     [kept] = engines.wait_running(model["id"], 1)
     gone = [x["pid"] for x in three if x["id"] != kept["id"]]
     deadline = time.monotonic() + 15
-    while any(_alive(pid) for pid in gone) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in gone) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in gone)
-    assert _alive(kept["pid"])
+    assert not any(alive(pid) for pid in gone)
+    assert alive(kept["pid"])
 
     assert engines.admin.delete(f"/api/models/{model['id']}").status_code == 204
     deadline = time.monotonic() + 15
-    while _alive(kept["pid"]) and time.monotonic() < deadline:
+    while alive(kept["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(kept["pid"])
+    assert not alive(kept["pid"])
     assert engines.instances(model["id"]) == []
 
 
@@ -210,7 +94,7 @@ def test_a_killed_engine_is_restarted(engines: Engines) -> None:
         "the engine to be restarted",
     )
     assert after["id"] == before["id"] and after["restart_count"] == before["restart_count"] + 1
-    assert _chat(after["port"], "tiny-crash").status_code == 200
+    assert chat(after["port"], "tiny-crash").status_code == 200
     history = engines.server.output()
     assert "tiny-crash" in history
 
@@ -219,8 +103,8 @@ def test_a_restarted_gpufleet_adopts_running_engines(engines: Engines) -> None:
     model = engines.deploy("tiny-adopt", engines.models / "llama-tiny.gguf")
     [before] = engines.wait_running(model["id"], 1)
     assert engines.server.stop() == 0  # server and embedded worker go; the engine stays
-    assert _alive(before["pid"])
-    assert _chat(before["port"], "tiny-adopt").status_code == 200
+    assert alive(before["pid"])
+    assert chat(before["port"], "tiny-adopt").status_code == 200
 
     engines.server.start()
     engines.server.wait_http(f"{engines.cluster.url}/healthz")
@@ -231,7 +115,7 @@ def test_a_restarted_gpufleet_adopts_running_engines(engines: Engines) -> None:
     [after] = engines.wait_running(model["id"], 1)
     assert after["pid"] == before["pid"] and after["port"] == before["port"]
     assert after["restart_count"] == before["restart_count"]
-    assert _chat(after["port"], "tiny-adopt").status_code == 200
+    assert chat(after["port"], "tiny-adopt").status_code == 200
 
 
 def test_a_model_outside_the_allowed_directories_is_refused_with_the_reason(engines: Engines) -> None:
