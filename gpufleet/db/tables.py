@@ -116,6 +116,9 @@ class Worker(Timestamped, Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
     # Result of the server's last probe of ip:port; None until the first probe.
     reachable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # A secret the worker chose at registration; the server presents it when it calls the worker's
+    # own API (instance logs, inference proxy). Per worker, so one leaked worker exposes no other.
+    api_token: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
     devices: Mapped[list[Device]] = relationship(
         back_populates="worker", cascade="all, delete-orphan", order_by="Device.sort_key", lazy="selectin"
@@ -200,3 +203,24 @@ class ModelInstance(Timestamped, Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     # Workers to avoid for a while after the engine kept failing there: name -> {until, failures, reason}.
     placement_backoff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class ModelFile(Timestamped, Base):
+    """A model's file(s) in one worker's cache, shared by every instance that needs them there.
+
+    ``source_key`` identifies the source (e.g. ``huggingface:org/repo:file-glob``); one row per
+    (worker, source_key), so a second deployment of the same file does not download it again.
+    """
+
+    __tablename__ = "model_files"
+    __table_args__ = (UniqueConstraint("worker_id", "source_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    source_key: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[str] = mapped_column(String(16))  # downloading | ready | error
+    state_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    download_progress: Mapped[float | None] = mapped_column(Float, nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # bytes, all files together
+    resolved_paths: Mapped[list[Any]] = mapped_column(JSON, default=list)  # on the worker; the engine gets [0]
