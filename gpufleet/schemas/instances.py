@@ -12,13 +12,30 @@ from gpufleet.schemas.states import InstanceState
 
 
 class Subordinate(BaseModel):
-    """A worker that lends devices to a distributed instance over llama.cpp RPC."""
+    """A worker that lends devices to a distributed instance over llama.cpp RPC.
+
+    The part is ready when ``rpc_port`` is set and ``message`` is None: the subordinate worker runs
+    a ggml-rpc-server (``rpc_pid``) at ``rpc_host:rpc_port`` for this instance only. ``message``
+    says why it is not (its RPC server failed, its worker was lost).
+    """
 
     worker_id: int
     worker_name: str
     device_ids: list[str]
     rpc_port: int | None = None
+    rpc_host: str | None = None
+    rpc_pid: int | None = None
+    message: str | None = None
     claim: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.rpc_port is not None and self.rpc_host is not None and self.message is None
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.rpc_host}]" if self.rpc_host and ":" in self.rpc_host else self.rpc_host
+        return f"{host}:{self.rpc_port}"
 
 
 class InstancePublic(PublicModel):
@@ -64,3 +81,11 @@ class InstanceRelease(RequestModel):
     expected_version: int = Field(ge=0)
     reason: str = Field(min_length=1, max_length=8000)
     failed: bool = False  # the engine kept failing here: the scheduler avoids this worker for a while
+
+
+class RpcServerReport(RequestModel):
+    """A subordinate worker reports its RPC server for an instance: running (port and pid) or not (message)."""
+
+    rpc_port: int | None = Field(None, ge=1, le=65535)
+    rpc_pid: int | None = Field(None, ge=1)
+    message: str | None = Field(None, max_length=8000)

@@ -10,10 +10,21 @@ from fastapi import FastAPI
 from gpufleet import __version__
 from gpufleet.server import errors
 from gpufleet.server.auth import AuthMiddleware
-from gpufleet.server.routes import api_keys, auth, devices, health, instances, models, users, watch, workers
+from gpufleet.server.routes import (
+    api_keys,
+    auth,
+    devices,
+    health,
+    instances,
+    models,
+    rpc_servers,
+    users,
+    watch,
+    workers,
+)
 from gpufleet.server.runtime import ServerRuntime
 
-ROUTERS = (health, auth, users, api_keys, workers, devices, models, instances, watch)
+ROUTERS = (health, auth, users, api_keys, workers, devices, models, instances, rpc_servers, watch)
 
 
 def create_app(runtime: ServerRuntime) -> FastAPI:

@@ -37,6 +37,7 @@ from gpufleet.schemas.workers import (
 from gpufleet.server import secrets
 from gpufleet.server.principal import Principal, PrincipalKind
 from gpufleet.server.services import instances as instance_service
+from gpufleet.server.services import rpc_servers
 from gpufleet.server.services.devices import device_public, rename_devices, sync_devices
 
 AUTO_LABELS = ("os", "arch", "gpu-vendor")
@@ -270,6 +271,7 @@ async def _lose_instances(session: AsyncSession, worker: Worker) -> None:
             InstanceState.UNREACHABLE,
             f"worker {worker.name} is {worker.state}: {worker.state_message}",
         )
+    await rpc_servers.lose_parts(session, worker)
 
 
 async def list_workers(db: Database) -> list[WorkerPublic]:
