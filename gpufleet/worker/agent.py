@@ -50,6 +50,7 @@ class WorkerAgent:
             data_dir=settings.data_dir,
             bind_host=bind_host,
             ports=settings.service_ports,
+            rpc_ports=settings.rpc_ports,
             allowed_model_dirs=settings.model_dirs,
             llama_server_path=settings.llama_server_path,
             rpc_server_path=settings.rpc_server_path,

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from gpufleet.schemas.events import Event
-from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition
+from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition, RpcServerReport
 from gpufleet.schemas.models import ModelPublic
 from gpufleet.schemas.workers import WorkerHeartbeat, WorkerPublic, WorkerRegister, WorkerRegistered
 
@@ -118,6 +118,12 @@ class ServerClient:
 
     async def instance(self, instance_id: int) -> InstancePublic:
         response = await self._request("GET", f"/api/model-instances/{instance_id}")
+        return InstancePublic.model_validate(response.json())
+
+    async def report_rpc_server(self, instance_id: int, body: RpcServerReport) -> InstancePublic:
+        response = await self._request(
+            "POST", f"/api/model-instances/{instance_id}/rpc-server", body=body.model_dump_json(exclude_unset=True)
+        )
         return InstancePublic.model_validate(response.json())
 
     async def model(self, model_id: int) -> ModelPublic:

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from gpufleet.schemas.instances import InstancePublic, InstanceTransition
+from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subordinate
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import Progress
-from gpufleet.worker.engines.process import EngineProcess, forget, launch, tail
+from gpufleet.worker.engines.process import EngineProcess, forget, launch, rotate, tail
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +37,28 @@ class PrepareError(RuntimeError):
     """The engine cannot be started here (model file, binary, port); the message says why."""
 
 
+# The RPC servers an engine was started with: subordinate worker id -> (rpc-server pid, endpoint).
+Parts = dict[int, tuple[int | None, str]]
+
+
 @dataclass(frozen=True)
 class Launch:
     command: list[str]
     env: dict[str, str]
     port: int
     log: Path
+    parts: Parts
 
 
+def parts_of(subordinates: Sequence[Subordinate]) -> Parts:
+    return {p.worker_id: (p.rpc_pid, p.endpoint) for p in subordinates}
+
+
+# Waits until every RPC part of a distributed instance is ready; returns them (empty when not distributed).
+WaitParts = Callable[[], Awaitable[list[Subordinate]]]
 # Builds the launch for an instance (model file, engine binary, port), reporting download progress.
-Planner = Callable[[InstancePublic, Progress], Awaitable[Launch]]
+Planner = Callable[[InstancePublic, Progress, WaitParts], Awaitable[Launch]]
+WATCH_INTERVAL = 1.0  # seconds between checks of a running engine and its instance's state
 PROGRESS_INTERVAL = 1.0  # seconds: at most one download_progress write per second
 
 
@@ -61,6 +73,7 @@ class InstanceRunner:
         *,
         backoff: float,
         start_timeout: float,
+        engine_host: str = "127.0.0.1",
         adopted: EngineProcess | None = None,
     ) -> None:
         self.instance = instance
@@ -70,7 +83,9 @@ class InstanceRunner:
         self.on_port_free = on_port_free
         self.backoff = backoff
         self.start_timeout = start_timeout
+        self.engine_host = engine_host  # where this worker reaches its engines (their bind address)
         self.process = adopted
+        self.parts: Parts = parts_of(instance.subordinates) if adopted else {}
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
         self._progress_at = float("-inf")
@@ -116,11 +131,12 @@ class InstanceRunner:
         """Start (or adopt) the engine and watch it until it ends: (why it ended, whether it was healthy)."""
         if self.process is None or not self.process.alive():
             try:
-                plan = await self.planner(self.instance, self._progress)
+                plan = await self.planner(self.instance, self._progress, self._wait_parts)
             except PrepareError as exc:
                 return str(exc), False
             await self._report(S.STARTING, f"starting llama-server on port {plan.port}")
             self.process = launch(self.records, self.instance.id, "server", plan.command, plan.port, plan.log, plan.env)
+            self.parts = plan.parts
             logger.info(
                 "instance %s: started llama-server pid %d on port %d", self.instance.name, self.process.pid, plan.port
             )
@@ -135,26 +151,78 @@ class InstanceRunner:
         if self.instance.state not in (S.STARTING, S.RUNNING, S.UNREACHABLE):  # adopted while in error
             await self._report(S.STARTING, f"adopted llama-server pid {process.pid} on port {process.port}")
         await self._report(S.RUNNING, None, port=process.port, pid=process.pid)
-        await process.wait()
+        changed = await self._watch(process)
+        if changed:
+            await process.stop()
+            self._cleanup()
+            return changed, True
         code = process.exit_code()
         self._cleanup()
         return f"llama-server exited{'' if code is None else f' with code {code}'}:\n{tail(log)}", True
 
-    async def _wait_healthy(self, process: EngineProcess) -> bool:
-        url = f"http://127.0.0.1:{process.port}/health"
+    async def _watch(self, process: EngineProcess) -> str | None:
+        """Watch a healthy engine until it exits (None) or must restart because an RPC server changed (why).
+
+        While it runs, an instance marked ``unreachable`` (its worker or an RPC subordinate was lost)
+        is reported ``running`` again once every RPC part is back, unchanged, and the engine answers.
+        """
+        while process.alive():
+            await asyncio.sleep(WATCH_INTERVAL)
+            await asyncio.to_thread(rotate, Path(process.record.log))
+            current = self.instance.subordinates
+            moved = [
+                p.worker_name
+                for p in current
+                if p.ready and p.worker_id in self.parts and self.parts[p.worker_id] != (p.rpc_pid, p.endpoint)
+            ]
+            if moved:
+                return f"the RPC server on {', '.join(moved)} was restarted: llama-server must reconnect"
+            if (
+                self.instance.state == S.UNREACHABLE
+                and all(p.ready for p in current)
+                and await self._answers(process)
+                and not self.stopping
+            ):
+                await self._report(S.RUNNING, None, port=process.port, pid=process.pid)
+        return None
+
+    async def _wait_parts(self) -> list[Subordinate]:
+        """Wait (reporting ``starting`` with what is missing) until every RPC part is ready."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
-        async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
-            while loop.time() < deadline:
-                if not process.alive():
-                    return False
-                try:
-                    if (await http.get(url)).status_code == 200:
-                        return True
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.25)
+        said = None
+        while True:
+            parts = self.instance.subordinates
+            missing = [p for p in parts if not p.ready]
+            if not missing:
+                return parts
+            why = "; ".join(f"{p.worker_name}: {p.message or 'starting its RPC server'}" for p in missing)
+            if loop.time() > deadline:
+                raise PrepareError(f"RPC servers not ready after {self.start_timeout:.0f}s ({why})")
+            if why != said:
+                await self._report(S.STARTING, f"waiting for RPC servers ({why})")
+                said = why
+            await asyncio.sleep(0.5)
+            await self._fetch()
+
+    async def _wait_healthy(self, process: EngineProcess) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        while loop.time() < deadline:
+            if not process.alive():
+                return False
+            if await self._answers(process):
+                return True
+            await asyncio.sleep(0.25)
         return False
+
+    async def _answers(self, process: EngineProcess) -> bool:
+        """Whether the engine's ``/health`` says OK (200; 503 while it loads the model)."""
+        try:
+            async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
+                return (await http.get(f"http://{self.engine_host}:{process.port}/health")).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def _cleanup(self) -> None:
         if self.process is not None:

@@ -12,6 +12,9 @@ worker:
 - ``stopping``: stop the engine, then release the instance (the server deletes it);
 - gone from the listing or deleted: stop the engine.
 
+Where this worker is an RPC subordinate of another worker's instance, an ``RpcPart`` runs a
+ggml-rpc-server for it (``rpc_part``), and stops it with the instance.
+
 Engines recorded by an earlier run of this worker and still alive are re-adopted (same pid), not
 restarted. ``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
 """
@@ -20,22 +23,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
+
+import psutil
 
 from gpufleet.common.gguf_files import ModelFileError
 from gpufleet.estimate.gguf import GGUFError, read_model
 from gpufleet.estimate.model_info import ModelInfoError, model_info
 from gpufleet.scheduler.run_config import BackendParameterError, run_config_for
 from gpufleet.schemas.events import Event, EventKind, EventType
-from gpufleet.schemas.instances import InstancePublic, InstanceTransition
+from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subordinate
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import ModelFiles, Progress
 from gpufleet.worker.engines.binaries import EngineUnavailable, LlamaCppBinaries, find_or_build
-from gpufleet.worker.engines.llama_cpp import server_launch
+from gpufleet.worker.engines.llama_cpp import rpc_launch, server_launch
 from gpufleet.worker.engines.process import EngineProcess, adoptable, forget
 from gpufleet.worker.ports import NoFreePort, PortPool
-from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError
+from gpufleet.worker.rpc_part import ROLE as RPC_ROLE
+from gpufleet.worker.rpc_part import RpcPart
+from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError, WaitParts, parts_of
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ class Supervisor:
         data_dir: Path,
         bind_host: str,
         ports: range,
+        rpc_ports: range,
         allowed_model_dirs: list[Path],
         llama_server_path: Path | None = None,
         rpc_server_path: Path | None = None,
@@ -66,16 +75,25 @@ class Supervisor:
         self.logs = data_dir / "logs" / "instances"
         self.bind_host = bind_host
         self.ports = PortPool(ports, bind_host)
+        self.rpc_ports = PortPool(rpc_ports, bind_host)
+        # where this worker reaches its own engines: their bind address, or loopback for a wildcard
+        wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+        self.engine_host = wildcard.get(bind_host, bind_host)
+        self.parts: dict[int, RpcPart] = {}
         self.model_files = ModelFiles(data_dir, allowed_model_dirs)
         self.binary_paths = (llama_server_path, rpc_server_path)
         self.binaries: LlamaCppBinaries | None = None
         self.restart_backoff = restart_backoff
         self.start_timeout = start_timeout
-        self.adopted: dict[int, EngineProcess] = {
-            p.record.instance_id: p for p in adoptable(self.records) if p.record.role == "server"
+        found = adoptable(self.records)
+        self.adopted: dict[int, EngineProcess] = {p.record.instance_id: p for p in found if p.record.role == "server"}
+        self.adopted_parts: dict[int, EngineProcess] = {
+            p.record.instance_id: p for p in found if p.record.role == RPC_ROLE
         }
         for process in self.adopted.values():
             self.ports.hold(process.port)
+        for process in self.adopted_parts.values():
+            self.rpc_ports.hold(process.port)
         self._lock = asyncio.Lock()
 
     @property
@@ -100,14 +118,12 @@ class Supervisor:
     async def resync(self, listed: set[int]) -> None:
         """After a (re)connection: stop what the listing no longer has, including unclaimed adopted engines."""
         async with self._lock:
-            for instance_id in (set(self.desired) | set(self.runners)) - listed:
+            for instance_id in (set(self.desired) | set(self.runners) | set(self.parts)) - listed:
                 self.desired.pop(instance_id, None)
                 await self._stop(instance_id)
-            for instance_id in set(self.adopted) - listed:
-                logger.info(
-                    "stopping engine pid %d: instance %d is no longer ours", self.adopted[instance_id].pid, instance_id
-                )
-                await self._stop_adopted(instance_id)
+            for instance_id in (set(self.adopted) | set(self.adopted_parts)) - listed:
+                logger.info("stopping the engine of instance %d: it is no longer ours", instance_id)
+                await self._stop(instance_id)
 
     async def reconcile_all(self) -> None:
         async with self._lock:
@@ -116,14 +132,16 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         """The worker is stopping: leave engines running (they are re-adopted), stop watching them."""
-        for runner in self.runners.values():
-            if runner.task is not None:
-                runner.task.cancel()
+        tasks = [r.task for r in self.runners.values()] + [p.task for p in self.parts.values()]
+        for task in tasks:
+            if task is not None:
+                task.cancel()
 
     # --- decisions ------------------------------------------------------------------------------
     async def _converge(self, instance: InstancePublic) -> None:
         if instance.worker_id != self.worker_id:
-            return  # subordinate parts (RPC servers) are handled by the distributed-inference support
+            await self._converge_part(instance)
+            return
         runner = self.runners.get(instance.id)
         if runner is not None:
             runner.update(instance)
@@ -140,6 +158,33 @@ class Supervisor:
                 logger.error("server refused an update of instance %s: %s", instance.name, exc)
         except ServerUnavailable as exc:
             logger.warning("could not report instance %s: %s (will retry)", instance.name, exc)
+
+    async def _converge_part(self, instance: InstancePublic) -> None:
+        """This worker lends devices to another worker's instance: run (or stop) its RPC server."""
+        part = self.parts.get(instance.id)
+        mine = any(p.worker_id == self.worker_id for p in instance.subordinates)
+        if instance.state == S.STOPPING or not mine or instance.state not in ENGINE_STATES:
+            if part is not None or instance.id in self.adopted_parts:
+                await self._stop(instance.id)
+            return
+        if part is not None:
+            part.update(instance)
+            return
+        assert self.worker_id is not None
+        part = RpcPart(
+            instance,
+            self.worker_id,
+            self.client,
+            self._plan_rpc,
+            self.records,
+            self.logs / f"{instance.name}-rpc.log",
+            self.rpc_ports.release,
+            connect_host=self.engine_host,
+            backoff=self.restart_backoff,
+            adopted=self.adopted_parts.pop(instance.id, None),
+        )
+        self.parts[instance.id] = part
+        part.start()
 
     async def _take_on(self, instance: InstancePublic) -> None:
         simulated = [d for d in instance.device_ids if d in self.simulated_device_ids]
@@ -162,26 +207,26 @@ class Supervisor:
             self.ports.release,
             backoff=self.restart_backoff,
             start_timeout=self.start_timeout,
+            engine_host=self.engine_host,
             adopted=self.adopted.pop(instance.id, None),
         )
         self.runners[instance.id] = runner
         runner.start()
 
     async def _stop(self, instance_id: int) -> None:
-        runner = self.runners.pop(instance_id, None)
-        if runner is not None:
-            await runner.stop()
-        if instance_id in self.adopted:
-            await self._stop_adopted(instance_id)
-
-    async def _stop_adopted(self, instance_id: int) -> None:
-        process = self.adopted.pop(instance_id)
-        await process.stop()
-        forget(self.records, instance_id, process.record.role)
-        self.ports.release(process.port)
+        """Stop whatever this worker runs for the instance: its engine, its RPC server, adopted ones."""
+        for loop in (self.runners.pop(instance_id, None), self.parts.pop(instance_id, None)):
+            if loop is not None:
+                await loop.stop()
+        for adopted, pool in ((self.adopted, self.ports), (self.adopted_parts, self.rpc_ports)):
+            process = adopted.pop(instance_id, None)
+            if process is not None:
+                await process.stop()
+                forget(self.records, instance_id, process.record.role)
+                pool.release(process.port)
 
     # --- what to launch ---------------------------------------------------------------------------
-    async def _plan(self, instance: InstancePublic, progress: Progress) -> Launch:
+    async def _plan(self, instance: InstancePublic, progress: Progress, wait_parts: WaitParts) -> Launch:
         if instance.model_id is None:
             raise PrepareError("the deployment of this instance was deleted")
         try:
@@ -192,6 +237,7 @@ class Supervisor:
             path = await self.model_files.path_for(model, progress)
         except ModelFileError as exc:
             raise PrepareError(str(exc)) from exc
+        parts = await wait_parts()
 
         def blocking() -> Launch:
             try:
@@ -213,8 +259,37 @@ class Supervisor:
                 device_ids=local_gpus,
                 host=self.bind_host,
                 port=port,
+                rpc_endpoints=[p.endpoint for p in parts],
                 backend_parameters=model.backend_parameters,
             )
-            return Launch(launch.command, launch.env, port, self.logs / f"{instance.name}.log")
+            return Launch(launch.command, launch.env, port, self.logs / f"{instance.name}.log", parts_of(parts))
 
         return await asyncio.to_thread(blocking)
+
+    async def _plan_rpc(self, part: Subordinate) -> tuple[list[str], dict[str, str], int]:
+        def blocking() -> tuple[list[str], dict[str, str], int]:
+            try:
+                if self.binaries is None:
+                    self.binaries = find_or_build(*self.binary_paths)
+                port = self.rpc_ports.acquire()
+            except (EngineUnavailable, NoFreePort, OSError) as exc:
+                raise PrepareError(str(exc)) from exc
+            threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+            launch = rpc_launch(
+                self.binaries, host=self.bind_host, port=port, device_ids=part.device_ids, threads=threads
+            )
+            return launch.command, launch.env, port
+
+        return await asyncio.to_thread(blocking)
+
+    # --- read by the worker's API -----------------------------------------------------------------
+    def log_path(self, instance_id: int) -> Path | None:
+        """The engine log of an instance this worker runs as main worker; None when it is not ours (any more).
+
+        The file may not exist yet (the engine has not started). A follower of the log stops
+        when this turns None: the instance was deleted, stopped or placed elsewhere.
+        """
+        instance = self.desired.get(instance_id)
+        if instance is None or self.worker_id is None or instance.worker_id != self.worker_id:
+            return None
+        return self.logs / f"{instance.name}.log"

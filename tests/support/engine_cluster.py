@@ -31,8 +31,9 @@ ENGINE_TIMEOUT = 60.0
 class Engines:
     """The running cluster and an admin client, with helpers that wait on instance states."""
 
-    def __init__(self, cluster: Cluster, server: GpufleetProcess, models: Path) -> None:
+    def __init__(self, cluster: Cluster, server: GpufleetProcess, models: Path, llama_server: Path) -> None:
         self.cluster = cluster
+        self.llama_server = llama_server
         self.server = server
         self.models = models
         self.admin = cluster.admin()
@@ -85,7 +86,7 @@ def start_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]
         str(models),
         env={"GPUFLEET_ENGINE_RESTART_BACKOFF": str(RESTART_BACKOFF)},
     )
-    running = Engines(cluster, server, models)
+    running = Engines(cluster, server, models, llama_server)
     with running.admin:
         cluster.wait_state(running.admin, "main", "ready")
         yield running

@@ -7,6 +7,7 @@ split, RPC servers), so llama.cpp allocates what was planned:
 - ``--fit off``: llama.cpp would otherwise resize unset parameters to the memory it sees free;
 - ``--cache-ram 0``: its prompt cache could otherwise grow to 8 GiB of host RAM unplanned;
 - ``--offline`` and telemetry switched off in the environment;
+- ``-lv 4``: the log shows the layers and buffers on each device (local, RPC);
 - ``--embeddings`` / ``--rerank`` for embedding and reranking models (from the GGUF header);
 - the user's other ``backend_parameters`` last.
 """
@@ -25,6 +26,9 @@ from gpufleet.estimate.model_info import ModelInfo, ModelKind
 from gpufleet.scheduler.run_config import SWITCHES, VALUE_FLAGS
 from gpufleet.worker.engines.binaries import LlamaCppBinaries
 
+# "trace": adds where each layer and buffer went (load_tensors, KV and compute buffers per device),
+# what a person needs to see when memory runs short; the worker rotates the log (engines.process).
+LOG_VERBOSITY = 4
 QUIET_ENV = {"HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 VISIBLE_DEVICES = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES"}
 
@@ -128,6 +132,8 @@ def server_launch(
         "--metrics",
         "--no-webui",
         "--offline",
+        "-lv",
+        str(LOG_VERBOSITY),
     ]
     split = claim.get("tensor_split") or []
     if len(split) > 1:
@@ -143,7 +149,16 @@ def server_launch(
     return ServerLaunch(command, env)
 
 
-def rpc_launch(binaries: LlamaCppBinaries, *, host: str, port: int, device_ids: Sequence[str]) -> ServerLaunch:
-    """A ggml-rpc-server lending this worker's devices (or its CPU) to another worker's instance."""
+def rpc_launch(
+    binaries: LlamaCppBinaries, *, host: str, port: int, device_ids: Sequence[str], threads: int
+) -> ServerLaunch:
+    """A ggml-rpc-server lending this worker's devices (or its CPU) to another worker's instance.
+
+    GPUs are pinned through the environment (the server then serves every GPU it sees); a CPU
+    part names the CPU device and its thread count (the server's default is half the cores).
+    """
     command = [str(binaries.rpc_server), "-H", host, "-p", str(port)]
-    return ServerLaunch(command, {**os.environ, **QUIET_ENV, **device_env(device_ids)})
+    gpus = [d for d in device_ids if ":cpu:" not in d]
+    if not gpus:
+        command += ["-d", "CPU", "-t", str(max(1, threads))]
+    return ServerLaunch(command, {**os.environ, **QUIET_ENV, **device_env(gpus)})

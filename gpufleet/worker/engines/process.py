@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ import psutil
 logger = logging.getLogger(__name__)
 
 STOP_DEADLINE = 10.0  # seconds between SIGTERM and SIGKILL
+LOG_LIMIT = 64 * 1024 * 1024  # bytes an engine log may reach before it is rotated
 
 
 @dataclass
@@ -147,3 +149,22 @@ def tail(log: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def rotate(log: Path, limit: int = LOG_LIMIT) -> bool:
+    """Copy-and-truncate an engine log over ``limit`` bytes into ``<log>.1`` (one generation kept).
+
+    The engine keeps writing to its open file, which it opened for appending, so after the
+    truncation its next line lands at the start; lines written between copy and truncate are lost
+    (the known cost of copy-truncate, which needs no help from the engine).
+    """
+    try:
+        if log.stat().st_size <= limit:
+            return False
+        shutil.copyfile(log, log.with_name(log.name + ".1"))
+        with log.open("r+b") as handle:
+            handle.truncate(0)
+    except OSError as exc:
+        logger.warning("could not rotate %s: %s", log, exc)
+        return False
+    return True
