@@ -17,8 +17,12 @@ from gpufleet.common.net import free_port
 class GpufleetProcess:
     """``python -m gpufleet start ARGS`` with its output in ``log``; stopped (SIGTERM, then SIGKILL) at exit."""
 
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], log: Path, env: dict[str, str] | None = None, prefix: list[str] | None = None
+    ) -> None:
+        """``prefix`` runs it through another command, e.g. ``ip netns exec NS`` (which execs in place)."""
         self.args = args
+        self.prefix = prefix or []
         self.log = log
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("GPUFLEET_")}, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
@@ -26,7 +30,7 @@ class GpufleetProcess:
     def start(self) -> GpufleetProcess:
         handle = self.log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gpufleet", "start", *self.args],
+            [*self.prefix, sys.executable, "-m", "gpufleet", "start", *self.args],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=self.env,
