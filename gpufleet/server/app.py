@@ -16,6 +16,7 @@ from gpufleet.server.routes import (
     devices,
     health,
     instances,
+    model_files,
     models,
     rpc_servers,
     users,
@@ -24,7 +25,7 @@ from gpufleet.server.routes import (
 )
 from gpufleet.server.runtime import ServerRuntime
 
-ROUTERS = (health, auth, users, api_keys, workers, devices, models, instances, rpc_servers, watch)
+ROUTERS = (health, auth, users, api_keys, workers, devices, models, instances, rpc_servers, model_files, watch)
 
 
 def create_app(runtime: ServerRuntime) -> FastAPI:

@@ -11,6 +11,7 @@ import httpx
 
 from gpufleet.schemas.events import Event
 from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition, RpcServerReport
+from gpufleet.schemas.model_files import ModelFilePublic, ModelFileReport
 from gpufleet.schemas.models import ModelPublic
 from gpufleet.schemas.workers import WorkerHeartbeat, WorkerPublic, WorkerRegister, WorkerRegistered
 
@@ -129,6 +130,10 @@ class ServerClient:
     async def model(self, model_id: int) -> ModelPublic:
         response = await self._request("GET", f"/api/models/{model_id}")
         return ModelPublic.model_validate(response.json())
+
+    async def report_model_file(self, body: ModelFileReport) -> ModelFilePublic:
+        response = await self._request("PUT", "/api/model-files", body=body.model_dump_json())
+        return ModelFilePublic.model_validate(response.json())
 
     async def release(self, instance_id: int, expected_version: int, reason: str, *, failed: bool = False) -> None:
         body = InstanceRelease(expected_version=expected_version, reason=reason, failed=failed)

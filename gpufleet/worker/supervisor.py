@@ -65,6 +65,7 @@ class Supervisor:
         rpc_server_path: Path | None = None,
         restart_backoff: float = 10.0,
         start_timeout: float = 600.0,
+        huggingface_token: str | None = None,
     ) -> None:
         self.client = client
         self.worker_id: int | None = None
@@ -80,7 +81,7 @@ class Supervisor:
         wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
         self.engine_host = wildcard.get(bind_host, bind_host)
         self.parts: dict[int, RpcPart] = {}
-        self.model_files = ModelFiles(data_dir, allowed_model_dirs)
+        self.model_files = ModelFiles(data_dir, allowed_model_dirs, client, huggingface_token=huggingface_token)
         self.binary_paths = (llama_server_path, rpc_server_path)
         self.binaries: LlamaCppBinaries | None = None
         self.restart_backoff = restart_backoff

@@ -70,8 +70,10 @@ class Engines:
         return model
 
 
-def start_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
-    """Start the cluster (skipping the test when no llama-server exists); stop it and its engines after."""
+def start_engines(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str] | None = None) -> Iterator[Engines]:
+    """Start the cluster (skipping the test when no llama-server exists); stop it and its engines after.
+
+    ``env`` adds variables to the gpufleet process's environment (e.g. ``HF_ENDPOINT``)."""
     llama_server = find_llama_server()
     if llama_server is None:
         pytest.skip(llama_server_missing_reason())
@@ -84,7 +86,7 @@ def start_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]
         str(llama_server),
         "--allowed-model-dirs",
         str(models),
-        env={"GPUFLEET_ENGINE_RESTART_BACKOFF": str(RESTART_BACKOFF)},
+        env={"GPUFLEET_ENGINE_RESTART_BACKOFF": str(RESTART_BACKOFF), **(env or {})},
     )
     running = Engines(cluster, server, models, llama_server)
     with running.admin:
