@@ -142,3 +142,11 @@ def test_engine_logs_are_rotated_past_their_limit(tmp_path: Path) -> None:
     log.write_bytes(b"y" * 101)
     assert rotate(log, limit=100) is True
     assert log.stat().st_size == 0 and (tmp_path / "engine.log.1").read_bytes() == b"y" * 101
+
+
+def test_engines_do_not_inherit_gpufleet_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUFLEET_TOKEN", "secret")
+    monkeypatch.setenv("PATH_FOR_TEST", "kept")
+    launch = rpc_launch(BINARIES, host="127.0.0.1", port=41000, device_ids=["b:cpu:0"], threads=1)
+    assert "GPUFLEET_TOKEN" not in launch.env and launch.env["PATH_FOR_TEST"] == "kept"
+    assert launch.env["DO_NOT_TRACK"] == "1"

@@ -87,6 +87,11 @@ def run_flags(config: RunConfig, n_ctx: int) -> list[str]:
     return flags
 
 
+def base_env() -> dict[str, str]:
+    """The worker's environment for an engine, less gpufleet's own settings (tokens among them)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GPUFLEET_")} | QUIET_ENV
+
+
 def device_env(device_ids: Sequence[str]) -> dict[str, str]:
     """Pin the engine to its GPUs; with none (CPU placement), hide every GPU from it."""
     env = {name: "" for name in VISIBLE_DEVICES.values()}
@@ -145,7 +150,7 @@ def server_launch(
     elif info.kind == ModelKind.RERANKER:
         command.append("--rerank")
     command += user_parameters(backend_parameters)
-    env = {**os.environ, **QUIET_ENV, **device_env(device_ids)}
+    env = base_env() | device_env(device_ids)
     return ServerLaunch(command, env)
 
 
@@ -161,4 +166,4 @@ def rpc_launch(
     gpus = [d for d in device_ids if ":cpu:" not in d]
     if not gpus:
         command += ["-d", "CPU", "-t", str(max(1, threads))]
-    return ServerLaunch(command, {**os.environ, **QUIET_ENV, **device_env(gpus)})
+    return ServerLaunch(command, base_env() | device_env(gpus))
