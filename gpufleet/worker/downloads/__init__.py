@@ -84,7 +84,7 @@ class ModelFiles:
             download = self._downloads.get(key)  # another request may have started it meanwhile
             if download is None:
                 download = self._downloads[key] = SharedDownload(key)
-                download.task = asyncio.create_task(self._download(download, source, model), name=f"download {key}")
+                download.start(self._download(download, source, model))
         return await download.wait(progress)
 
     async def _download(self, download: SharedDownload, source: Source, model: ModelPublic) -> Path:

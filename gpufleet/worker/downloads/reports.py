@@ -23,7 +23,7 @@ PROGRESS_INTERVAL = 1.0  # seconds between progress reports of one file
 class FileReports:
     def __init__(self, client: ServerClient) -> None:
         self.client = client
-        self._progress_at: dict[str, float] = {}
+        self._last: dict[str, tuple[ModelFileState, float]] = {}  # key -> (state, loop time) last sent
 
     async def send(
         self,
@@ -37,10 +37,10 @@ class FileReports:
         paths: list[str] | None = None,
     ) -> None:
         now = asyncio.get_running_loop().time()
-        recent = now - self._progress_at.get(key, float("-inf")) < PROGRESS_INTERVAL
-        if state == ModelFileState.DOWNLOADING and progress and recent:
+        last_state, last_at = self._last.get(key, (None, float("-inf")))
+        if state == last_state == ModelFileState.DOWNLOADING and now - last_at < PROGRESS_INTERVAL:
             return
-        self._progress_at[key] = now
+        self._last[key] = (state, now)
         body = ModelFileReport(
             source=source,
             source_key=key,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from gpufleet.worker.downloads.meter import Meter
 
@@ -46,6 +47,10 @@ class SharedDownload:
                 logger.info("cancelling the download of %s: no instance waits for it any more", self.key)
                 self.cancel()
 
+    def start(self, work: Coroutine[Any, Any, Path]) -> None:
+        self.task = asyncio.create_task(work, name=f"download {self.key}")
+        self.task.add_done_callback(_retrieve)
+
     def cancel(self) -> None:
         self.cancelled = True
         if self.meter is not None:
@@ -63,3 +68,10 @@ class SharedDownload:
                 await listener(percent)
             except Exception:  # one instance's reporting trouble must not stop the others' progress
                 logger.exception("reporting the download progress of %s failed", self.key)
+
+
+def _retrieve(task: asyncio.Task[Path]) -> None:
+    """Mark a failed download's exception as seen: its waiters (if any are left) got it, and the
+    server got the reason; without waiters asyncio would log it again as never retrieved."""
+    if not task.cancelled():
+        task.exception()
