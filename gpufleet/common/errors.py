@@ -53,3 +53,10 @@ class InvalidTransition(Conflict):
     """An instance state change that the lifecycle does not allow, or that lost a race."""
 
     code = "invalid_transition"
+
+
+class BadGateway(GpufleetError):
+    """A worker the server had to call could not be reached or did not answer properly (HTTP 502)."""
+
+    status_code = 502
+    code = "bad_gateway"

@@ -39,6 +39,10 @@ class WorkerRegister(RequestModel):
     labels: Labels = Field(default_factory=dict)
     system_reserved: SystemReserved
     status: WorkerStatus
+    # The secret the server must present on the worker's private routes (instance logs). Stored by
+    # the server, never returned by the API; absent from workers older than it (their logs cannot
+    # be read through the server).
+    api_token: str | None = Field(default=None, min_length=32, max_length=128, repr=False)
 
 
 class WorkerHeartbeat(RequestModel):

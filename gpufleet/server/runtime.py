@@ -22,6 +22,7 @@ from gpufleet.server.controllers.deployments import ORPHANS, DeploymentsControll
 from gpufleet.server.controllers.scheduling import PENDING, SchedulingController
 from gpufleet.server.controllers.worker_health import StaleWorkerSweep, WorkerProbeController
 from gpufleet.server.services.users import bootstrap_admin, write_secret_file
+from gpufleet.server.worker_calls import WorkerCalls
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class ServerRuntime:
     scheduler: SchedulingController = field(init=False)
     probes: WorkerProbeController = field(init=False)
     sweep: StaleWorkerSweep = field(init=False)
+    worker_calls: WorkerCalls = field(init=False)  # the server calling workers' own APIs (logs)
 
     def __post_init__(self) -> None:
         self.db = Database(self.settings.effective_database_url)
@@ -46,6 +48,7 @@ class ServerRuntime:
         self.scheduler = SchedulingController(self.db, self.settings.scheduler_resync_interval)
         self.probes = WorkerProbeController(self.db, interval)
         self.sweep = StaleWorkerSweep(self.db, interval)
+        self.worker_calls = WorkerCalls()
         self.db.add_listener(self.bus.publish)
         self.db.add_listener(self._route_event)
 
@@ -87,6 +90,7 @@ class ServerRuntime:
         await self.probes.stop()
         await self.deployments.stop()
         await self.scheduler.stop()
+        await self.worker_calls.aclose()
         await self.db.dispose()
 
     def _route_event(self, event: Event) -> None:

@@ -22,6 +22,7 @@ from gpufleet.schemas.instances import InstancePublic
 from gpufleet.schemas.workers import SystemReserved, WorkerHeartbeat, WorkerRegister, WorkerStatus
 from gpufleet.worker import credentials
 from gpufleet.worker.address import advertised_ip
+from gpufleet.worker.api_auth import new_api_token
 from gpufleet.worker.app import create_worker_app, render_metrics
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.devices.registry import DeviceDetection
@@ -40,6 +41,7 @@ class WorkerAgent:
         self.settings = settings
         self.detection = DeviceDetection(settings.device_inventory)  # raises InventoryError for a bad file
         self.client = ServerClient(settings.server_urls, cluster_token)
+        self.api_token = new_api_token()  # the server presents it on our private routes; new at every start
         self.ip = advertised_ip(settings)
         self.worker_id: int | None = None
         self.state: str | None = None
@@ -68,7 +70,14 @@ class WorkerAgent:
         bind_host = "127.0.0.1" if is_loopback(self.settings.host) else self.settings.host
         sock = bind_socket(bind_host, self.settings.worker_port, "--worker-port")
         server = make_server(
-            create_worker_app(self._metrics, lambda: self.settings.worker_name), sock, self.settings.log_level
+            create_worker_app(
+                self._metrics,
+                lambda: self.settings.worker_name,
+                api_token=self.api_token,
+                log_path=self.supervisor.log_path,
+            ),
+            sock,
+            self.settings.log_level,
         )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="worker-http")
         try:
@@ -106,6 +115,7 @@ class WorkerAgent:
             labels=self.settings.labels,
             system_reserved=SystemReserved(**self.settings.system_reserved),
             status=self.status,
+            api_token=self.api_token,
         )
 
     async def _register(self) -> None:

@@ -1,19 +1,23 @@
-"""The worker's own HTTP server (``--worker-port``): health for the server's probe, and metrics.
+"""The worker's own HTTP server (``--worker-port``).
 
-Later issues add instance logs and an inference proxy here.
+Open: ``/healthz`` (the server's probe) and ``/metrics``. Private, for the server only (bearer
+token, see ``api_auth``): ``/instances/{id}/logs``; the gateway's inference proxy joins them later.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from gpufleet import __version__
 from gpufleet.common.claims import claimed_by_device
 from gpufleet.schemas.instances import InstancePublic
 from gpufleet.schemas.workers import WorkerStatus
+from gpufleet.worker.api_auth import require_server
+from gpufleet.worker.log_route import logs_router
 
 
 def render_metrics(
@@ -45,8 +49,16 @@ def render_metrics(
     return generate_latest(registry)
 
 
-def create_worker_app(metrics: Callable[[], bytes], name: Callable[[], str]) -> FastAPI:
+def create_worker_app(
+    metrics: Callable[[], bytes],
+    name: Callable[[], str],
+    *,
+    api_token: str,
+    log_path: Callable[[int], Path | None],
+) -> FastAPI:
+    """``api_token``: what the server must present on private routes; ``log_path``: see ``logs_router``."""
     app = FastAPI(title="gpufleet worker", version=__version__, docs_url=None, redoc_url=None)
+    app.include_router(logs_router(log_path, name), dependencies=[Depends(require_server(api_token))])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -41,6 +41,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/api/models/{model_id}"): {A},
     ("GET", "/api/model-instances"): {A, W},
     ("GET", "/api/model-instances/{instance_id}"): {A, W},
+    ("GET", "/api/model-instances/{instance_id}/logs"): {A, W},
     ("POST", "/api/model-instances/{instance_id}/transition"): {W},
     ("POST", "/api/model-instances/{instance_id}/release"): {W},
     ("GET", "/api/watch"): {A, W},

@@ -159,6 +159,7 @@ async def _register(db: Database, principal: Principal, body: WorkerRegister) ->
         row.name = body.name
         row.ip = str(body.ip)
         row.port = body.port
+        row.api_token = body.api_token  # new at every worker start: the old one is void
         row.system_reserved = body.system_reserved.model_dump()
         row.status = body.status.model_dump(mode="json")
         row.labels = {**row.labels, **body.labels, **auto_labels(body.status)}

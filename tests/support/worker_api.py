@@ -1,0 +1,35 @@
+"""The worker's own HTTP app (``create_worker_app``), served in-process on a free loopback port.
+
+For integration tests of server→worker calls without a whole worker agent: the test says which
+log file each instance has (``logs``), the way the supervisor would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from gpufleet.common.http_server import make_server
+from gpufleet.common.net import bind_socket, free_port
+from gpufleet.worker.app import create_worker_app
+
+
+@asynccontextmanager
+async def worker_api(name: str, api_token: str, logs: dict[int, Path]) -> AsyncIterator[int]:
+    """Serve the worker app; yields its port. ``logs`` maps instance id → log file, read live."""
+    port = free_port()
+    sock = bind_socket("127.0.0.1", port, "--worker-port")
+    app = create_worker_app(lambda: b"", lambda: name, api_token=api_token, log_path=logs.get)
+    server = make_server(app, sock, "warning")
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            await task
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
