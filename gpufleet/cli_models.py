@@ -12,12 +12,15 @@ from rich.console import Console
 from rich.table import Table
 
 from gpufleet.cli_logs import logs
+from gpufleet.cli_wait import wait
 from gpufleet.common.units import format_bytes
 
 models_app = typer.Typer(
-    help="Deployments: preview where one would be placed; read an instance's logs.", no_args_is_help=True
+    help="Deployments: preview where one would be placed; wait until one runs; read an instance's logs.",
+    no_args_is_help=True,
 )
 models_app.command("logs")(logs)
+models_app.command("wait")(wait)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -58,6 +58,7 @@ class WorkerAgent:
             rpc_server_path=settings.rpc_server_path,
             restart_backoff=settings.engine_restart_backoff,
             start_timeout=settings.engine_start_timeout,
+            huggingface_token=settings.huggingface_token,
         )
         self._sent_fingerprint: str | None = None
         self._stop = asyncio.Event()

@@ -21,6 +21,7 @@ and shared by every instance of this worker:
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from gpufleet.common.gguf_files import ModelFileError
@@ -39,6 +40,8 @@ from gpufleet.worker.downloads.shared import Progress, SharedDownload
 from gpufleet.worker.downloads.source import Plan, Source
 
 __all__ = ["ModelFileError", "ModelFiles", "Progress"]
+
+logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 0.5  # seconds between progress readings of a running download
 
@@ -104,6 +107,11 @@ class ModelFiles:
             raise
         except OSError as exc:  # the cache itself: disk full, permissions
             message = f"cannot store the model files under {self.cache}: {exc}"
+            await self.reports.send(kind, key, ModelFileState.ERROR, message=message)
+            raise ModelFileError(message) from exc
+        except Exception as exc:  # a hub library failing in a way we did not foresee: the instance must say so
+            logger.exception("downloading %s failed unexpectedly", key)
+            message = f"downloading {key} failed unexpectedly: {type(exc).__name__}: {exc}"
             await self.reports.send(kind, key, ModelFileState.ERROR, message=message)
             raise ModelFileError(message) from exc
         finally:
