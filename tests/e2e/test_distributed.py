@@ -27,7 +27,17 @@ def _rpc_servers() -> list[psutil.Process]:
 
 
 def test_cpus_of_two_workers_serve_one_model_over_rpc(engines: Engines) -> None:
-    engines.cluster.start_worker("sub", "--llama-server-path", str(engines.llama_server))
+    sub = engines.cluster.start_worker("sub", "--llama-server-path", str(engines.llama_server))
+    try:
+        _serve_over_rpc(engines)
+    finally:  # the cluster is shared: leave it with its one worker
+        sub.stop()
+        worker = engines.cluster.worker(engines.admin, "sub")
+        if worker is not None:
+            engines.admin.delete(f"/api/workers/{worker['id']}")
+
+
+def _serve_over_rpc(engines: Engines) -> None:
     engines.cluster.wait_state(engines.admin, "sub", "ready")
     before = {p.pid for p in _rpc_servers()}
     model = engines.deploy(
