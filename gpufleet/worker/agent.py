@@ -82,6 +82,7 @@ class WorkerAgent:
         )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="worker-http")
         try:
+            await self.supervisor.discover_engines()
             await self._refresh_status()
             await self._register()
             if stop.is_set():

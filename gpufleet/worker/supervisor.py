@@ -37,7 +37,7 @@ from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subor
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import ModelFiles, Progress
-from gpufleet.worker.engines.binaries import EngineUnavailable, LlamaCppBinaries, find_or_build
+from gpufleet.worker.engines.binaries import EngineUnavailable, LlamaCppBinaries, find, find_or_build
 from gpufleet.worker.engines.llama_cpp import rpc_launch, server_launch
 from gpufleet.worker.engines.process import EngineProcess, adoptable, forget
 from gpufleet.worker.ports import NoFreePort, PortPool
@@ -96,6 +96,15 @@ class Supervisor:
         for process in self.adopted_parts.values():
             self.rpc_ports.hold(process.port)
         self._lock = asyncio.Lock()
+
+    async def discover_engines(self) -> None:
+        """Find the llama.cpp binaries now (never building them here), so the first status reports them."""
+        try:
+            self.binaries = await asyncio.to_thread(find, *self.binary_paths)
+        except EngineUnavailable as exc:
+            logger.warning("llama.cpp: %s", exc)
+        if self.binaries is None:
+            logger.info("no llama.cpp binaries yet: the first instance placed here builds them (minutes, once)")
 
     @property
     def engine_versions(self) -> dict[str, str]:

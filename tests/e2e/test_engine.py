@@ -57,6 +57,10 @@ def test_a_local_model_runs_and_answers_through_its_engine(engines: Engines) -> 
     logs = (engines.cluster.root / "server" / "logs" / "instances" / f"{instance['name']}.log").read_text()
     assert "llama-tiny.gguf" in logs
 
+    # the worker reports the engine it runs: llama.cpp, its commit and backend
+    [worker] = [w for w in engines.admin.get("/api/workers").json() if w["name"] == "main"]
+    assert worker["engines"]["llama.cpp"].endswith("(cpu)") or "version" in worker["engines"]["llama.cpp"]
+
 
 def test_scale_up_and_down_starts_and_stops_engines(engines: Engines) -> None:
     model = engines.deploy("tiny-scale", engines.models / "llama-tiny.gguf")
