@@ -174,6 +174,9 @@ class Model(Timestamped, Base):
     gpu_selector: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     ctx_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Fingerprint of the fields whose change replaces instances (services/spec_hash.py); NULL for
+    # deployments created before fingerprints existed, until their first such change.
+    spec_hash: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ModelInstance(Timestamped, Base):
@@ -203,6 +206,9 @@ class ModelInstance(Timestamped, Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     # Workers to avoid for a while after the engine kept failing there: name -> {until, failures, reason}.
     placement_backoff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The deployment's spec_hash when this instance was created: it is outdated (and replaced one
+    # at a time by the deployments controller) once the deployment's differs.
+    spec_hash: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class ModelFile(Timestamped, Base):

@@ -57,6 +57,9 @@ class InstancePublic(PublicModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    # The deployment's spec fingerprint this instance was created for; outdated (replaced one at a
+    # time) once the deployment's ``spec_hash`` differs. None: created before fingerprints existed.
+    spec_hash: str | None = None
 
 
 class InstanceTransition(RequestModel):

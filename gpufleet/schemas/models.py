@@ -232,3 +232,7 @@ class ModelPublic(PublicModel):
     created_at: datetime
     updated_at: datetime
     ready_replicas: int = 0  # instances running now
+    # Rolling replacement after a change to any field but replicas/description (docs/deployments.md):
+    spec_hash: str | None = None  # fingerprint of the current spec; instances carry the one they were made for
+    updated_replicas: int = 0  # instances (not stopping) of the current spec, in any state
+    outdated_replicas: int = 0  # instances (not stopping) of an earlier spec: > 0 while a roll is under way

@@ -18,7 +18,7 @@ from gpufleet.schemas.states import InstanceState, WorkerState
 from gpufleet.server import secrets
 from gpufleet.server.auth import PrincipalResolver
 from gpufleet.server.bus import EventBus
-from gpufleet.server.controllers.deployments import ORPHANS, DeploymentsController, worker_key
+from gpufleet.server.controllers.deployments import DeploymentsController, deployment_key, worker_key
 from gpufleet.server.controllers.scheduling import PENDING, SchedulingController
 from gpufleet.server.controllers.worker_health import StaleWorkerSweep, WorkerProbeController
 from gpufleet.server.services.users import bootstrap_admin, write_secret_file
@@ -99,9 +99,10 @@ class ServerRuntime:
             self.scheduler.enqueue(PENDING)
         if event.kind == EventKind.MODELS and event.id is not None:
             self.deployments.enqueue(event.id)
-        elif event.kind == EventKind.INSTANCES and event.type == EventType.DELETED and event.object:
-            model_id = event.object.get("model_id")
-            self.deployments.enqueue(model_id if model_id is not None else ORPHANS)
+        elif event.kind == EventKind.INSTANCES:
+            key = deployment_key(event)  # an instance gone, running, failed or waiting (a roll may move on)
+            if key is not None:
+                self.deployments.enqueue(key)
         elif event.kind == EventKind.WORKERS and event.id is not None:
             if event.type == EventType.ADDED or (event.object or {}).get("state") == WorkerState.NOT_READY:
                 self.probes.enqueue(event.id)

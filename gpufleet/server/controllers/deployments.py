@@ -1,11 +1,13 @@
-"""Deployments controller: keeps each model's number of instances equal to its ``replicas``.
+"""Deployments controller: keeps each model's instances at ``replicas``, all of its current spec.
 
 reconcile(model_id):
-- model exists: create ``pending`` instances up to ``replicas``; above it, remove
-  the least advanced first (pending, then error, then placed-but-not-running,
-  running last; newest first). An instance without a worker is deleted at once;
-  one on a worker goes to ``stopping`` and the worker deletes it once its engine
-  is stopped.
+- model exists: ``rollout.decide`` says which instances to create and which to remove, from the
+  rows alone: up to ``replicas`` of the current spec fingerprint, scale-down least advanced first,
+  and after a spec change a rolling replacement (a new instance runs before an old one stops; see
+  ``controllers/rollout.py``). When it asks whether the surge instance fits, ``services.surge``
+  answers outside the write transaction and the decision is made again with the answer.
+  An instance without a worker is deleted at once; one on a worker goes to ``stopping`` and the
+  worker deletes it once its engine is stopped.
 - model deleted: every instance left with ``model_id`` NULL is removed the same way.
 - an instance ``stopping`` on a worker that is not ready is deleted here: no
   worker will come to acknowledge it (a returning worker stops engines it is no
@@ -21,29 +23,38 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Model, ModelInstance, Worker
-from gpufleet.schemas.events import EventType
+from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.states import InstanceState, WorkerState
 from gpufleet.server.controllers.base import Controller
+from gpufleet.server.controllers.rollout import Capacity, Decision, Replica, decide
 from gpufleet.server.services import instances as instance_service
+from gpufleet.server.services import surge
 
 ORPHANS = "orphans"  # the key for instances whose deployment was deleted
+
+# Instance states whose arrival can change a deployment's decision: a new instance running (an old
+# one may stop), an old one failing (replace it now), one waiting (does it fit?). Progress through
+# scheduled/downloading/starting changes nothing, so those frequent writes wake nobody.
+WAKING_STATES = frozenset(
+    {InstanceState.PENDING, InstanceState.RUNNING, InstanceState.ERROR, InstanceState.UNREACHABLE}
+)
+
+
+def deployment_key(event: Event) -> Hashable | None:
+    """The deployments-controller key an instance event should enqueue, if any."""
+    if event.kind != EventKind.INSTANCES or not event.object:
+        return None
+    model_id = event.object.get("model_id")  # an int, or None once the deployment is deleted
+    if event.type == EventType.DELETED:
+        return model_id if isinstance(model_id, int) else ORPHANS
+    if isinstance(model_id, int) and event.object.get("state") in WAKING_STATES:
+        return model_id
+    return None
 
 
 def worker_key(worker_id: int) -> tuple[str, int]:
     """The key for "a worker went away": finish the stops it can no longer acknowledge."""
     return ("worker", worker_id)
-
-
-# Lower = removed first when scaling down.
-REMOVAL_ORDER = {
-    InstanceState.PENDING: 0,
-    InstanceState.ERROR: 1,
-    InstanceState.UNREACHABLE: 2,
-    InstanceState.SCHEDULED: 3,
-    InstanceState.DOWNLOADING: 4,
-    InstanceState.STARTING: 5,
-    InstanceState.RUNNING: 6,
-}
 
 
 class DeploymentsController(Controller):
@@ -60,6 +71,9 @@ class DeploymentsController(Controller):
         return [*ids, ORPHANS]
 
     async def reconcile(self, key: Hashable) -> None:
+        if isinstance(key, int):
+            await self._reconcile_model(key)
+            return
         async with self.db.transaction() as session:
             if key == ORPHANS:
                 await self._remove_orphans(session)
@@ -79,25 +93,43 @@ class DeploymentsController(Controller):
                 )
                 await self._finish_abandoned_stops(session, list(stopping))
                 return
-            assert isinstance(key, int)
-            model = await session.get(Model, key)
-            if model is None:
-                await self._remove_orphans(session)
-                return
-            instances = (
-                (await session.execute(select(ModelInstance).where(ModelInstance.model_id == key))).scalars().all()
-            )
-            await self._finish_abandoned_stops(session, [i for i in instances if i.state == InstanceState.STOPPING])
-            active = [i for i in instances if i.state != InstanceState.STOPPING]
-            for _ in range(model.replicas - len(active)):
-                row = instance_service.new_pending(session, model.id, model.name)
-                await session.flush()
-                instance_service.publish(session, row, EventType.ADDED)
-            surplus = len(active) - model.replicas
-            if surplus > 0:
-                victims = sorted(active, key=lambda i: (REMOVAL_ORDER[InstanceState(i.state)], -i.id))[:surplus]
-                for victim in victims:
-                    await self._remove(session, victim, f"scaled down to {model.replicas} replicas")
+            raise TypeError(f"unknown deployments key {key!r}")
+
+    async def _reconcile_model(self, model_id: int) -> None:
+        """Decide and apply; at most twice, the second time with the capacity question answered."""
+        capacity: Capacity | None = None
+        while True:
+            async with self.db.transaction() as session:
+                model = await session.get(Model, model_id)
+                if model is None:
+                    await self._remove_orphans(session)
+                    return
+                rows = list(
+                    (await session.execute(select(ModelInstance).where(ModelInstance.model_id == model_id)))
+                    .scalars()
+                    .all()
+                )
+                forgotten = await self._finish_abandoned_stops(
+                    session, [i for i in rows if i.state == InstanceState.STOPPING]
+                )
+                rows = [r for r in rows if r.id not in forgotten]
+                replicas = [Replica(r.id, r.name, InstanceState(r.state), r.spec_hash == model.spec_hash) for r in rows]
+                decision = decide(model.replicas, replicas, capacity)
+                if decision.question is None or capacity is not None:
+                    await self._apply(session, model, {r.id: r for r in rows}, decision)
+                    return
+            # A question comes with nothing to apply; it is answered outside the write transaction.
+            capacity = await surge.answer(self.db, decision.question)
+
+    async def _apply(
+        self, session: AsyncSession, model: Model, rows: dict[int, ModelInstance], decision: Decision
+    ) -> None:
+        for removal in decision.remove:
+            await self._remove(session, rows[removal.replica.id], removal.reason)
+        for message in decision.create:
+            row = instance_service.new_pending(session, model.id, model.name, model.spec_hash, message)
+            await session.flush()
+            instance_service.publish(session, row, EventType.ADDED)
 
     async def _remove_orphans(self, session: AsyncSession) -> None:
         orphans = (await session.execute(select(ModelInstance).where(ModelInstance.model_id.is_(None)))).scalars().all()
@@ -112,8 +144,12 @@ class DeploymentsController(Controller):
             return
         await instance_service.transition_and_publish(session, row, InstanceState.STOPPING, f"stopping: {reason}")
 
-    async def _finish_abandoned_stops(self, session: AsyncSession, stopping: list[ModelInstance]) -> None:
+    async def _finish_abandoned_stops(self, session: AsyncSession, stopping: list[ModelInstance]) -> set[int]:
+        """Delete stops no worker will acknowledge; returns the ids deleted."""
+        forgotten = set()
         for row in stopping:
             worker = await session.get(Worker, row.worker_id) if row.worker_id is not None else None
             if worker is None or worker.state == WorkerState.NOT_READY.value:
+                forgotten.add(row.id)
                 await instance_service.forget(session, row)
+        return forgotten

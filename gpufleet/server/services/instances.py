@@ -40,6 +40,7 @@ def to_public(row: ModelInstance) -> InstancePublic:
         restart_count=row.restart_count,
         download_progress=row.download_progress,
         version=row.version,
+        spec_hash=row.spec_hash,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -65,13 +66,21 @@ def instance_name(model_name: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9._-]+', '-', model_name).strip('-')[:140]}-{random.token_hex(3)}"
 
 
-def new_pending(session: AsyncSession, model_id: int, model_name: str) -> ModelInstance:
+def new_pending(
+    session: AsyncSession,
+    model_id: int,
+    model_name: str,
+    spec_hash: str | None,
+    message: str = PENDING_MESSAGE,
+) -> ModelInstance:
+    """A new instance of the deployment's current spec (``spec_hash``), waiting for the scheduler."""
     row = ModelInstance(
         name=instance_name(model_name),
         model_id=model_id,
         model_name=model_name,
+        spec_hash=spec_hash,
         state=InstanceState.PENDING.value,
-        state_message=PENDING_MESSAGE,
+        state_message=message,
         device_ids=[],
         subordinates=[],
         restart_count=0,

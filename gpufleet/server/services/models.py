@@ -1,7 +1,12 @@
-"""Model deployments: create, read, update, delete. Replicas are converged by the deployments controller."""
+"""Model deployments: create, read, update, delete. Replicas are converged by the deployments controller.
+
+A change to a counted field (``services.spec_hash``) gives the deployment a new ``spec_hash``; the
+deployments controller then replaces its instances one at a time.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,6 +21,7 @@ from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.models import ModelPublic, ModelSpec, ModelUpdate
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.services.devices import existing_device_ids
+from gpufleet.server.services.spec_hash import spec_hash
 
 SPEC_FIELDS = tuple(ModelSpec.model_fields)
 
@@ -24,14 +30,29 @@ def spec_of(row: Model) -> dict[str, Any]:
     return {field: getattr(row, field) for field in SPEC_FIELDS}
 
 
-def to_public(row: Model, ready_replicas: int = 0) -> ModelPublic:
+@dataclass(frozen=True)
+class ReplicaCounts:
+    """A deployment's instances as the API reports them; instances stopping count in none of them."""
+
+    ready: int = 0  # running, whatever their spec
+    updated: int = 0  # of the current spec, not stopping
+    outdated: int = 0  # of an earlier spec, not stopping
+
+
+NO_REPLICAS = ReplicaCounts()
+
+
+def to_public(row: Model, counts: ReplicaCounts = NO_REPLICAS) -> ModelPublic:
     return ModelPublic.model_validate(
         {
             **spec_of(row),
             "id": row.id,
             "created_at": row.created_at,
             "updated_at": row.updated_at,
-            "ready_replicas": ready_replicas,
+            "ready_replicas": counts.ready,
+            "spec_hash": row.spec_hash,
+            "updated_replicas": counts.updated,
+            "outdated_replicas": counts.outdated,
         }
     )
 
@@ -53,19 +74,29 @@ async def _check_devices(session: AsyncSession, spec: ModelSpec) -> None:
         )
 
 
-async def _ready_counts(session: AsyncSession, model_ids: list[int] | None = None) -> dict[int, int]:
+async def _replica_counts(session: AsyncSession, models: list[Model]) -> dict[int, ReplicaCounts]:
+    """One grouped query for all ``models``: running, current-spec and outdated instances of each."""
+    hashes = {m.id: m.spec_hash for m in models}
     query = (
-        select(ModelInstance.model_id, func.count())
-        .where(ModelInstance.state == InstanceState.RUNNING.value, ModelInstance.model_id.is_not(None))
-        .group_by(ModelInstance.model_id)
+        select(ModelInstance.model_id, ModelInstance.state, ModelInstance.spec_hash, func.count())
+        .where(ModelInstance.model_id.in_(list(hashes)))
+        .group_by(ModelInstance.model_id, ModelInstance.state, ModelInstance.spec_hash)
     )
-    if model_ids is not None:
-        query = query.where(ModelInstance.model_id.in_(model_ids))
-    return {model_id: count for model_id, count in (await session.execute(query)).all() if model_id is not None}
+    ready: dict[int, int] = dict.fromkeys(hashes, 0)
+    updated: dict[int, int] = dict.fromkeys(hashes, 0)
+    outdated: dict[int, int] = dict.fromkeys(hashes, 0)
+    for model_id, state, instance_hash, count in (await session.execute(query)).all():
+        if model_id is None:
+            continue
+        if state == InstanceState.RUNNING:
+            ready[model_id] += count
+        if state != InstanceState.STOPPING:
+            (updated if instance_hash == hashes[model_id] else outdated)[model_id] += count
+    return {m: ReplicaCounts(ready[m], updated[m], outdated[m]) for m in hashes}
 
 
-def _publish(session: AsyncSession, row: Model, kind: EventType, ready: int = 0) -> ModelPublic:
-    public = to_public(row, ready)
+def _publish(session: AsyncSession, row: Model, kind: EventType, counts: ReplicaCounts = NO_REPLICAS) -> ModelPublic:
+    public = to_public(row, counts)
     record_event(session, Event(kind=EventKind.MODELS, type=kind, id=row.id, object=public.model_dump(mode="json")))
     return public
 
@@ -77,6 +108,7 @@ async def create_model(db: Database, spec: ModelSpec) -> ModelPublic:
             await _check_name_free(session, spec.name)
             row = Model()
             _apply(row, spec)
+            row.spec_hash = spec_hash(spec_of(row))
             session.add(row)
             await session.flush()
             return _publish(session, row, EventType.ADDED)
@@ -103,10 +135,14 @@ async def update_model(db: Database, model_id: int, body: ModelUpdate) -> ModelP
             if spec.name != row.name:
                 await _check_name_free(session, spec.name, except_id=row.id)
             await _check_devices(session, spec)
+            before = spec_hash(spec_of(row))
             _apply(row, spec)
+            after = spec_hash(spec_of(row))
+            if after != before:  # only a counted change re-fingerprints (see services.spec_hash)
+                row.spec_hash = after
             await session.flush()
-            ready = (await _ready_counts(session, [row.id])).get(row.id, 0)
-            return _publish(session, row, EventType.MODIFIED, ready)
+            counts = await _replica_counts(session, [row])
+            return _publish(session, row, EventType.MODIFIED, counts[row.id])
     except IntegrityError as exc:
         raise Conflict(f"a model named {body.name!r} already exists", field="name") from exc
 
@@ -138,9 +174,9 @@ async def delete_model(db: Database, model_id: int) -> None:
 
 async def list_models(db: Database) -> list[ModelPublic]:
     async with db.read() as session:
-        rows = (await session.execute(select(Model).order_by(Model.id))).scalars().all()
-        ready = await _ready_counts(session)
-    return [to_public(row, ready.get(row.id, 0)) for row in rows]
+        rows = list((await session.execute(select(Model).order_by(Model.id))).scalars().all())
+        counts = await _replica_counts(session, rows)
+    return [to_public(row, counts[row.id]) for row in rows]
 
 
 async def get_model(db: Database, model_id: int) -> ModelPublic:
@@ -148,5 +184,5 @@ async def get_model(db: Database, model_id: int) -> ModelPublic:
         row = await session.get(Model, model_id)
         if row is None:
             raise NotFound(f"model {model_id} does not exist")
-        ready = (await _ready_counts(session, [model_id])).get(model_id, 0)
-    return to_public(row, ready)
+        counts = await _replica_counts(session, [row])
+    return to_public(row, counts[model_id])

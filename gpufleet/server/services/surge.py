@@ -1,0 +1,49 @@
+"""Answering the roll's capacity question: does the surge instance fit, or only in place of an old one?
+
+The pure scheduler is run on the current snapshot, and again on snapshots where one outdated
+instance's claims are released, in the order the question gives. Nothing is written: the
+deployments controller decides (``controllers.rollout``) and the scheduling controller places.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gpufleet.common.claims import claimed_by_device
+from gpufleet.db.session import Database
+from gpufleet.db.tables import Model, ModelInstance
+from gpufleet.scheduler.framework import Placement
+from gpufleet.scheduler.scheduler import schedule
+from gpufleet.schemas.states import InstanceState
+from gpufleet.server.controllers.rollout import Capacity, CapacityQuestion
+from gpufleet.server.services import scheduling
+
+logger = logging.getLogger(__name__)
+
+
+async def answer(db: Database, question: CapacityQuestion) -> Capacity:
+    """Which outdated instance, released, would let ``question.pending`` be placed (None: no need, or no use)."""
+    nothing = Capacity(question.pending.id, freed_by=None)
+    async with db.read() as session:
+        pending = await session.get(ModelInstance, question.pending.id)
+        if pending is None or pending.state != InstanceState.PENDING or pending.model_id is None:
+            return nothing  # placed or gone meanwhile: the next reconcile sees it
+        model = await session.get(Model, pending.model_id)
+        if model is None:
+            return nothing
+        outdated = [row for r in question.outdated if (row := await session.get(ModelInstance, r.id)) is not None]
+        snapshot = await scheduling.load_snapshot(session)
+    try:
+        request = await asyncio.to_thread(scheduling.build_request, pending, model)
+    except scheduling.CannotEstimate as exc:
+        logger.info("%s cannot be estimated (%s): no old instance is stopped to make room for it", pending.name, exc)
+        return nothing
+    if isinstance(schedule(request, snapshot), Placement):
+        return nothing  # it fits: the scheduler places it
+    for old in outdated:
+        held = claimed_by_device([(old.worker_name, old.claim, old.subordinates)])
+        released = snapshot.with_claim({device: -amount for device, amount in held.items()})
+        if isinstance(schedule(request, released), Placement):
+            return Capacity(question.pending.id, freed_by=old.id)
+    return nothing
