@@ -8,6 +8,7 @@ what they deploy.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -101,13 +102,17 @@ def start_engines(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str] 
 
 
 def _engine_pids(root: Path) -> list[int]:
-    """llama-server processes whose command line names a file under ``root`` (leftovers to clean up)."""
-    found = []
+    """Engines left by the cluster under ``root``: llama-servers whose command line names a file there,
+    and every engine (RPC servers too) the workers recorded in their data dirs."""
+    found = set()
     for process in psutil.process_iter(["pid", "cmdline"]):
         cmdline = process.info["cmdline"] or []
         if any(str(root) in part for part in cmdline) and any("llama-server" in part for part in cmdline[:1]):
-            found.append(process.info["pid"])
-    return found
+            found.add(process.info["pid"])
+    for record in root.glob("*/engines/*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            found.add(int(json.loads(record.read_text())["pid"]))
+    return sorted(found)
 
 
 def _kill(pid: int) -> None:
