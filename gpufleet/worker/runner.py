@@ -208,12 +208,14 @@ class InstanceRunner:
     async def _wait_healthy(self, process: EngineProcess) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
+        pause = 0.02  # small models load in tens of milliseconds: look often at first, then less
         while loop.time() < deadline:
             if not process.alive():
                 return False
             if await self._answers(process):
                 return True
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.5)
         return False
 
     async def _answers(self, process: EngineProcess) -> bool:
