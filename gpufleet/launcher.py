@@ -85,7 +85,17 @@ async def run(
     if demo_file is not None and runtime is not None:
         from gpufleet import demo
 
-        demo_task = asyncio.create_task(demo.run(runtime.db, demo_file, announce_demo, announce_demo), name="demo")
+        demo_task = asyncio.create_task(
+            demo.run(
+                runtime.db,
+                demo_file,
+                f"{settings.server_urls[0]}/v1",
+                settings.data_dir / "demo_api_key",
+                announce_demo,
+                announce_demo,
+            ),
+            name="demo",
+        )
 
     waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     waiters += [t for t in (server_task, worker_task) if t is not None]

@@ -28,6 +28,7 @@ from gpufleet.schemas.events import Event
 logger = logging.getLogger(__name__)
 
 EventListener = Callable[[Event], None]
+CredentialsListener = Callable[[], None]
 
 
 def async_url(url: str) -> str:
@@ -81,9 +82,14 @@ class Database:
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._listeners: list[EventListener] = []
+        self._credentials_listeners: list[CredentialsListener] = []
 
     def add_listener(self, listener: EventListener) -> None:
         self._listeners.append(listener)
+
+    def add_credentials_listener(self, listener: CredentialsListener) -> None:
+        """Called after a commit that revoked or changed a credential (``record_credentials_change``)."""
+        self._credentials_listeners.append(listener)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -91,6 +97,10 @@ class Database:
             async with session.begin():
                 yield session
             events: list[Event] = session.info.pop("events", [])
+            credentials_changed = session.info.pop("credentials_changed", False)
+        if credentials_changed:
+            for changed in self._credentials_listeners:
+                changed()
         for item in events:
             for listener in self._listeners:
                 listener(item)
@@ -109,3 +119,9 @@ class Database:
 def record_event(session: AsyncSession, item: Event) -> None:
     """Queue an event to publish once this session's transaction commits."""
     session.info.setdefault("events", []).append(item)
+
+
+def record_credentials_change(session: AsyncSession) -> None:
+    """Mark this transaction as revoking or changing credentials (a key deleted, a logout, a role or
+    password changed): once it commits, caches of verified credentials are dropped."""
+    session.info["credentials_changed"] = True

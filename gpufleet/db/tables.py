@@ -91,6 +91,9 @@ class ApiKey(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     allowed_models: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # Limits the gateway enforces (HTTP 429); None = unlimited.
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
@@ -230,3 +233,23 @@ class ModelFile(Timestamped, Base):
     download_progress: Mapped[float | None] = mapped_column(Float, nullable=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # bytes, all files together
     resolved_paths: Mapped[list[Any]] = mapped_column(JSON, default=list)  # on the worker; the engine gets [0]
+
+
+class UsageRecord(Base):
+    """Gateway usage per (UTC day, user, API key, model): requests and tokens, summed.
+
+    ``api_key_id`` is 0 for requests made with a session token (no key), so the unique key has no
+    NULL and one upsert adds to the row; it is no foreign key, so usage outlives a deleted key.
+    """
+
+    __tablename__ = "usage_records"
+    __table_args__ = (UniqueConstraint("day", "user_id", "api_key_id", "model_name", name="uq_usage_records_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)  # YYYY-MM-DD, UTC
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    api_key_id: Mapped[int] = mapped_column(Integer, default=0)
+    model_name: Mapped[str] = mapped_column(String(128))
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

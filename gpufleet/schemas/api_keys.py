@@ -14,6 +14,8 @@ class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=64)
     expires_at: datetime | None = None
     allowed_models: list[str] | None = Field(None, min_length=1)  # None = every model
+    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)  # None = unlimited
+    tokens_per_day: int | None = Field(None, ge=1)  # prompt + completion tokens per UTC day; None = unlimited
 
     @field_validator("expires_at")
     @classmethod
@@ -35,6 +37,8 @@ class ApiKeyPublic(PublicModel):
     username: str
     expires_at: datetime | None
     allowed_models: list[str] | None
+    requests_per_minute: int | None
+    tokens_per_day: int | None
     created_at: datetime
     last_used_at: datetime | None
 

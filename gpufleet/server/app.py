@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from gpufleet import __version__
 from gpufleet.server import errors
 from gpufleet.server.auth import AuthMiddleware
+from gpufleet.server.gateway import routes as gateway
 from gpufleet.server.routes import (
     api_keys,
     auth,
@@ -19,13 +20,28 @@ from gpufleet.server.routes import (
     model_files,
     models,
     rpc_servers,
+    usage,
     users,
     watch,
     workers,
 )
 from gpufleet.server.runtime import ServerRuntime
 
-ROUTERS = (health, auth, users, api_keys, workers, devices, models, instances, rpc_servers, model_files, watch)
+ROUTERS = (
+    health,
+    auth,
+    users,
+    api_keys,
+    workers,
+    devices,
+    models,
+    instances,
+    rpc_servers,
+    model_files,
+    watch,
+    usage,
+    gateway,
+)
 
 
 def create_app(runtime: ServerRuntime) -> FastAPI:

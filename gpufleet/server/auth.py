@@ -13,7 +13,8 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
@@ -25,6 +26,7 @@ from gpufleet.common.errors import Forbidden
 from gpufleet.db.session import Database
 from gpufleet.db.tables import ApiKey, User, UserSession, Worker
 from gpufleet.server import secrets
+from gpufleet.server.gateway.errors import error_response
 from gpufleet.server.principal import Principal, PrincipalKind
 
 logger = logging.getLogger(__name__)
@@ -37,26 +39,63 @@ LAST_USED_WRITE_INTERVAL = 60.0  # seconds between last_used_at writes per API k
 PUBLIC_API = {("POST", "/api/auth/login")}
 
 
+CACHE_TTL = 5.0  # seconds a verified session or API key is trusted without reading the database
+CACHE_LIMIT = 10_000  # verified credentials kept at most; the cache starts over beyond
+
+
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    expires_at: datetime | None  # the credential's own expiry
+    fresh_until: float  # monotonic time after which the database is asked again
+
+
 class PrincipalResolver:
-    """Turns a bearer credential into a ``Principal`` (or None). Reads the database only."""
+    """Turns a bearer credential into a ``Principal`` (or None). Reads the database only.
+
+    Sessions and API keys, once verified, are remembered for ``CACHE_TTL`` seconds (keyed by the
+    credential's SHA-256), so the gateway does not read the database on every request. A change
+    committed by this server that revokes or alters a credential (``record_credentials_change``)
+    empties the cache at once; the TTL bounds how long another server replica may trust one.
+    """
 
     def __init__(self, db: Database, cluster_token: str) -> None:
         self.db = db
         self.cluster_token = cluster_token
         self._last_used_written: dict[int, float] = {}
+        self._verified: dict[str, _Verified] = {}
+        db.add_credentials_listener(self.forget)
+
+    def forget(self) -> None:
+        """Drop every remembered verification (a credential was revoked or changed)."""
+        self._verified.clear()
 
     async def resolve(self, credential: str) -> Principal | None:
-        if credential.startswith(secrets.SESSION_PREFIX):
-            return await self._session(credential)
         if credential.startswith(secrets.WORKER_PREFIX):
             return await self._worker(credential)
+        if not credential.startswith((secrets.SESSION_PREFIX, secrets.API_KEY_PREFIX)):
+            if self.cluster_token and secrets.same(credential, self.cluster_token):
+                return Principal(kind=PrincipalKind.CLUSTER, authenticated_by="cluster_token")
+            return None
+        digest = secrets.sha256(credential)
+        known = self._verified.get(digest)
+        if known is not None and known.fresh_until > time.monotonic() and not _expired(known.expires_at):
+            if known.principal.api_key_id is not None:
+                await self._touch(known.principal.api_key_id)
+            return known.principal
+        self._verified.pop(digest, None)
+        found = await self._session(credential) if credential.startswith(secrets.SESSION_PREFIX) else None
         if credential.startswith(secrets.API_KEY_PREFIX):
-            return await self._api_key(credential)
-        if self.cluster_token and secrets.same(credential, self.cluster_token):
-            return Principal(kind=PrincipalKind.CLUSTER, authenticated_by="cluster_token")
-        return None
+            found = await self._api_key(credential)
+        if found is None:
+            return None
+        principal, expires_at = found
+        if len(self._verified) >= CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[digest] = _Verified(principal, expires_at, time.monotonic() + CACHE_TTL)
+        return principal
 
-    async def _session(self, token: str) -> Principal | None:
+    async def _session(self, token: str) -> tuple[Principal, datetime | None] | None:
         async with self.db.read() as session:
             row = (
                 await session.execute(
@@ -65,9 +104,9 @@ class PrincipalResolver:
                     .where(UserSession.token_hash == secrets.sha256(token))
                 )
             ).first()
-        if row is None or as_utc(row[0].expires_at) <= utcnow():
+        if row is None or _expired(row[0].expires_at):
             return None
-        return _user_principal(row[1], "session")
+        return _user_principal(row[1], "session"), row[0].expires_at
 
     async def _worker(self, credential: str) -> Principal | None:
         async with self.db.read() as session:
@@ -78,7 +117,7 @@ class PrincipalResolver:
             return None
         return Principal(kind=PrincipalKind.WORKER, authenticated_by="worker_credential", worker_id=worker_id)
 
-    async def _api_key(self, key: str) -> Principal | None:
+    async def _api_key(self, key: str) -> tuple[Principal, datetime | None] | None:
         parts = secrets.split_api_key(key)
         if parts is None:
             return None
@@ -94,11 +133,19 @@ class PrincipalResolver:
         api_key, user = row
         if not secrets.same(api_key.secret_hash, secrets.sha256(secret)):
             return None
-        if api_key.expires_at is not None and as_utc(api_key.expires_at) <= utcnow():
+        if _expired(api_key.expires_at):
             return None
         await self._touch(api_key.id)
         models = tuple(api_key.allowed_models) if api_key.allowed_models is not None else None
-        return _user_principal(user, "api_key", api_key_id=api_key.id, allowed_models=models)
+        principal = _user_principal(
+            user,
+            "api_key",
+            api_key_id=api_key.id,
+            allowed_models=models,
+            requests_per_minute=api_key.requests_per_minute,
+            tokens_per_day=api_key.tokens_per_day,
+        )
+        return principal, api_key.expires_at
 
     async def _touch(self, api_key_id: int) -> None:
         now = time.monotonic()
@@ -107,6 +154,10 @@ class PrincipalResolver:
         self._last_used_written[api_key_id] = now
         async with self.db.transaction() as session:
             await session.execute(update(ApiKey).where(ApiKey.id == api_key_id).values(last_used_at=utcnow()))
+
+
+def _expired(expires_at: datetime | None) -> bool:
+    return expires_at is not None and as_utc(expires_at) <= utcnow()
 
 
 def _user_principal(user: User, by: str, **extra: Any) -> Principal:
@@ -137,14 +188,16 @@ def credential_from_scope(scope: Scope) -> str | None:
 
 
 class AuthMiddleware:
-    """Resolves the principal of every ``/api`` request, or answers 401 before anything else runs."""
+    """Resolves the principal of every ``/api`` and ``/v1`` request, or answers 401 before anything
+    else runs (under ``/v1`` in OpenAI's error shape, which OpenAI SDKs read)."""
 
     def __init__(self, app: ASGIApp, resolver_factory: Callable[[], PrincipalResolver]) -> None:
         self.app = app
         self.resolver_factory = resolver_factory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_api(scope["path"]):
+        openai = scope["type"] == "http" and _is_openai(scope["path"])
+        if scope["type"] != "http" or not (openai or _is_api(scope["path"])):
             await self.app(scope, receive, send)
             return
         principal = None
@@ -157,7 +210,12 @@ class AuthMiddleware:
                 if credential
                 else "authentication required: send 'Authorization: Bearer <token or API key>'"
             )
-            await _send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b"Bearer")])
+            if openai:
+                await error_response(401, f"{detail} (API keys are created at /api/api-keys)", "invalid_api_key")(
+                    scope, receive, send
+                )
+            else:
+                await _send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b"Bearer")])
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
@@ -165,6 +223,10 @@ class AuthMiddleware:
 
 def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
+
+
+def _is_openai(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:

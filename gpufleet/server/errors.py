@@ -1,7 +1,9 @@
 """The one place where errors become HTTP responses.
 
-Every error body is ``{"detail": "<what is wrong and what to do>"}``; validation
-errors add ``"errors": [{"field", "message"}]``. No traceback ever reaches a client.
+Every error body under ``/api`` is ``{"detail": "<what is wrong and what to do>"}``; validation
+errors add ``"errors": [{"field", "message"}]``. Under ``/v1`` (the OpenAI-compatible gateway)
+errors have OpenAI's shape ``{"error": {"message", "type", "code"}}``, which OpenAI SDKs read.
+No traceback ever reaches a client.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpufleet.common.errors import GpufleetError
+from gpufleet.server.gateway.errors import GatewayError, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +60,24 @@ async def _gpufleet(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
 
 
-async def _http(_: Request, exc: Exception) -> JSONResponse:
+def _openai(request: Request) -> bool:
+    path = request.url.path
+    return path == "/v1" or path.startswith("/v1/")
+
+
+async def _gateway(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return exc.response()
+
+
+async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if _openai(request):
+        if exc.status_code == 404:
+            return error_response(404, f"no such route {request.url.path}; see /openapi.json", "unknown_route")
+        if exc.status_code == 405:
+            return error_response(405, f"{request.method} is not allowed on {request.url.path}", "method_not_allowed")
+        return error_response(exc.status_code, str(exc.detail), "http_error")
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such route; see /openapi.json for the API"
@@ -67,13 +86,16 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    if _openai(request):
+        return error_response(500, "internal error; the server log has the details", "internal_error")
     return JSONResponse(status_code=500, content={"detail": "internal error; the server log has the details"})
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(GpufleetError, _gpufleet)
+    app.add_exception_handler(GatewayError, _gateway)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

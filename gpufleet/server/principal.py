@@ -22,6 +22,8 @@ class Principal:
     must_change_password: bool = False
     api_key_id: int | None = None
     allowed_models: tuple[str, ...] | None = None
+    requests_per_minute: int | None = None  # the API key's limits, enforced by the gateway
+    tokens_per_day: int | None = None
     worker_id: int | None = None
 
     @property

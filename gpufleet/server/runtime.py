@@ -21,6 +21,7 @@ from gpufleet.server.bus import EventBus
 from gpufleet.server.controllers.deployments import DeploymentsController, deployment_key, worker_key
 from gpufleet.server.controllers.scheduling import PENDING, SchedulingController
 from gpufleet.server.controllers.worker_health import StaleWorkerSweep, WorkerProbeController
+from gpufleet.server.gateway.service import Gateway
 from gpufleet.server.services.users import bootstrap_admin, write_secret_file
 from gpufleet.server.worker_calls import WorkerCalls
 
@@ -39,6 +40,7 @@ class ServerRuntime:
     probes: WorkerProbeController = field(init=False)
     sweep: StaleWorkerSweep = field(init=False)
     worker_calls: WorkerCalls = field(init=False)  # the server calling workers' own APIs (logs)
+    gateway: Gateway = field(init=False)  # the OpenAI-compatible /v1 routes' state
 
     def __post_init__(self) -> None:
         self.db = Database(self.settings.effective_database_url)
@@ -49,6 +51,7 @@ class ServerRuntime:
         self.probes = WorkerProbeController(self.db, interval)
         self.sweep = StaleWorkerSweep(self.db, interval)
         self.worker_calls = WorkerCalls()
+        self.gateway = Gateway(self.db, self.settings.gateway_timeout)
         self.db.add_listener(self.bus.publish)
         self.db.add_listener(self._route_event)
 
@@ -77,6 +80,7 @@ class ServerRuntime:
         self.scheduler.start()
         self.probes.start()
         self.sweep.start()
+        self.gateway.start()
 
     @staticmethod
     def _may_change_placements(event: Event) -> bool:
@@ -91,6 +95,7 @@ class ServerRuntime:
         await self.deployments.stop()
         await self.scheduler.stop()
         await self.worker_calls.aclose()
+        await self.gateway.stop()
         await self.db.dispose()
 
     def _route_event(self, event: Event) -> None:

@@ -40,17 +40,19 @@ def test_the_demo_model_answers_a_question(tmp_path: Path) -> None:
             time.sleep(0.2)
         output = process.output()
         assert "The demo model smollm2 is answering" in output, output[-3000:]
-        url = re.search(r"curl (http://\S+/v1/chat/completions)", output)
+        url = re.search(r"curl (http://\S+/v1/chat/completions) -H \"Authorization: Bearer \$\(cat (\S+)\)\"", output)
         assert url is not None, output[-3000:]
+        assert url.group(1) == f"http://127.0.0.1:{server_port}/v1/chat/completions"  # the gateway, not the engine
         assert "from openai import OpenAI" in output
+        key = Path(url.group(2)).read_text().strip()
+        assert key.startswith("gf_") and Path(url.group(2)).stat().st_mode & 0o077 == 0
+        question = {"model": "smollm2", "messages": [{"role": "user", "content": DEMO_QUESTION}], "temperature": 0}
         answer = httpx.post(
-            url.group(1),
-            json={"model": "smollm2", "messages": [{"role": "user", "content": DEMO_QUESTION}], "temperature": 0},
-            timeout=60,
-            trust_env=False,
+            url.group(1), json=question, headers={"Authorization": f"Bearer {key}"}, timeout=60, trust_env=False
         )
         assert answer.status_code == 200, answer.text
         assert "Paris" in answer.json()["choices"][0]["message"]["content"]
+        assert httpx.post(url.group(1), json=question, timeout=60, trust_env=False).status_code == 401
     finally:
         process.stop()
         pid_of = re.search(r"started llama-server pid (\d+)", process.output())

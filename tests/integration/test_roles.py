@@ -48,6 +48,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/model-files"): {A},
     ("PUT", "/api/model-files"): {W},
     ("GET", "/api/watch"): {A, W},
+    ("GET", "/api/usage"): {A, U},
 }
 
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gpufleet import __version__
-from gpufleet.db.session import Database
 from gpufleet.server import metrics
-from gpufleet.server.deps import database
+from gpufleet.server.deps import runtime
+from gpufleet.server.runtime import ServerRuntime
 
 router = APIRouter(tags=["health"])
 
@@ -19,5 +19,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/metrics")
-async def prometheus_metrics(db: Database = Depends(database)) -> Response:
-    return Response(await metrics.render(db), media_type=CONTENT_TYPE_LATEST)
+async def prometheus_metrics(server: ServerRuntime = Depends(runtime)) -> Response:
+    """The cluster's state (read fresh from the database), then the gateway's traffic counters."""
+    cluster = await metrics.render(server.db)
+    return Response(cluster + server.gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gpufleet.common.errors import Conflict, NotFound
-from gpufleet.db.session import Database
+from gpufleet.db.session import Database, record_credentials_change
 from gpufleet.db.tables import ApiKey
 from gpufleet.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from gpufleet.server import secrets
@@ -22,6 +22,8 @@ def to_public(row: ApiKey) -> ApiKeyPublic:
         username=row.user.username,
         expires_at=row.expires_at,
         allowed_models=row.allowed_models,
+        requests_per_minute=row.requests_per_minute,
+        tokens_per_day=row.tokens_per_day,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
     )
@@ -39,6 +41,8 @@ async def create_api_key(db: Database, owner: Principal, body: ApiKeyCreate) -> 
                 user_id=owner.user_id,
                 expires_at=body.expires_at,
                 allowed_models=body.allowed_models,
+                requests_per_minute=body.requests_per_minute,
+                tokens_per_day=body.tokens_per_day,
             )
             session.add(row)
             await session.flush()
@@ -64,3 +68,4 @@ async def delete_api_key(db: Database, principal: Principal, key_id: int) -> Non
         if row is None or (principal.kind != PrincipalKind.ADMIN and row.user_id != principal.user_id):
             raise NotFound(f"API key {key_id} does not exist")
         await session.delete(row)
+        record_credentials_change(session)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.common.clock import utcnow
 from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from gpufleet.db.session import Database
+from gpufleet.db.session import Database, record_credentials_change
 from gpufleet.db.tables import User, UserSession
 from gpufleet.schemas.users import Role, UserCreate, UserPublic, UserUpdate
 from gpufleet.server import secrets
@@ -92,6 +92,7 @@ async def _dummy_hash() -> str:
 async def logout(db: Database, token: str) -> None:
     async with db.transaction() as session:
         await session.execute(delete(UserSession).where(UserSession.token_hash == secrets.sha256(token)))
+        record_credentials_change(session)
 
 
 async def change_own_password(db: Database, principal: Principal, current: str, new: str) -> None:
@@ -111,6 +112,7 @@ async def change_own_password(db: Database, principal: Principal, current: str, 
             raise NotFound("your user no longer exists")
         row.password_hash = new_hash
         row.must_change_password = False
+        record_credentials_change(session)
 
 
 async def list_users(db: Database) -> list[UserPublic]:
@@ -163,6 +165,7 @@ async def update_user(db: Database, principal: Principal, user_id: int, body: Us
             # Other logins of this user end: a reset password must lock out old sessions.
             await session.execute(delete(UserSession).where(UserSession.user_id == user.id))
         await session.flush()
+        record_credentials_change(session)
         return UserPublic.model_validate(user)
 
 
@@ -176,6 +179,7 @@ async def delete_user(db: Database, principal: Principal, user_id: int) -> None:
         if user.role == "admin":
             await _keep_one_admin(session)
         await session.delete(user)
+        record_credentials_change(session)
 
 
 async def _keep_one_admin(session: AsyncSession) -> None:

@@ -1,0 +1,59 @@
+"""Prometheus metrics of the gateway, in a registry of its own (one per server runtime)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "gpufleet_gateway_requests",
+            "Requests answered by the gateway, by model, route and HTTP status",
+            ["model", "route", "code"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "gpufleet_gateway_errors",
+            "Requests answered with an error status (4xx/5xx), by model and status",
+            ["model", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gpufleet_gateway_request_duration_seconds",
+            "Time from receiving a request to its last byte, by model and route",
+            ["model", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.first_token = Histogram(
+            "gpufleet_gateway_time_to_first_token_seconds",
+            "Streamed requests: time from receiving the request to the engine's first bytes",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "gpufleet_gateway_tokens",
+            "Tokens reported by the engines, by model and kind (prompt|completion)",
+            ["model", "kind"],
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gpufleet_gateway_in_flight_requests",
+            "Requests being served now, by model",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def answered(self, model: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(model, route, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(model, str(status)).inc()
+        self.latency.labels(model, route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

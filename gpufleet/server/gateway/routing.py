@@ -1,0 +1,137 @@
+"""Which running instances serve each deployment: the gateway's routing table.
+
+Read from the database, then kept in memory so a request costs no query. Level-triggered like the
+controllers: a committed change that can alter routing (an instance entering or leaving
+``running``, a worker's address or state, a deployment added, renamed or deleted) only marks the
+table stale, and the next request reloads it whole. A resync every ``RESYNC`` seconds is the
+safety net for changes made by another server replica.
+
+Invariant: an endpoint is listed only while its instance is ``running`` on a worker with a known
+address, as of the last load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from gpufleet.db.session import Database
+from gpufleet.db.tables import Model, ModelInstance, Worker
+from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.states import InstanceState
+
+RESYNC = 10.0  # seconds after which the table is reloaded even without a change seen here
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One running instance: where its engine listens."""
+
+    instance_id: int
+    instance_name: str
+    url: str  # http://worker-ip:engine-port
+
+
+@dataclass(frozen=True)
+class Route:
+    model_id: int
+    model_name: str
+    created_at: int  # unix seconds (OpenAI's ``created``)
+    endpoints: tuple[Endpoint, ...] = ()
+
+
+@dataclass
+class _Loaded:
+    routes: dict[str, Route] = field(default_factory=dict)
+    workers: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (ip, state) as loaded
+    running: dict[int, int] = field(default_factory=dict)  # instance id -> engine port, as listed
+
+
+def engine_url(ip: str, port: int) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"http://{host}:{port}"
+
+
+class RoutingTable:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._loaded = _Loaded()
+        self._stale = True
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+        db.add_listener(self._on_event)
+
+    async def routes(self) -> dict[str, Route]:
+        """Every deployment by name, with its running endpoints (reloaded first when stale)."""
+        if self._stale or time.monotonic() - self._loaded_at > RESYNC:
+            async with self._lock:
+                if self._stale or time.monotonic() - self._loaded_at > RESYNC:
+                    self._stale = False  # a change committed during the load marks it stale again
+                    self._loaded = await self._load()
+                    self._loaded_at = time.monotonic()
+        return self._loaded.routes
+
+    def invalidate(self) -> None:
+        self._stale = True
+
+    def _on_event(self, event: Event) -> None:
+        if event.type in (EventType.PING, EventType.SYNCED) or event.id is None:
+            return
+        if event.kind == EventKind.MODELS:
+            self._stale = self._stale or _model_changed(event, self._loaded.routes)
+        elif event.kind == EventKind.WORKERS:
+            self._stale = self._stale or _worker_changed(event, self._loaded.workers)
+        elif event.kind == EventKind.INSTANCES:
+            self._stale = self._stale or _instance_changed(event, self._loaded.running)
+
+    async def _load(self) -> _Loaded:
+        async with self.db.read() as session:
+            models = (await session.execute(select(Model.id, Model.name, Model.created_at))).all()
+            workers = (await session.execute(select(Worker.id, Worker.ip, Worker.state))).all()
+            running = (
+                await session.execute(
+                    select(ModelInstance.id, ModelInstance.name, ModelInstance.model_id, ModelInstance.port, Worker.ip)
+                    .join(Worker, Worker.id == ModelInstance.worker_id)
+                    .where(ModelInstance.state == InstanceState.RUNNING.value, ModelInstance.port.is_not(None))
+                    .order_by(ModelInstance.id)
+                )
+            ).all()
+        endpoints: dict[int, list[Endpoint]] = {}
+        for instance_id, name, model_id, port, ip in running:
+            if model_id is not None and port is not None:  # the query filters on port; typing cannot see it
+                endpoints.setdefault(model_id, []).append(Endpoint(instance_id, name, engine_url(ip, port)))
+        routes = {
+            name: Route(model_id, name, int(created.timestamp()), tuple(endpoints.get(model_id, ())))
+            for model_id, name, created in models
+        }
+        return _Loaded(
+            routes=routes,
+            workers={worker_id: (ip, state) for worker_id, ip, state in workers},
+            running={row[0]: row[3] for row in running if row[3] is not None},
+        )
+
+
+def _model_changed(event: Event, routes: dict[str, Route]) -> bool:
+    if event.type != EventType.MODIFIED:
+        return True  # added or deleted
+    name = (event.object or {}).get("name")
+    route = routes.get(name) if isinstance(name, str) else None
+    return route is None or route.model_id != event.id
+
+
+def _worker_changed(event: Event, workers: dict[int, tuple[str, str]]) -> bool:
+    obj: dict[str, Any] = event.object or {}
+    assert event.id is not None
+    return event.type != EventType.MODIFIED or workers.get(event.id) != (obj.get("ip"), obj.get("state"))
+
+
+def _instance_changed(event: Event, running: dict[int, int]) -> bool:
+    obj: dict[str, Any] = event.object or {}
+    is_running = obj.get("state") == InstanceState.RUNNING.value and event.type != EventType.DELETED
+    if not is_running:
+        return event.id in running
+    return running.get(event.id or -1) != obj.get("port")

@@ -1,0 +1,219 @@
+"""The gateway's request path: who may call, which deployment, limits, then the engine.
+
+One ``Gateway`` per server runtime holds what the hot path needs in memory: the routing table,
+the balancer's in-flight counts, the per-key rate limiter, the usage recorder and one pooled HTTP
+client. A request reads the database only when the routing table is stale, or on an error path
+(a 503 reads the instances' states to say why).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from starlette.responses import Response
+
+from gpufleet.common.clock import utcnow
+from gpufleet.db.session import Database
+from gpufleet.db.tables import ModelInstance
+from gpufleet.server.gateway.balancer import Balancer
+from gpufleet.server.gateway.errors import GatewayError
+from gpufleet.server.gateway.limits import RequestRateLimiter
+from gpufleet.server.gateway.metrics import GatewayMetrics
+from gpufleet.server.gateway.proxy import Outcome, Proxy
+from gpufleet.server.gateway.routing import Route, RoutingTable
+from gpufleet.server.gateway.usage import UsageRecorder, seconds_until_tomorrow
+from gpufleet.server.principal import Principal, PrincipalKind
+
+MAX_BODY = 32 * 1024 * 1024  # bytes; larger requests get 413
+CALLERS = (PrincipalKind.ADMIN, PrincipalKind.USER)
+UNKNOWN_MODEL = "-"  # the metrics label of requests that named no deployment
+
+
+@dataclass(frozen=True)
+class Call:
+    """One parsed ``/v1`` request: the route it came in on, the deployment it names, its body."""
+
+    route: str  # e.g. "chat/completions"
+    model: str
+    body: bytes  # what is sent to the engine
+    stream: bool
+    strip_usage: bool  # usage was added for counting; the client did not ask for it
+
+
+class Gateway:
+    def __init__(self, db: Database, timeout: float) -> None:
+        self.db = db
+        self.routes = RoutingTable(db)
+        self.balancer = Balancer()
+        self.limiter = RequestRateLimiter()
+        self.usage = UsageRecorder(db)
+        self.metrics = GatewayMetrics()
+        self.proxy = Proxy(self.balancer, timeout)
+
+    def start(self) -> None:
+        self.usage.start()
+
+    async def stop(self) -> None:
+        await self.usage.stop()
+        await self.proxy.aclose()
+
+    async def models(self, principal: Principal) -> dict[str, Any]:
+        """``GET /v1/models``: deployments with a running instance that the caller may use."""
+        caller(principal)
+        routes = await self.routes.routes()
+        data = [
+            {"id": r.model_name, "object": "model", "created": r.created_at, "owned_by": "gpufleet"}
+            for r in sorted(routes.values(), key=lambda r: r.model_name)
+            if r.endpoints and may_use(principal, r.model_name)
+        ]
+        return {"object": "list", "data": data}
+
+    async def handle(self, principal: Principal, route: str, raw: bytes) -> Response:
+        """Serve one inference request; every failure is a ``GatewayError`` answered in OpenAI's shape."""
+        started = time.perf_counter()
+        label = UNKNOWN_MODEL
+        try:
+            caller(principal)
+            call = parse(route, raw)
+            deployment = await self._deployment(principal, call.model)
+            label = deployment.model_name
+            await self._admit(principal)
+        except GatewayError as error:
+            self.metrics.answered(label, route, error.status, time.perf_counter() - started)
+            raise
+        in_flight = self.metrics.in_flight.labels(label)
+        in_flight.inc()
+
+        def finished(outcome: Outcome) -> None:
+            in_flight.dec()
+            self.metrics.answered(label, route, outcome.status, time.perf_counter() - started)
+            if outcome.first_byte is not None:
+                self.metrics.first_token.labels(label).observe(outcome.first_byte)
+            usage = outcome.usage
+            if usage is not None:
+                self.metrics.tokens.labels(label, "prompt").inc(usage.prompt_tokens)
+                self.metrics.tokens.labels(label, "completion").inc(usage.completion_tokens)
+            if outcome.instance_id is not None and principal.user_id is not None:
+                self.usage.record(
+                    principal.user_id,
+                    principal.api_key_id,
+                    label,
+                    usage.prompt_tokens if usage else 0,
+                    usage.completion_tokens if usage else 0,
+                )
+
+        return await self.proxy.forward(
+            deployment, "/v1/" + route, call.body, stream=call.stream, strip_usage=call.strip_usage, finished=finished
+        )
+
+    async def _deployment(self, principal: Principal, name: str) -> Route:
+        if not may_use(principal, name):
+            allowed = ", ".join(principal.allowed_models or ())
+            raise GatewayError(
+                403, f"this API key may not use model {name!r}; it may use: {allowed}", "model_not_allowed"
+            )
+        routes = await self.routes.routes()
+        deployment = routes.get(name)
+        if deployment is None:
+            raise GatewayError(
+                404, unknown_model_message(name, [n for n in routes if may_use(principal, n)]), "model_not_found"
+            )
+        if not deployment.endpoints:
+            raise GatewayError(503, await self._why_not_running(deployment), "model_not_running")
+        return deployment
+
+    async def _admit(self, principal: Principal) -> None:
+        """Enforce the key's limits (429 with ``Retry-After``); session tokens have none."""
+        key = principal.api_key_id
+        if key is None:
+            return
+        if principal.tokens_per_day is not None:
+            used = await self.usage.tokens_today(key)
+            if used >= principal.tokens_per_day:
+                raise GatewayError(
+                    429,
+                    f"this API key used {used} of its {principal.tokens_per_day} tokens today (UTC); "
+                    "the limit starts over at midnight UTC",
+                    "tokens_per_day_exceeded",
+                    retry_after=seconds_until_tomorrow(utcnow()),
+                )
+        if principal.requests_per_minute is not None:
+            wait = self.limiter.admit(key, principal.requests_per_minute)
+            if wait is not None:
+                raise GatewayError(
+                    429,
+                    f"this API key is limited to {principal.requests_per_minute} requests per minute; "
+                    f"retry in {wait} s",
+                    "requests_per_minute_exceeded",
+                    retry_after=wait,
+                )
+
+    async def _why_not_running(self, deployment: Route) -> str:
+        async with self.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(ModelInstance.name, ModelInstance.state, ModelInstance.state_message)
+                    .where(ModelInstance.model_id == deployment.model_id)
+                    .order_by(ModelInstance.id)
+                )
+            ).all()
+        if not rows:
+            return f"model {deployment.model_name!r} has no instances (replicas is 0); scale it up to serve it"
+        states = "; ".join(f"{name} is {state}" + (f": {message}" if message else "") for name, state, message in rows)
+        return f"model {deployment.model_name!r} has no running instance yet: {states}"
+
+
+def caller(principal: Principal) -> None:
+    if principal.kind not in CALLERS:
+        raise GatewayError(
+            403, f"a {principal.kind.value} credential cannot call /v1; use a user's API key", "credential_not_allowed"
+        )
+
+
+def may_use(principal: Principal, model: str) -> bool:
+    return principal.allowed_models is None or model in principal.allowed_models
+
+
+def unknown_model_message(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    if close:
+        return f"model {name!r} does not exist; did you mean {', '.join(repr(c) for c in close)}?"
+    if known:
+        listed = ", ".join(repr(n) for n in sorted(known)[:10])
+        return f"model {name!r} does not exist; deployed models: {listed} (GET /v1/models lists those running)"
+    return f"model {name!r} does not exist; no model is deployed yet"
+
+
+def parse(route: str, raw: bytes) -> Call:
+    """Check the body as far as routing needs (a JSON object naming a ``model``); the engine checks the rest.
+
+    For a stream, the engine is asked for usage (``stream_options.include_usage``) when the client
+    did not ask itself; ``strip_usage`` says to remove it again."""
+    if len(raw) > MAX_BODY:
+        raise GatewayError(413, f"request body is larger than {MAX_BODY // (1024 * 1024)} MiB", "body_too_large")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise GatewayError(400, f"request body is not valid JSON: {exc}", "invalid_json") from None
+    if not isinstance(body, dict):
+        raise GatewayError(400, "request body must be a JSON object", "invalid_body")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise GatewayError(400, "'model' is required: the name of a deployed model (GET /v1/models)", "missing_model")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise GatewayError(400, "'stream' must be true or false", "invalid_stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise GatewayError(400, "'stream_options' must be an object", "invalid_stream_options")
+    strip = False
+    if stream and not (options or {}).get("include_usage"):
+        body["stream_options"] = {**(options or {}), "include_usage": True}
+        raw = json.dumps(body).encode()
+        strip = True
+    return Call(route=route, model=model, body=raw, stream=stream, strip_usage=strip)

@@ -1,0 +1,152 @@
+"""Usage per (UTC day, user, API key, model), and each key's tokens today for its daily limit.
+
+The gateway counts every answered request here in memory; a background task writes the sums to
+``usage_records`` about once a second with one upsert per row, so a request never waits on a
+database write. ``flush()`` is also called before usage is read (``GET /api/usage``) and at
+shutdown, so nothing counted is lost on a clean stop.
+
+Tokens today per key (for ``tokens_per_day``) = what the database had for the key when this process
+first needed it that day + what this process counted since. Invariant: a count is added to the
+pending sums and to the key's today total in the same step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gpufleet.common.clock import utcnow
+from gpufleet.db.session import Database
+from gpufleet.db.tables import UsageRecord
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 1.0  # seconds between writes of the pending sums
+NO_KEY = 0  # api_key_id of requests made with a session token
+
+
+@dataclass
+class _Sums:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+Row = tuple[str, int, int, str]  # day, user id, api key id (or NO_KEY), model name
+
+
+def day_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def seconds_until_tomorrow(now: datetime) -> int:
+    """Seconds until the next UTC midnight, when daily token limits start over (at least 1)."""
+    start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1, int((start + timedelta(days=1) - now).total_seconds()) + 1)
+
+
+class UsageRecorder:
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self._clock = clock
+        self._pending: dict[Row, _Sums] = {}
+        self._today: dict[int, tuple[str, int]] = {}  # api key id -> (day, tokens that day)
+        self._task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+
+    def record(self, user_id: int, api_key_id: int | None, model_name: str, prompt: int, completion: int) -> None:
+        day = day_of(self._clock())
+        key = api_key_id or NO_KEY
+        sums = self._pending.setdefault((day, user_id, key, model_name), _Sums())
+        sums.requests += 1
+        sums.prompt_tokens += prompt
+        sums.completion_tokens += completion
+        if key in self._today and self._today[key][0] == day:
+            self._today[key] = (day, self._today[key][1] + prompt + completion)
+
+    async def tokens_today(self, api_key_id: int) -> int:
+        """Prompt + completion tokens of this key so far today (UTC)."""
+        day = day_of(self._clock())
+        known = self._today.get(api_key_id)
+        if known is not None and known[0] == day:
+            return known[1]
+        async with self.db.read() as session:
+            stored = (
+                await session.execute(
+                    select(func.coalesce(func.sum(UsageRecord.prompt_tokens + UsageRecord.completion_tokens), 0)).where(
+                        UsageRecord.day == day, UsageRecord.api_key_id == api_key_id
+                    )
+                )
+            ).scalar_one()
+        pending = sum(
+            s.prompt_tokens + s.completion_tokens
+            for (d, _, key, _), s in self._pending.items()
+            if d == day and key == api_key_id
+        )
+        total = int(stored) + pending
+        self._today[api_key_id] = (day, total)
+        return total
+
+    async def flush(self) -> None:
+        """Write the pending sums (added to what is stored). On failure they stay pending."""
+        async with self._flush_lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, {}
+            try:
+                async with self.db.transaction() as session:
+                    for (day, user_id, key, model), sums in batch.items():
+                        await session.execute(_upsert(self.db.dialect, day, user_id, key, model, sums))
+            except BaseException:
+                for row, sums in batch.items():  # keep them for the next flush
+                    merged = self._pending.setdefault(row, _Sums())
+                    merged.requests += sums.requests
+                    merged.prompt_tokens += sums.prompt_tokens
+                    merged.completion_tokens += sums.completion_tokens
+                raise
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="usage-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("writing gateway usage failed; keeping it for the next try")
+
+
+def _upsert(dialect: str, day: str, user_id: int, key: int, model: str, sums: _Sums):  # type: ignore[no-untyped-def]
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(UsageRecord).values(
+        day=day,
+        user_id=user_id,
+        api_key_id=key,
+        model_name=model,
+        requests=sums.requests,
+        prompt_tokens=sums.prompt_tokens,
+        completion_tokens=sums.completion_tokens,
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["day", "user_id", "api_key_id", "model_name"],
+        set_={
+            "requests": UsageRecord.requests + statement.excluded.requests,
+            "prompt_tokens": UsageRecord.prompt_tokens + statement.excluded.prompt_tokens,
+            "completion_tokens": UsageRecord.completion_tokens + statement.excluded.completion_tokens,
+        },
+    )

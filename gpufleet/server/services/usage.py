@@ -1,0 +1,63 @@
+"""Reading gateway usage: sums per model, user, key or day over a range of UTC days."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+
+from gpufleet.common.errors import InvalidInput
+from gpufleet.db.session import Database
+from gpufleet.db.tables import ApiKey, UsageRecord, User
+from gpufleet.schemas.usage import UsageGroup, UsageRow
+from gpufleet.server.gateway.usage import NO_KEY
+from gpufleet.server.principal import Principal, PrincipalKind
+
+COLUMNS: dict[UsageGroup, tuple[Any, ...]] = {
+    UsageGroup.MODEL: (UsageRecord.model_name,),
+    UsageGroup.USER: (UsageRecord.user_id,),
+    UsageGroup.KEY: (UsageRecord.api_key_id, UsageRecord.user_id),
+    UsageGroup.DAY: (UsageRecord.day,),
+}
+
+
+async def usage(
+    db: Database, principal: Principal, group_by: UsageGroup, since: date | None, until: date | None
+) -> list[UsageRow]:
+    """Admins see everyone's usage; a user sees their own."""
+    if since is not None and until is not None and since > until:
+        raise InvalidInput(f"from ({since}) is after to ({until})", field="from")
+    columns = COLUMNS[group_by]
+    requests = func.sum(UsageRecord.requests)
+    prompt = func.sum(UsageRecord.prompt_tokens)
+    completion = func.sum(UsageRecord.completion_tokens)
+    query = select(*columns, requests, prompt, completion).group_by(*columns).order_by(*columns)
+    if since is not None:
+        query = query.where(UsageRecord.day >= since.isoformat())
+    if until is not None:
+        query = query.where(UsageRecord.day <= until.isoformat())
+    if principal.kind != PrincipalKind.ADMIN:
+        query = query.where(UsageRecord.user_id == principal.user_id)
+    async with db.read() as session:
+        rows = (await session.execute(query)).all()
+        users = dict((await session.execute(select(User.id, User.username))).all())
+        keys = dict((await session.execute(select(ApiKey.id, ApiKey.name))).all())
+    result = []
+    for row in rows:
+        *groups, n, p, c = row
+        fields: dict[str, Any] = {}
+        if group_by == UsageGroup.MODEL:
+            fields["model_name"] = groups[0]
+        elif group_by == UsageGroup.USER:
+            fields.update(user_id=groups[0], username=users.get(groups[0]))
+        elif group_by == UsageGroup.KEY:
+            key_id, user_id = groups
+            name = "(login session)" if key_id == NO_KEY else keys.get(key_id, f"(deleted key {key_id})")
+            fields.update(api_key_id=key_id, api_key_name=name, user_id=user_id, username=users.get(user_id))
+        else:
+            fields["day"] = date.fromisoformat(groups[0])
+        result.append(
+            UsageRow(**fields, requests=n, prompt_tokens=p, completion_tokens=c, total_tokens=int(p) + int(c))
+        )
+    return result

@@ -1,0 +1,193 @@
+"""The OpenAI-compatible gateway with the official ``openai`` client, against real llama-server engines.
+
+One ``gpufleet start`` with the engines fixture; tiny generated GGUF models (random weights), so
+assertions are on structure (token counts, finish reasons, chunks, which instance answered), never
+on text. Each test deploys under its own names and deletes what it deployed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from gpufleet.estimate.synthetic import preset, scaled, write_model
+from gpufleet.server.gateway.proxy import INSTANCE_HEADER
+from tests.support.engine_cluster import Engines
+
+pytestmark = pytest.mark.e2e
+
+HI = [{"role": "user", "content": "Say something."}]
+
+
+def api_key(engines: Engines, name: str, **limits: Any) -> str:
+    created = engines.admin.post("/api/api-keys", json={"name": name, **limits})
+    assert created.status_code == 201, created.text
+    return str(created.json()["key"])
+
+
+def client(engines: Engines, key: str) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{engines.cluster.url}/v1",
+        api_key=key,
+        max_retries=0,
+        http_client=httpx.Client(trust_env=False, timeout=60),
+    )
+
+
+@pytest.fixture
+def chat_model(engines: Engines) -> Iterator[dict[str, Any]]:
+    """Two running replicas of the tiny llama model, named ``gw-chat``."""
+    model = engines.deploy("gw-chat", engines.models / "llama-tiny.gguf", replicas=2)
+    engines.wait_running(model["id"], 2)
+    yield model
+    engines.admin.delete(f"/api/models/{model['id']}")
+
+
+def usage_of(engines: Engines, group_by: str) -> list[dict[str, Any]]:
+    response = engines.admin.get("/api/usage", params={"group_by": group_by})
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()
+    return rows
+
+
+def test_the_openai_client_lists_chats_completes_and_streams(engines: Engines, chat_model: dict[str, Any]) -> None:
+    key = api_key(engines, "gw-client")
+    gpt = client(engines, key)
+    assert "gw-chat" in [m.id for m in gpt.models.list().data]
+
+    answer = gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=8, temperature=0)
+    assert answer.model == "gw-chat" and answer.usage is not None
+    assert 1 <= answer.usage.completion_tokens <= 8 and answer.usage.prompt_tokens > 0
+    assert answer.choices[0].finish_reason in ("length", "stop")
+
+    text = gpt.completions.create(model="gw-chat", prompt="Once upon a time", max_tokens=5, temperature=0)
+    assert text.usage is not None and 1 <= text.usage.completion_tokens <= 5
+
+    # a stream without stream_options: the usage chunk the gateway asked for is not passed on
+    chunks = list(gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=6, stream=True))
+    assert len(chunks) >= 3 and all(c.usage is None for c in chunks)
+    assert chunks[-1].choices and chunks[-1].choices[0].finish_reason in ("length", "stop")
+    # asked for: the last chunk carries it
+    chunks = list(
+        gpt.chat.completions.create(
+            model="gw-chat", messages=HI, max_tokens=6, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].usage is not None and 1 <= chunks[-1].usage.completion_tokens <= 6
+    assert all(c.usage is None for c in chunks[:-1])
+
+    by_model = {row["model_name"]: row for row in usage_of(engines, "model")}
+    assert by_model["gw-chat"]["requests"] >= 4
+    assert by_model["gw-chat"]["completion_tokens"] >= 4 and by_model["gw-chat"]["prompt_tokens"] > 0
+    [by_key] = [row for row in usage_of(engines, "key") if row["api_key_name"] == "gw-client"]
+    # both streams counted their tokens, including the one whose client never saw its usage
+    assert by_key["requests"] == 4 and by_key["completion_tokens"] >= 4 and by_key["username"] == "admin"
+
+    metrics = httpx.get(f"{engines.cluster.url}/metrics", trust_env=False).text
+    assert 'gpufleet_gateway_requests_total{code="200",model="gw-chat",route="chat/completions"}' in metrics
+    assert 'gpufleet_gateway_time_to_first_token_seconds_count{model="gw-chat"}' in metrics
+    assert 'gpufleet_gateway_tokens_total{kind="completion",model="gw-chat"}' in metrics
+
+
+async def test_the_async_client_streams_too(engines: Engines, chat_model: dict[str, Any]) -> None:
+    gpt = openai.AsyncOpenAI(
+        base_url=f"{engines.cluster.url}/v1",
+        api_key=api_key(engines, "gw-async"),
+        max_retries=0,
+        http_client=httpx.AsyncClient(trust_env=False, timeout=60),
+    )
+    answer = await gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=4)
+    assert answer.usage is not None and answer.usage.completion_tokens >= 1
+    stream = await gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=4, stream=True)
+    pieces = [chunk async for chunk in stream]
+    assert pieces[-1].choices[0].finish_reason in ("length", "stop")
+    await gpt.close()
+
+
+def test_embeddings_from_a_bert_model(engines: Engines) -> None:
+    shape = scaled(preset("bert-base"), n_layer=2, n_embd=128, n_ff=256, n_head=4, n_head_kv=4, n_vocab=1024)
+    model = engines.deploy("gw-embed", write_model(engines.models / "gw-bert.gguf", shape))
+    try:
+        engines.wait_running(model["id"], 1)
+        gpt = client(engines, api_key(engines, "gw-embed"))
+        vectors = gpt.embeddings.create(model="gw-embed", input=["hello world", "goodbye"])
+        assert [len(item.embedding) for item in vectors.data] == [128, 128]
+        assert vectors.usage.prompt_tokens > 0
+    finally:
+        engines.admin.delete(f"/api/models/{model['id']}")
+
+
+def test_requests_go_to_the_replica_that_is_not_busy(engines: Engines) -> None:
+    # a model slow enough (8 layers of 512) that a long generation is still running while we look
+    shape = scaled(preset("llama-tiny"), n_layer=8, n_embd=512, n_ff=1536, n_head=8, n_head_kv=4)
+    model = engines.deploy("gw-busy", write_model(engines.models / "gw-slow.gguf", shape), replicas=2)
+    try:
+        instances = engines.wait_running(model["id"], 2)
+        names = {x["name"] for x in instances}
+        key = api_key(engines, "gw-busy")
+        headers = {"Authorization": f"Bearer {key}"}
+        long = {"model": "gw-busy", "messages": HI, "max_tokens": 1500, "stream": True, "ignore_eos": True}
+        with (
+            httpx.Client(base_url=engines.cluster.url, headers=headers, timeout=60, trust_env=False) as http,
+            http.stream("POST", "/v1/chat/completions", json=long) as streaming,
+        ):
+            busy = streaming.headers[INSTANCE_HEADER]
+            assert busy in names
+            lines = streaming.iter_lines()  # kept: a discarded iterator would close the stream
+            next(lines)  # the generation has begun
+            served = []
+            for _ in range(4):
+                short = http.post("/v1/chat/completions", json={"model": "gw-busy", "messages": HI, "max_tokens": 2})
+                assert short.status_code == 200, short.text
+                served.append(short.headers[INSTANCE_HEADER])
+            # round robin would have sent two of the four to the busy one
+            assert served == [(names - {busy}).pop()] * 4
+    finally:
+        engines.admin.delete(f"/api/models/{model['id']}")
+
+
+def test_a_client_that_goes_away_mid_stream_frees_the_engine(engines: Engines) -> None:
+    shape = scaled(preset("llama-tiny"), n_layer=8, n_embd=512, n_ff=1536, n_head=8, n_head_kv=4)
+    model = engines.deploy("gw-cancel", write_model(engines.models / "gw-slow.gguf", shape))
+    try:
+        [instance] = engines.wait_running(model["id"], 1)
+        engine_metrics = f"http://127.0.0.1:{instance['port']}/metrics"
+        long = {"model": "gw-cancel", "messages": HI, "max_tokens": 1500, "stream": True, "ignore_eos": True}
+        headers = {"Authorization": f"Bearer {api_key(engines, 'gw-cancel')}"}
+        with (
+            httpx.Client(base_url=engines.cluster.url, headers=headers, timeout=60, trust_env=False) as http,
+            http.stream("POST", "/v1/chat/completions", json=long) as streaming,
+        ):
+            lines = streaming.iter_lines()
+            next(lines)
+            assert processing(engine_metrics) == 1
+        gone = time.monotonic()  # the client closed its connection
+        while processing(engine_metrics) and time.monotonic() - gone < 1.0:
+            time.sleep(0.02)
+        assert processing(engine_metrics) == 0, "the engine still generates for a client that left"
+    finally:
+        engines.admin.delete(f"/api/models/{model['id']}")
+
+
+def processing(metrics_url: str) -> int:
+    text = httpx.get(metrics_url, trust_env=False, timeout=10).text
+    [line] = [x for x in text.splitlines() if x.startswith("llamacpp:requests_processing ")]
+    return int(float(line.split()[1]))
+
+
+def test_requests_keep_succeeding_when_an_engine_dies(engines: Engines, chat_model: dict[str, Any]) -> None:
+    gpt = client(engines, api_key(engines, "gw-failover"))
+    assert gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=2).usage is not None
+    victim = engines.instances(chat_model["id"])[0]
+    os.kill(victim["pid"], signal.SIGKILL)
+    for _ in range(8):  # the gateway still lists the dead one until its worker reports the crash
+        answer = gpt.chat.completions.with_raw_response.create(model="gw-chat", messages=HI, max_tokens=2)
+        assert answer.headers[INSTANCE_HEADER] != victim["name"]
+    engines.wait_running(chat_model["id"], 2)  # and the crashed engine is restarted
