@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from gpufleet import __version__
+from gpufleet.common.event_loop import event_loop_factory
 
 app = typer.Typer(
     name="gpufleet",
@@ -161,7 +162,8 @@ def start(
 
     configure_logging(settings.log_level)
     try:
-        asyncio.run(run(settings, _announce, _announce_demo))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(run(settings, _announce, _announce_demo))
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into an error line

@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gpufleet import __version__
+from gpufleet.common.fastapi_app import quiet_fastapi
 from gpufleet.server import errors
 from gpufleet.server.auth import AuthMiddleware
 from gpufleet.server.gateway import routes as gateway
+from gpufleet.server.gateway.asgi import GatewayMiddleware
 from gpufleet.server.routes import (
     api_keys,
     auth,
@@ -27,7 +29,9 @@ from gpufleet.server.routes import (
 )
 from gpufleet.server.runtime import ServerRuntime
 
+# The gateway first: its routes are the hot path, and routes are matched in order.
 ROUTERS = (
+    gateway,
     health,
     auth,
     users,
@@ -40,7 +44,6 @@ ROUTERS = (
     model_files,
     watch,
     usage,
-    gateway,
 )
 
 
@@ -55,13 +58,15 @@ def create_app(runtime: ServerRuntime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    app = quiet_fastapi(
         title="gpufleet",
         version=__version__,
         lifespan=lifespan,
         description="GPU cluster manager: management API under /api, OpenAI-compatible API under /v1.",
     )
     app.state.runtime = runtime
+    # Added first, so it runs inside AuthMiddleware: the caller is known when it serves /v1 inference.
+    app.add_middleware(GatewayMiddleware, gateway_factory=lambda: runtime.gateway)
     app.add_middleware(AuthMiddleware, resolver_factory=lambda: runtime.resolver)
     errors.install(app)
     for module in ROUTERS:

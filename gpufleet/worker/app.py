@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 
 from gpufleet import __version__
 from gpufleet.common.claims import claimed_by_device
+from gpufleet.common.fastapi_app import quiet_fastapi
 from gpufleet.schemas.instances import InstancePublic
 from gpufleet.schemas.workers import WorkerStatus
 from gpufleet.worker.api_auth import require_server
@@ -57,7 +58,7 @@ def create_worker_app(
     log_path: Callable[[int], Path | None],
 ) -> FastAPI:
     """``api_token``: what the server must present on private routes; ``log_path``: see ``logs_router``."""
-    app = FastAPI(title="gpufleet worker", version=__version__, docs_url=None, redoc_url=None)
+    app = quiet_fastapi(title="gpufleet worker", version=__version__, docs_url=None, redoc_url=None)
     app.include_router(logs_router(log_path, name), dependencies=[Depends(require_server(api_token))])
 
     @app.get("/healthz")

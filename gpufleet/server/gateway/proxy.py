@@ -1,11 +1,14 @@
 """Forward one request to an engine, with one retry elsewhere when the engine cannot be reached.
 
 The engine is called directly at its worker's address and port, through one pooled HTTP client per
-server process. A request is retried once on another running instance when it failed before any
-byte reached the client: the connection could not be made or broke before the response began, or
-the engine answered 503 (loading, or no free slot). A streamed response is passed on as bytes as
-they arrive; when the client goes away, the upstream request is closed, which makes llama-server
-stop generating and free the slot.
+server process. That client is aiohttp's: on this path it costs a quarter of what httpx does per
+request (measured in BENCHMARKS.md), and per-request cost is all a gateway adds.
+
+A request is retried once on another running instance when it failed before any byte reached the
+client: the connection could not be made or was dropped before the response began, or the engine
+answered 503 (loading, or no free slot). A streamed response is passed on as bytes as they arrive;
+when the client goes away, the connection to the engine is closed, which makes llama-server stop
+generating and free the slot.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -28,16 +31,25 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = 2  # the first try and one retry on another instance
 RETRIED_STATUS = 503
-# Connection failures before any response byte: safe to send the request elsewhere.
-UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
-JSON_HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
+CONNECT_TIMEOUT = 5.0  # seconds
+# Idle pooled connections are dropped before llama-server drops them (its keep-alive is 5 s), so a
+# request rarely meets a connection the engine has just closed.
+KEEPALIVE = 4.0
+# Failures before any response byte: safe to send the request elsewhere.
+UNREACHABLE = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+)
+JSON_HEADERS = {"content-type": "application/json"}
 PASSED_HEADERS = ("content-type",)
 INSTANCE_HEADER = "x-gpufleet-instance"  # names the instance that answered
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a forwarded request ended, for usage and metrics (called once, when it is over)."""
+    """How a forwarded request ended, for usage and metrics (reported once, when it is over)."""
 
     status: int
     usage: Usage | None
@@ -51,14 +63,26 @@ Finished = Callable[[Outcome], None]
 class Proxy:
     def __init__(self, balancer: Balancer, timeout: float) -> None:
         self.balancer = balancer
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=5.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=512, keepalive_expiry=30),
-            trust_env=False,  # engines are reached directly, never through a proxy from the environment
-        )
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled client, made on first use (it belongs to the running event loop)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=self.timeout),
+                auto_decompress=False,
+                trust_env=False,  # engines are reached directly, never through a proxy from the environment
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def forward(
         self, route: Route, path: str, body: bytes, *, stream: bool, strip_usage: bool, finished: Finished
@@ -71,49 +95,49 @@ class Proxy:
         tried: list[int] = []
         failure = ""
         while len(tried) < ATTEMPTS:
-            endpoint = self.balancer.pick(route, exclude=tried)
+            # another instance if there is one; else the same again (a pooled connection it had closed)
+            endpoint = self.balancer.pick(route, exclude=tried) or self.balancer.pick(route)
             if endpoint is None:
                 break
             tried.append(endpoint.instance_id)
             self.balancer.acquire(endpoint)
             try:
-                upstream = await self._send(endpoint, path, body)
+                upstream = await self.session.post(endpoint.url + path, data=body, headers=JSON_HEADERS)
             except UNREACHABLE as exc:
                 self.balancer.release(endpoint)
                 failure = f"instance {endpoint.instance_name} at {endpoint.url}: {_describe(exc)}"
                 logger.warning("gateway: %s", failure)
                 continue
-            except httpx.TimeoutException as exc:
+            except TimeoutError as exc:
                 self.balancer.release(endpoint)
                 finished(Outcome(504, None, None, endpoint.instance_id))
-                raise GatewayError(
-                    504,
-                    f"instance {endpoint.instance_name} did not answer in time ({_describe(exc)})",
-                    "engine_timeout",
-                ) from None
+                raise GatewayError(504, _late(endpoint, exc), "engine_timeout") from None
             except BaseException:
                 self.balancer.release(endpoint)
                 raise
-            if upstream.status_code == RETRIED_STATUS and len(tried) < min(ATTEMPTS, len(route.endpoints)):
-                await upstream.aclose()
+            if upstream.status == RETRIED_STATUS and len(tried) < min(ATTEMPTS, len(route.endpoints)):
+                upstream.release()
                 self.balancer.release(endpoint)
                 failure = f"instance {endpoint.instance_name} answered 503 (busy or loading)"
                 continue
-            if stream and upstream.status_code == 200:
+            if stream and upstream.status == 200:
                 return self._streamed(upstream, endpoint, started, strip_usage, finished)
             try:
-                content = await upstream.aread()
-            except httpx.HTTPError as exc:
+                content = await upstream.read()
+            except TimeoutError as exc:
+                finished(Outcome(504, None, None, endpoint.instance_id))
+                raise GatewayError(504, _late(endpoint, exc), "engine_timeout") from None
+            except aiohttp.ClientError as exc:
                 finished(Outcome(502, None, None, endpoint.instance_id))
                 raise GatewayError(
                     502, f"instance {endpoint.instance_name} broke off its answer: {_describe(exc)}", "engine_error"
                 ) from None
             finally:
-                await upstream.aclose()
+                upstream.release()
                 self.balancer.release(endpoint)
-            usage = usage_of_body(content) if upstream.status_code == 200 else None
-            finished(Outcome(upstream.status_code, usage, None, endpoint.instance_id))
-            return Response(content, status_code=upstream.status_code, headers=_passed(upstream, endpoint))
+            usage = usage_of_body(content) if upstream.status == 200 else None
+            finished(Outcome(upstream.status, usage, None, endpoint.instance_id))
+            return Response(content, status_code=upstream.status, headers=_passed(upstream, endpoint))
         finished(Outcome(502, None, None, None))
         raise GatewayError(
             502,
@@ -121,42 +145,49 @@ class Proxy:
             "engine_unreachable",
         )
 
-    async def _send(self, endpoint: Endpoint, path: str, body: bytes) -> httpx.Response:
-        request = self.client.build_request("POST", endpoint.url + path, content=body, headers=JSON_HEADERS)
-        return await self.client.send(request, stream=True)
-
     def _streamed(
-        self, upstream: httpx.Response, endpoint: Endpoint, started: float, strip_usage: bool, finished: Finished
+        self,
+        upstream: aiohttp.ClientResponse,
+        endpoint: Endpoint,
+        started: float,
+        strip_usage: bool,
+        finished: Finished,
     ) -> StreamingResponse:
         scanner = StreamUsage(strip=strip_usage)
         first_byte: float | None = None
         status = 200
+        complete = False
         ended = False
 
         async def end() -> None:
             """However the stream ends (done, client gone, cancelled, never started), the engine's
-            response is closed, the request stops counting in flight and the outcome is reported, once."""
+            connection is released (closed unless the answer was complete), the request stops
+            counting in flight, and the outcome is reported: once."""
             nonlocal ended
             if ended:
                 return
             ended = True
-            await upstream.aclose()
+            if complete:
+                upstream.release()
+            else:
+                upstream.close()  # tells llama-server the client is gone: it stops generating
             self.balancer.release(endpoint)
             finished(Outcome(status, scanner.usage, first_byte, endpoint.instance_id))
 
         async def relay() -> AsyncIterator[bytes]:
-            nonlocal first_byte, status
+            nonlocal first_byte, status, complete
             try:
-                async for chunk in upstream.aiter_raw():
+                async for chunk in upstream.content.iter_any():
                     if first_byte is None:
                         first_byte = time.perf_counter() - started
                     passed = scanner.feed(chunk)
                     if passed:
                         yield passed
+                complete = True
                 rest = scanner.finish()
                 if rest:
                     yield rest
-            except httpx.HTTPError as exc:  # the response has begun: all that is left is to end it
+            except (aiohttp.ClientError, TimeoutError) as exc:  # the response has begun: all left is to end it
                 status = 502
                 logger.warning("gateway: stream from %s broke off: %s", endpoint.instance_name, _describe(exc))
             finally:
@@ -180,11 +211,15 @@ class _EngineStream(StreamingResponse):
             await self._end()
 
 
-def _passed(upstream: httpx.Response, endpoint: Endpoint) -> dict[str, str]:
+def _passed(upstream: aiohttp.ClientResponse, endpoint: Endpoint) -> dict[str, str]:
     """The engine's headers worth passing on, and which instance answered (for people debugging)."""
     headers = {name: upstream.headers[name] for name in PASSED_HEADERS if name in upstream.headers}
     headers[INSTANCE_HEADER] = endpoint.instance_name
     return headers
+
+
+def _late(endpoint: Endpoint, exc: BaseException) -> str:
+    return f"instance {endpoint.instance_name} did not answer in time ({_describe(exc)}); see GPUFLEET_GATEWAY_TIMEOUT"
 
 
 def _describe(exc: BaseException) -> str:
