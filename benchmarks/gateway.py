@@ -7,8 +7,8 @@ upstream directly and against LiteLLM's proxy in front of the same upstream, in 
   to ``running`` through the worker's own transition route (no SQL).
 - LiteLLM's proxy (``litellm[proxy]`` in a side virtualenv, ``benchmarks/peers/litellm_env.sh``)
   is pointed at the same upstream with a master key, telemetry and the cost-map download off.
-- The load comes from a separate process (``benchmarks/gateway_load.py``, httpx), the same for
-  every target. Everything shares this machine's cores: ratios matter more than absolute rates.
+- The load comes from a separate process (``benchmarks/gateway_load.py``, aiohttp on uvloop), the
+  same for every target. Everything shares this machine's cores: ratios matter more than absolute rates.
 
 Scenarios: sequential requests (added latency p50/p99 = target − direct), non-streaming at
 8/32/128 concurrent clients (requests/s), streaming 100-chunk answers at 8/32 (chunks/s). Every
@@ -39,7 +39,7 @@ from benchmarks.lifecycle import wait_http
 from gpufleet.common.net import free_port
 from gpufleet.estimate.synthetic import preset, write_model
 
-console = Console()
+console = Console(width=220)
 PASSWORD = "benchmark-password-1"
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "gateway.json"

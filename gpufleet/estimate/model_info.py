@@ -41,17 +41,14 @@ ENCODER_ARCHS = frozenset(
         "gemma-embedding",
     }
 )
-# Architectures the estimator knows and checks against llama.cpp (benchmarks/estimate_accuracy.py).
-# Others get the generic decoder estimate and a warning.
+# Architectures whose estimate is checked against llama.cpp, one row each in
+# benchmarks/estimate_accuracy.py (mistral and mixtral are llama files; xlm-roberta is bert).
+MEASURED_ARCHS = frozenset({"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "bert", "nomic-bert"})
+# Architectures whose layout the estimator understands (same tensor and KV rules as the measured
+# ones) but that have no row in the benchmark yet: estimated the same way, with a note saying so.
 KNOWN_ARCHS = frozenset(
     {
-        "llama",
-        "qwen2",
-        "qwen3",
-        "qwen3moe",
-        "gemma2",
-        "gemma3",
-        "phi3",
+        *MEASURED_ARCHS,
         "mistral3",
         "qwen2moe",
         "gemma",
@@ -183,7 +180,7 @@ def _swa_layers(header: GGUFHeader, n_layer: int) -> tuple[int, tuple[bool, ...]
         return n_swa, tuple(bool(p) for p in pattern[:n_layer])
     n_pattern = int(pattern) if pattern is not None else DEFAULT_SWA_PATTERN.get(arch, 0)
     if n_pattern == 0 and arch not in DEFAULT_SWA_PATTERN and pattern is None:
-        n_pattern = 1  # a window without a pattern applies to every layer
+        n_pattern = 1  # llama.cpp ignores a window it has no pattern for: no layer slides (1 marks none)
     return n_swa, tuple(n_pattern == 0 or il % n_pattern < n_pattern - 1 for il in range(n_layer))
 
 
@@ -196,6 +193,11 @@ def model_info(header: GGUFHeader) -> ModelInfo:
     if not known:
         notes.append(
             f"architecture {arch!r} is not one gpufleet has checked against llama.cpp: estimated as a generic decoder"
+        )
+    elif arch not in MEASURED_ARCHS:
+        notes.append(
+            f"architecture {arch!r} is estimated like the architectures it resembles, but has not yet been "
+            "measured against llama.cpp"
         )
     n_layer = int(_required(header, "block_count"))
     n_embd = int(_required(header, "embedding_length"))

@@ -281,6 +281,7 @@ class Supervisor:
             try:
                 if self.binaries is None:
                     self.binaries = find_or_build(*self.binary_paths)
+                self.binaries.rpc_server_or_fail()  # say so before taking a port
                 port = self.rpc_ports.acquire()
             except (EngineUnavailable, NoFreePort, OSError) as exc:
                 raise PrepareError(str(exc)) from exc

@@ -139,6 +139,11 @@ def test_an_unterminated_tail_is_passed_on_at_the_end() -> None:
     [
         (b'{"usage": {"prompt_tokens": 4, "completion_tokens": 2}}', Usage(4, 2)),
         (b'{"usage": {"prompt_tokens": 4, "total_tokens": 4}}', Usage(4, 0)),  # embeddings
+        (b'{"usage" :  {"prompt_tokens": 1, "completion_tokens": 1}, "choices": []}', Usage(1, 1)),
+        (
+            b'{"choices": [{"text": "say \\"usage\\""}], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}',
+            Usage(2, 3),
+        ),
         (b'{"usage": null}', None),
         (b'{"data": []}', None),
         (b'not json but "usage"', None),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -49,11 +52,23 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        # Labelled children by (metric, labels): ``labels()`` takes a lock and validates each time,
+        # and every request needs half a dozen of them.
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def answered(self, model: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(model, route, str(status)).inc()
+        code = str(status)
+        self.child(self.requests, model, route, code).inc()
         if status >= 400:
-            self.errors.labels(model, str(status)).inc()
-        self.latency.labels(model, route).observe(seconds)
+            self.child(self.errors, model, code).inc()
+        self.child(self.latency, model, route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

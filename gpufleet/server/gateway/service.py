@@ -86,18 +86,19 @@ class Gateway:
         except GatewayError as error:
             self.metrics.answered(label, route, error.status, time.perf_counter() - started)
             raise
-        in_flight = self.metrics.in_flight.labels(label)
+        metrics = self.metrics
+        in_flight = metrics.child(metrics.in_flight, label)
         in_flight.inc()
 
         def finished(outcome: Outcome) -> None:
             in_flight.dec()
-            self.metrics.answered(label, route, outcome.status, time.perf_counter() - started)
+            metrics.answered(label, route, outcome.status, time.perf_counter() - started)
             if outcome.first_byte is not None:
-                self.metrics.first_token.labels(label).observe(outcome.first_byte)
+                metrics.child(metrics.first_token, label).observe(outcome.first_byte)
             usage = outcome.usage
             if usage is not None:
-                self.metrics.tokens.labels(label, "prompt").inc(usage.prompt_tokens)
-                self.metrics.tokens.labels(label, "completion").inc(usage.completion_tokens)
+                metrics.child(metrics.tokens, label, "prompt").inc(usage.prompt_tokens)
+                metrics.child(metrics.tokens, label, "completion").inc(usage.completion_tokens)
             if outcome.instance_id is not None and principal.user_id is not None:
                 self.usage.record(
                     principal.user_id,

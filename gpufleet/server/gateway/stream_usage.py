@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 USAGE_MARK = b'"usage"'
+_DECODER = json.JSONDecoder()
 
 
 @dataclass
@@ -35,9 +36,21 @@ class Usage:
 
 
 def usage_of_body(body: bytes) -> Usage | None:
-    """The ``usage`` of a whole (non-streamed) JSON response, if it has one."""
+    """The ``usage`` of a whole (non-streamed) JSON response, if it has one.
+
+    Only the object after the last ``"usage":`` is decoded, not the whole answer (inside JSON
+    strings the quotes would be escaped, so that key is the object's own); a body where this does
+    not work out is parsed whole."""
     if USAGE_MARK not in body:
         return None
+    text = body.decode("utf-8", errors="replace")
+    start = text.find(":", text.rfind('"usage"')) + 1
+    while start < len(text) and text[start] in " \t\r\n":
+        start += 1
+    try:
+        return Usage.of(_DECODER.raw_decode(text, start)[0])
+    except ValueError:
+        pass
     try:
         parsed = json.loads(body)
     except ValueError:

@@ -13,20 +13,22 @@ pending sums and to the key's today total in the same step.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Executable, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gpufleet.common.clock import utcnow
 from gpufleet.db.session import Database
 from gpufleet.db.tables import UsageRecord
 
 logger = logging.getLogger(__name__)
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FLUSH_INTERVAL = 1.0  # seconds between writes of the pending sums
 NO_KEY = 0  # api_key_id of requests made with a session token
 
@@ -41,8 +43,17 @@ class _Sums:
 Row = tuple[str, int, int, str]  # day, user id, api key id (or NO_KEY), model name
 
 
-def day_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+SECONDS_PER_DAY = 86_400
+
+
+@functools.lru_cache(maxsize=4)
+def _day_name(day_number: int) -> str:
+    return (EPOCH + timedelta(days=day_number)).strftime("%Y-%m-%d")
+
+
+def day_of(timestamp: float) -> str:
+    """The UTC day (YYYY-MM-DD) of a unix timestamp; cheap, since every request asks."""
+    return _day_name(int(timestamp // SECONDS_PER_DAY))
 
 
 def seconds_until_tomorrow(now: datetime) -> int:
@@ -52,7 +63,7 @@ def seconds_until_tomorrow(now: datetime) -> int:
 
 
 class UsageRecorder:
-    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self._clock = clock
         self._pending: dict[Row, _Sums] = {}
@@ -116,11 +127,15 @@ class UsageRecorder:
             self._task = asyncio.create_task(self._run(), name="usage-flush")
 
     async def stop(self) -> None:
+        """Stop the writer and write what is pending; a failure is logged (the server is stopping)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("could not write the last gateway usage before stopping; it is lost")
 
     async def _run(self) -> None:
         while True:
@@ -131,7 +146,9 @@ class UsageRecorder:
                 logger.exception("writing gateway usage failed; keeping it for the next try")
 
 
-def _upsert(dialect: str, day: str, user_id: int, key: int, model: str, sums: _Sums):  # type: ignore[no-untyped-def]
+def _upsert(dialect: str, day: str, user_id: int, key: int, model: str, sums: _Sums) -> Executable:
+    """Add ``sums`` to the row of (day, user, key, model), creating it if needed (one statement on both
+    databases; the unique key has no NULL, so concurrent writers add up instead of clashing)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(UsageRecord).values(
         day=day,

@@ -162,7 +162,7 @@ def rpc_launch(
     GPUs are pinned through the environment (the server then serves every GPU it sees); a CPU
     part names the CPU device and its thread count (the server's default is half the cores).
     """
-    command = [str(binaries.rpc_server), "-H", host, "-p", str(port)]
+    command = [str(binaries.rpc_server_or_fail()), "-H", host, "-p", str(port)]
     gpus = [d for d in device_ids if ":cpu:" not in d]
     if not gpus:
         command += ["-d", "CPU", "-t", str(max(1, threads))]
