@@ -19,7 +19,7 @@ import pytest
 
 from gpufleet.estimate.synthetic import preset, scaled, write_model
 from gpufleet.server.gateway.proxy import INSTANCE_HEADER
-from tests.support.engine_cluster import Engines
+from tests.support.engine_cluster import GATEWAY_TIMEOUT, Engines
 
 pytestmark = pytest.mark.e2e
 
@@ -124,6 +124,37 @@ def test_embeddings_from_a_bert_model(engines: Engines) -> None:
         engines.admin.delete(f"/api/models/{model['id']}")
 
 
+def test_rerank_from_a_reranker_model(engines: Engines) -> None:
+    shape = scaled(
+        preset("bge-reranker-v2-m3"),
+        n_layer=2,
+        n_embd=128,
+        n_ff=256,
+        n_head=4,
+        n_head_kv=4,
+        n_vocab=2048,
+        n_ctx_train=512,
+    )
+    model = engines.deploy("gw-rerank", write_model(engines.models / "gw-reranker.gguf", shape))
+    try:
+        engines.wait_running(model["id"], 1)
+        headers = {"Authorization": f"Bearer {api_key(engines, 'gw-rerank')}"}
+        documents = ["the cat sat", "on a mat", "hello"]
+        ranked = httpx.post(
+            f"{engines.cluster.url}/v1/rerank",
+            json={"model": "gw-rerank", "query": "cat", "documents": documents},
+            headers=headers,
+            timeout=60,
+            trust_env=False,
+        )
+        assert ranked.status_code == 200, ranked.text
+        assert sorted(r["index"] for r in ranked.json()["results"]) == [0, 1, 2]
+        by_model = {row["model_name"]: row for row in usage_of(engines, "model")}
+        assert by_model["gw-rerank"]["requests"] == 1
+    finally:
+        engines.admin.delete(f"/api/models/{model['id']}")
+
+
 def test_requests_go_to_the_replica_that_is_not_busy(engines: Engines) -> None:
     # a model slow enough (8 layers of 512) that a long generation is still running while we look
     shape = scaled(preset("llama-tiny"), n_layer=8, n_embd=512, n_ff=1536, n_head=8, n_head_kv=4)
@@ -180,6 +211,25 @@ def processing(metrics_url: str) -> int:
     text = httpx.get(metrics_url, trust_env=False, timeout=10).text
     [line] = [x for x in text.splitlines() if x.startswith("llamacpp:requests_processing ")]
     return int(float(line.split()[1]))
+
+
+def test_an_engine_that_stops_answering_gets_a_504_not_a_hang(engines: Engines) -> None:
+    model = engines.deploy("gw-stalled", engines.models / "llama-tiny.gguf")
+    [instance] = engines.wait_running(model["id"], 1)
+    gpt = client(engines, api_key(engines, "gw-stalled"))
+    os.kill(instance["pid"], signal.SIGSTOP)  # alive, connected, silent
+    try:
+        started = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as late:
+            gpt.chat.completions.create(model="gw-stalled", messages=HI, max_tokens=2)
+        assert late.value.status_code == 504 and "did not answer in time" in late.value.message
+        assert time.monotonic() - started < GATEWAY_TIMEOUT + 5
+    finally:
+        os.kill(instance["pid"], signal.SIGCONT)
+    try:
+        assert gpt.chat.completions.create(model="gw-stalled", messages=HI, max_tokens=2).usage is not None
+    finally:
+        engines.admin.delete(f"/api/models/{model['id']}")
 
 
 def test_requests_keep_succeeding_when_an_engine_dies(engines: Engines, chat_model: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from tests.support.gpufleet_cluster import Cluster
 from tests.support.processes import GpufleetProcess
 
 RESTART_BACKOFF = 0.5  # seconds before the first restart of a crashed engine (10 s in production)
+GATEWAY_TIMEOUT = 5.0  # seconds the gateway waits on an engine's next bytes (600 s in production)
 ENGINE_TIMEOUT = 60.0
 
 
@@ -87,7 +88,11 @@ def start_engines(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str] 
         str(llama_server),
         "--allowed-model-dirs",
         str(models),
-        env={"GPUFLEET_ENGINE_RESTART_BACKOFF": str(RESTART_BACKOFF), **(env or {})},
+        env={
+            "GPUFLEET_ENGINE_RESTART_BACKOFF": str(RESTART_BACKOFF),
+            "GPUFLEET_GATEWAY_TIMEOUT": str(GATEWAY_TIMEOUT),
+            **(env or {}),
+        },
     )
     running = Engines(cluster, server, models, llama_server)
     with running.admin:
