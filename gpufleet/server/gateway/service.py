@@ -90,7 +90,11 @@ class Gateway:
         in_flight = metrics.child(metrics.in_flight, label)
         in_flight.inc()
 
+        reported = False
+
         def finished(outcome: Outcome) -> None:
+            nonlocal reported
+            reported = True
             in_flight.dec()
             metrics.answered(label, route, outcome.status, time.perf_counter() - started)
             if outcome.first_byte is not None:
@@ -108,9 +112,19 @@ class Gateway:
                     usage.completion_tokens if usage else 0,
                 )
 
-        return await self.proxy.forward(
-            deployment, "/v1/" + route, call.body, stream=call.stream, strip_usage=call.strip_usage, finished=finished
-        )
+        try:
+            return await self.proxy.forward(
+                deployment,
+                "/v1/" + route,
+                call.body,
+                stream=call.stream,
+                strip_usage=call.strip_usage,
+                finished=finished,
+            )
+        except BaseException:
+            if not reported:  # cancelled, or failed unforeseen: still counted, and no longer in flight
+                finished(Outcome(499, None, None, None))
+            raise
 
     async def _deployment(self, principal: Principal, name: str) -> Route:
         if not may_use(principal, name):
