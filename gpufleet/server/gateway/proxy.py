@@ -74,6 +74,8 @@ class Proxy:
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=self.timeout),
                 auto_decompress=False,
+                # one session serves every user: a cookie an engine set must never ride along on others' requests
+                cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,  # engines are reached directly, never through a proxy from the environment
                 skip_auto_headers=("User-Agent",),
             )
