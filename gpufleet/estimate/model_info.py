@@ -185,6 +185,16 @@ def _swa_layers(header: GGUFHeader, n_layer: int) -> tuple[int, tuple[bool, ...]
 
 
 def model_info(header: GGUFHeader) -> ModelInfo:
+    """What the estimator needs from a GGUF header; ``ModelInfoError`` names what is missing or malformed."""
+    try:
+        return _model_info(header)
+    except ModelInfoError:
+        raise
+    except (TypeError, ValueError, ZeroDivisionError) as exc:  # e.g. a list or a string where a count belongs
+        raise ModelInfoError(f"{header.source}: malformed metadata ({type(exc).__name__}: {exc})") from exc
+
+
+def _model_info(header: GGUFHeader) -> ModelInfo:
     arch = header.architecture
     if not arch:
         raise ModelInfoError(f"{header.source}: metadata general.architecture is missing")

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import gguf
+import numpy as np
 import pytest
 
 from gpufleet.estimate.gguf import GGUFError, LargeArray, read_model, shard_locations
@@ -109,3 +110,18 @@ def test_remote_header_is_read_with_ranges_only(tmp_path: Path, monkeypatch: pyt
         with pytest.raises(GGUFError, match="HTTP 404"):
             read_model("hf://acme/tiny-GGUF/absent.gguf")
     shutil.rmtree(tmp_path / "hub")
+
+
+def test_metadata_of_the_wrong_type_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "odd.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string("llama.block_count", "twelve")  # a string where a count belongs
+    writer.add_embedding_length(64)
+    writer.add_head_count(4)
+    writer.add_tensor("token_embd.weight", np.zeros((8, 64), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelInfoError, match="malformed metadata"):
+        model_info(read_model(path))
