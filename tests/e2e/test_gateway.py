@@ -61,6 +61,10 @@ def test_the_openai_client_lists_chats_completes_and_streams(engines: Engines, c
     key = api_key(engines, "gw-client")
     gpt = client(engines, key)
     assert "gw-chat" in [m.id for m in gpt.models.list().data]
+    assert gpt.models.retrieve("gw-chat").id == "gw-chat"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        gpt.models.retrieve("gw-chta")
+    assert "did you mean 'gw-chat'" in unknown.value.message
 
     answer = gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=8, temperature=0)
     assert answer.model == "gw-chat" and answer.usage is not None

@@ -48,6 +48,12 @@ async def list_models(request: Request) -> dict[str, Any]:
     return await _gateway(request).models(_principal(request))
 
 
+@router.get("/models/{name:path}")
+async def get_model(name: str, request: Request) -> dict[str, Any]:
+    """One deployment the caller's key may use (404 in OpenAI's shape if there is none by that name)."""
+    return await _gateway(request).model(_principal(request), name)
+
+
 def _forwarding(route: str) -> Any:
     async def forward(request: Request) -> Response:
         return await _gateway(request).handle(_principal(request), route, await request.body())

@@ -67,11 +67,16 @@ class Gateway:
         caller(principal)
         routes = await self.routes.routes()
         data = [
-            {"id": r.model_name, "object": "model", "created": r.created_at, "owned_by": "gpufleet"}
+            _model_object(r)
             for r in sorted(routes.values(), key=lambda r: r.model_name)
             if r.endpoints and may_use(principal, r.model_name)
         ]
         return {"object": "list", "data": data}
+
+    async def model(self, principal: Principal, name: str) -> dict[str, Any]:
+        """``GET /v1/models/{name}``: one deployment the caller may use (running or not: 404 only if unknown)."""
+        caller(principal)
+        return _model_object(await self._named(principal, name))
 
     async def handle(self, principal: Principal, route: str, raw: bytes) -> Response:
         """Serve one inference request; every failure is a ``GatewayError`` answered in OpenAI's shape."""
@@ -127,6 +132,12 @@ class Gateway:
             raise
 
     async def _deployment(self, principal: Principal, name: str) -> Route:
+        deployment = await self._named(principal, name)
+        if not deployment.endpoints:
+            raise GatewayError(503, await self._why_not_running(deployment), "model_not_running")
+        return deployment
+
+    async def _named(self, principal: Principal, name: str) -> Route:
         if not may_use(principal, name):
             allowed = ", ".join(principal.allowed_models or ())
             raise GatewayError(
@@ -138,8 +149,6 @@ class Gateway:
             raise GatewayError(
                 404, unknown_model_message(name, [n for n in routes if may_use(principal, n)]), "model_not_found"
             )
-        if not deployment.endpoints:
-            raise GatewayError(503, await self._why_not_running(deployment), "model_not_running")
         return deployment
 
     async def _admit(self, principal: Principal) -> None:
@@ -181,6 +190,10 @@ class Gateway:
             return f"model {deployment.model_name!r} has no instances (replicas is 0); scale it up to serve it"
         states = "; ".join(f"{name} is {state}" + (f": {message}" if message else "") for name, state, message in rows)
         return f"model {deployment.model_name!r} has no running instance yet: {states}"
+
+
+def _model_object(route: Route) -> dict[str, Any]:
+    return {"id": route.model_name, "object": "model", "created": route.created_at, "owned_by": "gpufleet"}
 
 
 def caller(principal: Principal) -> None:
