@@ -10,6 +10,16 @@ from gpufleet.common.clock import utcnow
 from gpufleet.schemas.common import PublicModel, RequestModel
 
 
+def future_expiry(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("must include a timezone, e.g. 2027-01-01T00:00:00Z")
+    if value <= utcnow():
+        raise ValueError("must be in the future")
+    return value
+
+
 class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=64)
     expires_at: datetime | None = None
@@ -20,13 +30,21 @@ class ApiKeyCreate(RequestModel):
     @field_validator("expires_at")
     @classmethod
     def _future(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("must include a timezone, e.g. 2027-01-01T00:00:00Z")
-        if value <= utcnow():
-            raise ValueError("must be in the future")
-        return value
+        return future_expiry(value)
+
+
+class ApiKeyUpdate(RequestModel):
+    """Changes to a key's scope and limits; a field sent as null removes that restriction."""
+
+    expires_at: datetime | None = None
+    allowed_models: list[str] | None = Field(None, min_length=1)
+    requests_per_minute: int | None = Field(None, ge=1, le=1_000_000)
+    tokens_per_day: int | None = Field(None, ge=1)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _future(cls, value: datetime | None) -> datetime | None:
+        return future_expiry(value)
 
 
 class ApiKeyPublic(PublicModel):

@@ -119,3 +119,33 @@ async def test_usage_api_validates_its_query(server: RunningServer) -> None:
         assert backwards.status_code == 422 and "after" in backwards.text
         bad_day = await admin.get("/api/usage", params={"from": "yesterday"})
         assert bad_day.status_code == 422 and "from" in bad_day.text
+
+
+async def test_a_keys_limits_can_be_changed_and_apply_at_once(server: RunningServer) -> None:
+    async with await server.admin() as admin:
+        await admin.post("/api/models", json=local_model("m-a"))
+        await admin.post("/api/models", json=local_model("m-b"))
+        created = (await admin.post("/api/api-keys", json={"name": "k", "allowed_models": ["m-a"]})).json()
+        async with server.client(created["key"]) as client:
+            # m-b is refused while the key is limited to m-a (and the verification is now cached)
+            openai_error(
+                await client.post("/v1/chat/completions", json={**CHAT, "model": "m-b"}), 403, "model_not_allowed"
+            )
+            changed = await admin.patch(
+                f"/api/api-keys/{created['id']}", json={"allowed_models": None, "requests_per_minute": 5}
+            )
+            assert changed.status_code == 200, changed.text
+            assert changed.json()["allowed_models"] is None and changed.json()["requests_per_minute"] == 5
+            # at once: m-b is now only "not running" (no worker here), not "not allowed"
+            openai_error(
+                await client.post("/v1/chat/completions", json={**CHAT, "model": "m-b"}), 503, "model_not_running"
+            )
+        bad = await admin.patch(f"/api/api-keys/{created['id']}", json={"expires_at": "2001-01-01T00:00:00Z"})
+        assert bad.status_code == 422 and "future" in bad.text
+        assert (await admin.patch("/api/api-keys/999999", json={"tokens_per_day": 5})).status_code == 404
+        unknown = await admin.patch(f"/api/api-keys/{created['id']}", json={"colour": "red"})
+        assert unknown.status_code == 422 and "colour" in unknown.text
+    async with server.client(await server.login()) as other:
+        await other.post("/api/users", json={"username": "u2", "password": "u2-password-1", "role": "user"})
+    async with server.client(await server.login("u2", "u2-password-1")) as stranger:
+        assert (await stranger.patch(f"/api/api-keys/{created['id']}", json={"tokens_per_day": 1})).status_code == 404

@@ -25,6 +25,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/api/users/{user_id}"): {A},
     ("GET", "/api/api-keys"): {A, U},
     ("POST", "/api/api-keys"): {A, U},
+    ("PATCH", "/api/api-keys/{key_id}"): {A, U},
     ("DELETE", "/api/api-keys/{key_id}"): {A, U},
     ("POST", "/api/workers/register"): {W, C},
     ("POST", "/api/workers/{worker_id}/heartbeat"): {W},

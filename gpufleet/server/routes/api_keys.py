@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from gpufleet.db.session import Database
-from gpufleet.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from gpufleet.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeyUpdate
 from gpufleet.server.auth import USERS, allow
 from gpufleet.server.deps import database
 from gpufleet.server.principal import Principal
@@ -27,6 +27,13 @@ async def create_key(
     body: ApiKeyCreate, principal: Principal = Depends(users), db: Database = Depends(database)
 ) -> ApiKeyCreated:
     return await key_service.create_api_key(db, principal, body)
+
+
+@router.patch("/{key_id}", response_model=ApiKeyPublic)
+async def update_key(
+    key_id: int, body: ApiKeyUpdate, principal: Principal = Depends(users), db: Database = Depends(database)
+) -> ApiKeyPublic:
+    return await key_service.update_api_key(db, principal, key_id, body)
 
 
 @router.delete("/{key_id}", status_code=204)

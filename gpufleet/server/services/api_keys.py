@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from gpufleet.common.errors import Conflict, NotFound
 from gpufleet.db.session import Database, record_credentials_change
 from gpufleet.db.tables import ApiKey
-from gpufleet.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from gpufleet.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeyUpdate
 from gpufleet.server import secrets
 from gpufleet.server.principal import Principal, PrincipalKind
 
@@ -60,6 +60,20 @@ async def list_api_keys(db: Database, principal: Principal, *, all_users: bool) 
     async with db.read() as session:
         rows = (await session.execute(query)).scalars().all()
     return [to_public(row) for row in rows]
+
+
+async def update_api_key(db: Database, principal: Principal, key_id: int, body: ApiKeyUpdate) -> ApiKeyPublic:
+    """Change a key's expiry, models or limits; takes effect on the next request (cached keys are dropped)."""
+    async with db.transaction() as session:
+        row = await session.get(ApiKey, key_id)
+        if row is None or (principal.kind != PrincipalKind.ADMIN and row.user_id != principal.user_id):
+            raise NotFound(f"API key {key_id} does not exist")
+        for name in body.model_fields_set:
+            setattr(row, name, getattr(body, name))
+        await session.flush()
+        await session.refresh(row, ["user"])
+        record_credentials_change(session)
+        return to_public(row)
 
 
 async def delete_api_key(db: Database, principal: Principal, key_id: int) -> None:
