@@ -16,17 +16,13 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpufleet.server.gateway.errors import GatewayError, error_response
+from gpufleet.server.gateway.routes import FORWARDED
 from gpufleet.server.gateway.service import MAX_BODY, Gateway
 from gpufleet.server.principal import Principal
 
 logger = logging.getLogger(__name__)
 
-FORWARDED_PATHS = {
-    "/v1/chat/completions": "chat/completions",
-    "/v1/completions": "completions",
-    "/v1/embeddings": "embeddings",
-    "/v1/rerank": "rerank",
-}
+FORWARDED_PATHS = {f"/v1/{route}": route for route in FORWARDED}
 
 
 class GatewayMiddleware:

@@ -2,7 +2,9 @@
 
 The caller was authenticated by ``AuthMiddleware`` (401 in OpenAI's shape otherwise). Bodies are
 not validated here beyond what routing needs: the engine owns the OpenAI request schema, and its
-own errors reach the client as they are.
+own errors reach the client as they are. In the server, ``GatewayMiddleware`` (``asgi.py``)
+answers the ``FORWARDED`` routes before FastAPI routes them, with the same ``Gateway.handle``;
+they are declared here for the OpenAPI document and for any app without that middleware.
 """
 
 from __future__ import annotations
