@@ -24,6 +24,8 @@ from tests.support.engine_cluster import GATEWAY_TIMEOUT, Engines
 pytestmark = pytest.mark.e2e
 
 HI = [{"role": "user", "content": "Say something."}]
+# Random weights may pick end-of-text at once: generate exactly max_tokens where counts are asserted.
+EXACT = {"ignore_eos": True}
 
 
 def api_key(engines: Engines, name: str, **limits: Any) -> str:
@@ -66,33 +68,43 @@ def test_the_openai_client_lists_chats_completes_and_streams(engines: Engines, c
         gpt.models.retrieve("gw-chta")
     assert "did you mean 'gw-chat'" in unknown.value.message
 
-    answer = gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=8, temperature=0)
+    answer = gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=8, temperature=0, extra_body=EXACT)
     assert answer.model == "gw-chat" and answer.usage is not None
-    assert 1 <= answer.usage.completion_tokens <= 8 and answer.usage.prompt_tokens > 0
-    assert answer.choices[0].finish_reason in ("length", "stop")
+    assert answer.usage.completion_tokens == 8 and answer.usage.prompt_tokens > 0
+    assert answer.choices[0].finish_reason == "length"
 
-    text = gpt.completions.create(model="gw-chat", prompt="Once upon a time", max_tokens=5, temperature=0)
-    assert text.usage is not None and 1 <= text.usage.completion_tokens <= 5
+    text = gpt.completions.create(
+        model="gw-chat", prompt="Once upon a time", max_tokens=5, temperature=0, extra_body=EXACT
+    )
+    assert text.usage is not None and text.usage.completion_tokens == 5
 
     # a stream without stream_options: the usage chunk the gateway asked for is not passed on
-    chunks = list(gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=6, stream=True))
+    chunks = list(
+        gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=6, stream=True, extra_body=EXACT)
+    )
     assert len(chunks) >= 3 and all(c.usage is None for c in chunks)
     assert chunks[-1].choices and chunks[-1].choices[0].finish_reason in ("length", "stop")
     # asked for: the last chunk carries it
     chunks = list(
         gpt.chat.completions.create(
-            model="gw-chat", messages=HI, max_tokens=6, stream=True, stream_options={"include_usage": True}
+            model="gw-chat",
+            messages=HI,
+            max_tokens=6,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body=EXACT,
         )
     )
-    assert chunks[-1].usage is not None and 1 <= chunks[-1].usage.completion_tokens <= 6
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
     assert all(c.usage is None for c in chunks[:-1])
 
     by_model = {row["model_name"]: row for row in usage_of(engines, "model")}
     assert by_model["gw-chat"]["requests"] >= 4
-    assert by_model["gw-chat"]["completion_tokens"] >= 4 and by_model["gw-chat"]["prompt_tokens"] > 0
+    # 8 + 5 + 6 + 6 completion tokens from this test's four requests (other tests may add theirs)
+    assert by_model["gw-chat"]["completion_tokens"] >= 25 and by_model["gw-chat"]["prompt_tokens"] > 0
     [by_key] = [row for row in usage_of(engines, "key") if row["api_key_name"] == "gw-client"]
     # both streams counted their tokens, including the one whose client never saw its usage
-    assert by_key["requests"] == 4 and by_key["completion_tokens"] >= 4 and by_key["username"] == "admin"
+    assert by_key["requests"] == 4 and by_key["completion_tokens"] == 25 and by_key["username"] == "admin"
 
     metrics = httpx.get(f"{engines.cluster.url}/metrics", trust_env=False).text
     assert 'gpufleet_gateway_requests_total{code="200",model="gw-chat",route="chat/completions"}' in metrics
@@ -107,8 +119,8 @@ async def test_the_async_client_streams_too(engines: Engines, chat_model: dict[s
         max_retries=0,
         http_client=httpx.AsyncClient(trust_env=False, timeout=60),
     )
-    answer = await gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=4)
-    assert answer.usage is not None and answer.usage.completion_tokens >= 1
+    answer = await gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=4, extra_body=EXACT)
+    assert answer.usage is not None and answer.usage.completion_tokens == 4
     stream = await gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=4, stream=True)
     pieces = [chunk async for chunk in stream]
     assert pieces[-1].choices[0].finish_reason in ("length", "stop")
