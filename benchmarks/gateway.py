@@ -7,6 +7,8 @@ upstream directly and against LiteLLM's proxy in front of the same upstream, in 
   to ``running`` through the worker's own transition route (no SQL).
 - LiteLLM's proxy (``litellm[proxy]`` in a side virtualenv, ``benchmarks/peers/litellm_env.sh``)
   is pointed at the same upstream with a master key, telemetry and the cost-map download off.
+- A bare proxy (``benchmarks/gateway_bare_proxy.py``: the same uvicorn and aiohttp, and nothing
+  else) shows what a second HTTP hop in Python costs by itself, so gpufleet's own share is visible.
 - The load comes from a separate process (``benchmarks/gateway_load.py``, aiohttp on uvloop), the
   same for every target. Everything shares this machine's cores: ratios matter more than absolute rates.
 
@@ -227,8 +229,22 @@ def main() -> None:
         gpufleet: Gpufleet | None = None
         try:
             wait_http(f"http://127.0.0.1:{upstream_port}/healthz", 30, upstream)
+            bare_port = free_port()
+            bare = start(
+                [
+                    *(sys.executable, "-m", "benchmarks.gateway_bare_proxy", "--port", str(bare_port)),
+                    *("--upstream", f"http://127.0.0.1:{upstream_port}"),
+                ],
+                work / "bare-proxy.log",
+            )
+            processes.append(bare)
+            wait_http(f"http://127.0.0.1:{bare_port}/healthz", 30, bare)
             gpufleet = Gpufleet(work, upstream_port)
-            targets = {"direct": (f"http://127.0.0.1:{upstream_port}", ""), "gpufleet": (gpufleet.url, gpufleet.key)}
+            targets = {
+                "direct": (f"http://127.0.0.1:{upstream_port}", ""),
+                "bare-proxy": (f"http://127.0.0.1:{bare_port}", ""),
+                "gpufleet": (gpufleet.url, gpufleet.key),
+            }
             if not args.no_litellm:
                 litellm, litellm_url = start_litellm(work, upstream_port)
                 processes.append(litellm)
@@ -266,6 +282,7 @@ def report(rows: list[dict[str, Any]], targets: list[str]) -> None:
         table.add_column(f"{target} p50/p99 ms", justify="right")
     table.add_column("gpufleet added p50/p99 ms", justify="right")
     table.add_column("gpufleet / direct", justify="right")
+    table.add_column("gpufleet / bare proxy", justify="right")
     if "litellm" in targets:
         table.add_column("gpufleet / litellm", justify="right")
     for row in rows:
@@ -277,6 +294,7 @@ def report(rows: list[dict[str, Any]], targets: list[str]) -> None:
         direct, ours = row["direct"], row["gpufleet"]
         cells.append(f"{ours['p50_ms'] - direct['p50_ms']:.2f} / {ours['p99_ms'] - direct['p99_ms']:.2f}")
         cells.append(f"{ours[key] / direct[key]:.2f}")
+        cells.append(f"{ours[key] / row['bare-proxy'][key]:.2f}")
         if "litellm" in targets:
             cells.append(f"{ours[key] / row['litellm'][key]:.1f}×")
         table.add_row(*cells)
