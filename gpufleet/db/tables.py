@@ -245,7 +245,9 @@ class UsageRecord(Base):
     __tablename__ = "usage_records"
     __table_args__ = (UniqueConstraint("day", "user_id", "api_key_id", "model_name", name="uq_usage_records_key"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # 64-bit: on PostgreSQL every upsert takes a sequence value, conflict or not (about one per
+    # active row per second). SQLite's INTEGER PRIMARY KEY is 64-bit already (and must stay INTEGER).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), index=True)  # YYYY-MM-DD, UTC
     user_id: Mapped[int] = mapped_column(Integer, index=True)
     api_key_id: Mapped[int] = mapped_column(Integer, default=0)

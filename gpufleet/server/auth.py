@@ -64,10 +64,12 @@ class PrincipalResolver:
         self.cluster_token = cluster_token
         self._last_used_written: dict[int, float] = {}
         self._verified: dict[str, _Verified] = {}
+        self._generation = 0  # bumped by ``forget``: a lookup that began before it is not remembered
         db.add_credentials_listener(self.forget)
 
     def forget(self) -> None:
         """Drop every remembered verification (a credential was revoked or changed)."""
+        self._generation += 1
         self._verified.clear()
 
     async def resolve(self, credential: str) -> Principal | None:
@@ -84,12 +86,15 @@ class PrincipalResolver:
                 await self._touch(known.principal.api_key_id)
             return known.principal
         self._verified.pop(digest, None)
+        generation = self._generation
         found = await self._session(credential) if credential.startswith(secrets.SESSION_PREFIX) else None
         if credential.startswith(secrets.API_KEY_PREFIX):
             found = await self._api_key(credential)
         if found is None:
             return None
         principal, expires_at = found
+        if generation != self._generation:  # revoked or changed while we read: answer, but do not remember
+            return principal
         if len(self._verified) >= CACHE_LIMIT:
             self._verified.clear()
         self._verified[digest] = _Verified(principal, expires_at, time.monotonic() + CACHE_TTL)

@@ -193,3 +193,28 @@ def test_an_unknown_model_names_the_close_ones() -> None:
 def test_engine_urls_bracket_ipv6() -> None:
     assert engine_url("10.0.0.1", 40000) == "http://10.0.0.1:40000"
     assert engine_url("::1", 40000) == "http://[::1]:40000"
+
+
+def test_an_unreachable_instance_is_passed_over_for_a_while() -> None:
+    clock = Clock()
+    balancer = Balancer(clock)
+    r = route(1, 2)
+    balancer.unreachable(r.endpoints[0])  # its connect failed: with nothing in flight it would look idlest
+    assert [balancer.pick(r).instance_id for _ in range(3)] == [2, 2, 2]
+    assert balancer.pick(r, exclude=[2]).instance_id == 1  # still used when nothing else is left
+    clock.now += 5.1  # the cool-down is over: turns rotate again
+    assert {balancer.pick(r).instance_id for _ in range(2)} == {1, 2}
+
+
+def test_a_stream_cut_short_is_charged_its_events() -> None:
+    scanner = StreamUsage(strip=True)
+    role = sse({"choices": [{"delta": {"role": "assistant"}, "index": 0}]})
+    scanner.feed(role + CHUNK + CHUNK + CHUNK)  # then the client leaves: no usage chunk, no [DONE]
+    assert scanner.usage is None
+    assert scanner.lower_bound() == Usage(0, 2)  # 4 events, less the role chunk and [DONE] = 2
+
+
+def test_only_completions_stream() -> None:
+    embed = parse("embeddings", b'{"model": "m", "input": "x", "stream": true}')
+    assert not embed.stream and not embed.strip_usage  # answered whole, usage read from the body
+    assert parse("completions", b'{"model": "m", "prompt": "x", "stream": true}').stream

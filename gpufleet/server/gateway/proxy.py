@@ -107,8 +107,9 @@ class Proxy:
                 upstream = await self.session.post(endpoint.url + path, data=body, headers=JSON_HEADERS)
             except UNREACHABLE as exc:
                 self.balancer.release(endpoint)
-                failure = f"instance {endpoint.instance_name} at {endpoint.url}: {_describe(exc)}"
-                logger.warning("gateway: %s", failure)
+                self.balancer.unreachable(endpoint)
+                logger.warning("gateway: instance %s at %s: %s", endpoint.instance_name, endpoint.url, _describe(exc))
+                failure = f"instance {endpoint.instance_name}: {type(exc).__name__}"
                 continue
             except TimeoutError as exc:
                 self.balancer.release(endpoint)
@@ -122,7 +123,7 @@ class Proxy:
                 self.balancer.release(endpoint)
                 failure = f"instance {endpoint.instance_name} answered 503 (busy or loading)"
                 continue
-            if stream and upstream.status == 200:
+            if stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
                 return self._streamed(upstream, endpoint, started, strip_usage, finished)
             try:
                 content = await upstream.read()
@@ -131,8 +132,11 @@ class Proxy:
                 raise GatewayError(504, _late(endpoint, exc), "engine_timeout") from None
             except aiohttp.ClientError as exc:
                 finished(Outcome(502, None, None, endpoint.instance_id))
+                logger.warning("gateway: instance %s broke off its answer: %s", endpoint.instance_name, _describe(exc))
                 raise GatewayError(
-                    502, f"instance {endpoint.instance_name} broke off its answer: {_describe(exc)}", "engine_error"
+                    502,
+                    f"instance {endpoint.instance_name} broke off its answer ({type(exc).__name__})",
+                    "engine_error",
                 ) from None
             finally:
                 upstream.release()
@@ -174,7 +178,7 @@ class Proxy:
             else:
                 upstream.close()  # tells llama-server the client is gone: it stops generating
             self.balancer.release(endpoint)
-            finished(Outcome(status, scanner.usage, first_byte, endpoint.instance_id))
+            finished(Outcome(status, scanner.usage or scanner.lower_bound(), first_byte, endpoint.instance_id))
 
         async def relay() -> AsyncIterator[bytes]:
             nonlocal first_byte, status, complete
@@ -221,7 +225,9 @@ def _passed(upstream: aiohttp.ClientResponse, endpoint: Endpoint) -> dict[str, s
 
 
 def _late(endpoint: Endpoint, exc: BaseException) -> str:
-    return f"instance {endpoint.instance_name} did not answer in time ({_describe(exc)}); see GPUFLEET_GATEWAY_TIMEOUT"
+    """What the client is told (no addresses: those go to the server log)."""
+    logger.warning("gateway: instance %s at %s timed out: %s", endpoint.instance_name, endpoint.url, _describe(exc))
+    return f"instance {endpoint.instance_name} did not answer in time; see GPUFLEET_GATEWAY_TIMEOUT"
 
 
 def _describe(exc: BaseException) -> str:

@@ -6,8 +6,8 @@ controllers: a committed change that can alter routing (an instance entering or 
 table stale, and the next request reloads it whole. A resync every ``RESYNC`` seconds is the
 safety net for changes made by another server replica.
 
-Invariant: an endpoint is listed only while its instance is ``running`` on a worker with a known
-address, as of the last load.
+Invariant: an endpoint is listed only while its instance is ``running`` on a worker that is
+``ready`` (its heartbeats arrive and the server reaches its port), as of the last load.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Model, ModelInstance, Worker
 from gpufleet.schemas.events import Event, EventKind, EventType
-from gpufleet.schemas.states import InstanceState
+from gpufleet.schemas.states import InstanceState, WorkerState
 
 RESYNC = 10.0  # seconds after which the table is reloaded even without a change seen here
 
@@ -71,7 +71,11 @@ class RoutingTable:
             async with self._lock:
                 if self._stale or time.monotonic() - self._loaded_at > RESYNC:
                     self._stale = False  # a change committed during the load marks it stale again
-                    self._loaded = await self._load()
+                    try:
+                        self._loaded = await self._load()
+                    except BaseException:
+                        self._stale = True  # not loaded: the next request tries again
+                        raise
                     self._loaded_at = time.monotonic()
         return self._loaded.routes
 
@@ -96,7 +100,11 @@ class RoutingTable:
                 await session.execute(
                     select(ModelInstance.id, ModelInstance.name, ModelInstance.model_id, ModelInstance.port, Worker.ip)
                     .join(Worker, Worker.id == ModelInstance.worker_id)
-                    .where(ModelInstance.state == InstanceState.RUNNING.value, ModelInstance.port.is_not(None))
+                    .where(
+                        ModelInstance.state == InstanceState.RUNNING.value,
+                        ModelInstance.port.is_not(None),
+                        Worker.state == WorkerState.READY.value,  # maintenance keeps serving what runs
+                    )
                     .order_by(ModelInstance.id)
                 )
             ).all()
@@ -126,7 +134,9 @@ def _model_changed(event: Event, routes: dict[str, Route]) -> bool:
 def _worker_changed(event: Event, workers: dict[int, tuple[str, str]]) -> bool:
     obj: dict[str, Any] = event.object or {}
     assert event.id is not None
-    return event.type != EventType.MODIFIED or workers.get(event.id) != (obj.get("ip"), obj.get("state"))
+    state = obj.get("state")
+    liveness = WorkerState.READY.value if state == WorkerState.MAINTENANCE.value else state  # shown, not stored
+    return event.type != EventType.MODIFIED or workers.get(event.id) != (obj.get("ip"), liveness)
 
 
 def _instance_changed(event: Event, running: dict[int, int]) -> bool:

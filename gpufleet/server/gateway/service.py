@@ -30,6 +30,7 @@ from gpufleet.server.gateway.usage import UsageRecorder, seconds_until_tomorrow
 from gpufleet.server.principal import Principal, PrincipalKind
 
 MAX_BODY = 32 * 1024 * 1024  # bytes; larger requests get 413
+STREAMED_ROUTES = frozenset({"chat/completions", "completions"})  # the routes that answer in SSE when asked
 CALLERS = (PrincipalKind.ADMIN, PrincipalKind.USER)
 UNKNOWN_MODEL = "-"  # the metrics label of requests that named no deployment
 
@@ -188,8 +189,17 @@ class Gateway:
             ).all()
         if not rows:
             return f"model {deployment.model_name!r} has no instances (replicas is 0); scale it up to serve it"
-        states = "; ".join(f"{name} is {state}" + (f": {message}" if message else "") for name, state, message in rows)
+        states = "; ".join(
+            f"{name} is {state}" + (f": {_gist(message)}" if message else "") for name, state, message in rows
+        )
         return f"model {deployment.model_name!r} has no running instance yet: {states}"
+
+
+def _gist(message: str, limit: int = 240) -> str:
+    """The first line of an instance's message, shortened: callers of /v1 are told why, not shown
+    engine logs (admins read those in the instance's ``state_message`` and logs)."""
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _model_object(route: Route) -> dict[str, Any]:
@@ -236,6 +246,7 @@ def parse(route: str, raw: bytes) -> Call:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise GatewayError(400, "'stream' must be true or false", "invalid_stream")
+    stream = stream and route in STREAMED_ROUTES  # embeddings and rerank answer whole, whatever was asked
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise GatewayError(400, "'stream_options' must be an object", "invalid_stream_options")

@@ -7,6 +7,9 @@ ask, removes it again: the client sees exactly what it asked for.
 Bytes are passed on per SSE event as soon as the event is complete; an event is parsed only if it
 contains the bytes ``"usage"`` (the final one), never every chunk. Invariant: the concatenated
 output equals the input, less the usage the client did not ask for.
+
+A stream that ends before its usage (the client left, the engine broke off) is still charged:
+``lower_bound()`` counts its events, as llama-server sends one event per generated token.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class StreamUsage:
     def __init__(self, strip: bool) -> None:
         self.strip = strip  # the client did not ask for usage: remove it from what it receives
         self.usage: Usage | None = None
+        self.events = 0  # complete events passed on (or dropped), for ``lower_bound``
         self._partial = b""
 
     def feed(self, chunk: bytes) -> bytes:
@@ -73,9 +77,15 @@ class StreamUsage:
             self._partial = data
             return b""
         complete, self._partial = data[: end + 2], data[end + 2 :]
+        self.events += complete.count(b"\n\n")
         if USAGE_MARK not in complete:
             return complete
         return b"".join(self._event(e + b"\n\n") for e in complete[:-2].split(b"\n\n"))
+
+    def lower_bound(self) -> Usage:
+        """Usage for a stream that ended without its own: its events, less the role chunk and
+        ``[DONE]``, as completion tokens (the prompt's tokens are not known)."""
+        return Usage(0, max(0, self.events - 2))
 
     def finish(self) -> bytes:
         """What is left when the stream ends (an unterminated last event, passed on as it is)."""

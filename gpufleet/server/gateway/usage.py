@@ -6,13 +6,15 @@ database write. ``flush()`` is also called before usage is read (``GET /api/usag
 shutdown, so nothing counted is lost on a clean stop.
 
 Tokens today per key (for ``tokens_per_day``) = what the database had for the key when this process
-first needed it that day + what this process counted since. Invariant: a count is added to the
-pending sums and to the key's today total in the same step.
+last read it (at most ``TOKENS_REREAD`` seconds ago, so other server replicas' usage is seen too) +
+what this process counted since. Invariant: a count is added to the pending sums and to the key's
+today total in the same step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FLUSH_INTERVAL = 1.0  # seconds between writes of the pending sums
+TOKENS_REREAD = 10.0  # seconds a key's stored tokens of today are trusted before reading them again
 NO_KEY = 0  # api_key_id of requests made with a session token
 
 
@@ -67,8 +70,9 @@ class UsageRecorder:
         self.db = db
         self._clock = clock
         self._pending: dict[Row, _Sums] = {}
-        self._today: dict[int, tuple[str, int]] = {}  # api key id -> (day, tokens that day)
+        self._today: dict[int, tuple[str, int, float]] = {}  # api key id -> (day, tokens that day, read at)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._flush_lock = asyncio.Lock()
 
     def record(self, user_id: int, api_key_id: int | None, model_name: str, prompt: int, completion: int) -> None:
@@ -78,14 +82,15 @@ class UsageRecorder:
         sums.requests += 1
         sums.prompt_tokens += prompt
         sums.completion_tokens += completion
-        if key in self._today and self._today[key][0] == day:
-            self._today[key] = (day, self._today[key][1] + prompt + completion)
+        known = self._today.get(key)
+        if known is not None and known[0] == day:
+            self._today[key] = (day, known[1] + prompt + completion, known[2])
 
     async def tokens_today(self, api_key_id: int) -> int:
         """Prompt + completion tokens of this key so far today (UTC)."""
         day = day_of(self._clock())
         known = self._today.get(api_key_id)
-        if known is not None and known[0] == day:
+        if known is not None and known[0] == day and time.monotonic() - known[2] < TOKENS_REREAD:
             return known[1]
         async with self.db.read() as session:
             stored = (
@@ -101,7 +106,7 @@ class UsageRecorder:
             if d == day and key == api_key_id
         )
         total = int(stored) + pending
-        self._today[api_key_id] = (day, total)
+        self._today[api_key_id] = (day, total, time.monotonic())
         return total
 
     async def flush(self) -> None:
@@ -127,9 +132,12 @@ class UsageRecorder:
             self._task = asyncio.create_task(self._run(), name="usage-flush")
 
     async def stop(self) -> None:
-        """Stop the writer and write what is pending; a failure is logged (the server is stopping)."""
+        """Stop the writer and write what is pending; a failure is logged (the server is stopping).
+
+        The writer is asked to stop, not cancelled: cancelled during a commit, it would put back a
+        batch that may have been written, and the last flush would count it twice."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         try:
@@ -138,8 +146,9 @@ class UsageRecorder:
             logger.exception("could not write the last gateway usage before stopping; it is lost")
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), FLUSH_INTERVAL)
             try:
                 await self.flush()
             except Exception:

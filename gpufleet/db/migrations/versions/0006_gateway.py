@@ -21,7 +21,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("tokens_per_day", sa.BigInteger(), nullable=True))
     op.create_table(
         "usage_records",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("api_key_id", sa.Integer(), nullable=False),
