@@ -235,9 +235,11 @@ def test_sparse_and_dense_share_the_layout(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["gemma3-1b", "bge-reranker-v2-m3", "qwen3-30b-a3b"])
 def test_big_vocabularies_write_fast(tmp_path: Path, name: str) -> None:
+    # A guard against writing the vocabulary token by token (minutes for 262k tokens), not a speed
+    # measurement: 1-2 s on a 2-core machine, which crossed the old 2 s bound under the whole suite.
     started = time.monotonic()
     path = write_model(tmp_path / "m.gguf", preset(name), sparse=True)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 30.0
     metadata, tensors, _ = _scan_header(path)
     assert len(metadata["tokenizer.ggml.tokens"]) == preset(name).n_vocab
     assert tensors[0][:2] == ("token_embd.weight", (preset(name).n_embd, preset(name).n_vocab))
