@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import uvicorn
 
+from benchmarks.gateway_upstream import read_body
+
 
 def make_app(upstream: str) -> Any:
     session: aiohttp.ClientSession | None = None
@@ -24,12 +26,7 @@ def make_app(upstream: str) -> Any:
         nonlocal session
         if scope["type"] != "http":
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
         if session is None:
             session = aiohttp.ClientSession(auto_decompress=False)
         headers = {"content-type": "application/json"}

@@ -48,12 +48,7 @@ def make_app(chunks: int) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
         if scope["method"] == "GET":
             await _send(send, 200, b"application/json", b'{"status":"ok"}')
             return
@@ -71,6 +66,17 @@ def make_app(chunks: int) -> Any:
         await send({"type": "http.response.body", "body": tail + DONE})
 
     return app
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole request body of an ASGI request."""
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
 
 
 async def _send(send: Any, status: int, kind: bytes, payload: bytes) -> None:

@@ -52,8 +52,11 @@ def usage_of_body(body: bytes) -> Usage | None:
         start += 1
     try:
         return Usage.of(_DECODER.raw_decode(text, start)[0])
-    except ValueError:
-        pass
+    except ValueError:  # not an object where the key said: read the body whole instead
+        return _usage_of_whole(body)
+
+
+def _usage_of_whole(body: bytes) -> Usage | None:
     try:
         parsed = json.loads(body)
     except ValueError:
