@@ -44,7 +44,7 @@ from gpufleet.estimate.gguf import read_model
 from gpufleet.estimate.memory import DeviceUsage, Estimate, Estimator
 from gpufleet.estimate.model_info import model_info
 from gpufleet.estimate.synthetic import ModelShape, preset, scaled, write_model
-from gpufleet.worker.engines.llama_cpp_build import find_build
+from gpufleet.worker.engines.llama_cpp_build import installed_builds
 
 MiB = 1024 * 1024
 TOLERANCE_FRACTION = 0.05
@@ -267,13 +267,13 @@ def binaries() -> tuple[Path, Path]:
     rpc = os.environ.get("GPUFLEET_RPC_SERVER")
     if server and rpc:
         return Path(server), Path(rpc)
-    build = find_build()
-    if build is None:
+    builds = installed_builds()
+    if not builds:
         sys.exit(
             "no llama.cpp build: run `gpufleet engines install llama.cpp` first "
             "(or set GPUFLEET_LLAMA_SERVER and GPUFLEET_RPC_SERVER)"
         )
-    return build.llama_server, build.rpc_server
+    return builds[-1].llama_server, builds[-1].rpc_server
 
 
 def measure_baselines(server: Path, rpc_server: Path) -> dict[str, int]:

@@ -35,8 +35,8 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from gpufleet.common.demo_model import DemoUnavailable, demo_model_file
 from gpufleet.common.net import free_port
-from gpufleet.demo import DemoUnavailable, demo_model_file
 from gpufleet.estimate.synthetic import preset, scaled, write_model
 from gpufleet.worker.engines.binaries import find_or_build
 

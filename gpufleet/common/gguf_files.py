@@ -7,10 +7,12 @@ import fnmatch
 import re
 from pathlib import Path
 
+from gpufleet.common.errors import InvalidInput
+
 SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(InvalidInput, ValueError):
     """The model's file cannot be found or read; the message says where we looked."""
 
 

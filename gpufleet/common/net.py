@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 
+from gpufleet.common.errors import Unavailable
 
-class PortUnavailable(Exception):
-    pass
+
+class PortUnavailable(Unavailable):
+    """A port to listen on is taken or not ours to use; the message names the flag to change."""
 
 
 def bind_socket(host: str, port: int, flag: str) -> socket.socket:
@@ -36,3 +39,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

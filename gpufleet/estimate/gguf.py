@@ -23,6 +23,7 @@ from typing import Any
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
+from gpufleet.common.errors import InvalidInput
 from gpufleet.estimate.sources import ByteSource, SourceError, open_source
 
 MAGIC = b"GGUF"
@@ -48,7 +49,7 @@ U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 
 
-class GGUFError(ValueError):
+class GGUFError(InvalidInput, ValueError):
     """Not a GGUF file, or a damaged one; the message names the file and what is wrong."""
 
 

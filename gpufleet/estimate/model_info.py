@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from gguf import GGMLQuantizationType
 
+from gpufleet.common.errors import InvalidInput
 from gpufleet.estimate.gguf import GGUFHeader, LargeArray
 
 # Architectures whose graph has no KV cache: encoders (embeddings, rerankers).
@@ -90,7 +91,7 @@ class ModelKind(StrEnum):
     RERANKER = "reranker"
 
 
-class ModelInfoError(ValueError):
+class ModelInfoError(InvalidInput, ValueError):
     """The header lacks what an estimate needs; the message names the key."""
 
 

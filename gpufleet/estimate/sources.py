@@ -13,8 +13,10 @@ from typing import Protocol
 
 import httpx
 
+from gpufleet.common.errors import InvalidInput
 
-class SourceError(ValueError):
+
+class SourceError(InvalidInput, ValueError):
     """The bytes could not be read; the message names the file or URL and the reason."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from gpufleet.common.resources import Resources, total_by_device
 from gpufleet.estimate.memory import Estimator
 from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
 
@@ -44,27 +45,11 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """What an instance takes: host RAM on its worker and bytes per device (GPUs, and CPU for RPC on CPU)."""
-
-    ram: int
-    vram: Mapping[str, int]
-
-    def devices(self, worker_name: str) -> dict[str, int]:
-        """Device id → bytes, the RAM counted on the worker's CPU device."""
-        result = dict(self.vram)
-        if self.ram:
-            cpu = f"{worker_name}:cpu:0"
-            result[cpu] = result.get(cpu, 0) + self.ram
-        return result
-
-
-@dataclass(frozen=True)
 class Subordinate:
     worker_id: int
     worker_name: str
     device_ids: tuple[str, ...]
-    claim: Claim
+    claim: Resources
 
 
 @dataclass(frozen=True)
@@ -72,7 +57,7 @@ class Placement:
     mode: Mode
     worker: WorkerView
     device_ids: tuple[str, ...]
-    claim: Claim
+    claim: Resources
     offload_layers: int
     total_layers: int
     tensor_split: tuple[float, ...] = ()
@@ -80,11 +65,7 @@ class Placement:
 
     def all_claims(self) -> dict[str, int]:
         """Every device this placement takes memory from, across workers."""
-        total = self.claim.devices(self.worker.name)
-        for sub in self.subordinates:
-            for device_id, amount in sub.claim.devices(sub.worker_name).items():
-                total[device_id] = total.get(device_id, 0) + amount
-        return total
+        return total_by_device([(self.worker.name, self.claim), *((s.worker_name, s.claim) for s in self.subordinates)])
 
     def describe(self) -> str:
         hosts = [self.worker.name, *(s.worker_name for s in self.subordinates)]
@@ -111,9 +92,12 @@ class Placement:
 
 
 def claim_json(
-    claim: Claim, offload_layers: int | None = None, total_layers: int | None = None, tensor_split: Sequence[float] = ()
+    claim: Resources,
+    offload_layers: int | None = None,
+    total_layers: int | None = None,
+    tensor_split: Sequence[float] = (),
 ) -> dict[str, Any]:
-    data: dict[str, Any] = {"ram": claim.ram, "vram": dict(claim.vram)}
+    data = claim.as_json()
     if offload_layers is not None:
         data["offload_layers"] = offload_layers
         data["total_layers"] = total_layers

@@ -58,6 +58,3 @@ class DevicePublic(PublicModel):
     cores: int | None
     updated_at: datetime
 
-
-def device_id(worker_name: str, device_type: str, index: int) -> str:
-    return f"{worker_name}:{device_type}:{index}"

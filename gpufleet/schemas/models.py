@@ -62,50 +62,6 @@ def _device_ids(value: list[str]) -> list[str]:
     return value
 
 
-# Flags gpufleet sets from the placement: a user value would contradict where the instance was put.
-PLACEMENT_FLAGS = frozenset(
-    {
-        "-m",
-        "--model",
-        "--host",
-        "--port",
-        "-a",
-        "--alias",
-        "-ngl",
-        "--gpu-layers",
-        "--n-gpu-layers",
-        "-ts",
-        "--tensor-split",
-        "--rpc",
-        "-dev",
-        "--device",
-        "-mg",
-        "--main-gpu",
-        "-sm",
-        "--split-mode",
-        "--fit",
-        "-fit",
-        "--embedding",
-        "--embeddings",
-        "--rerank",
-        "--reranking",
-    }
-)
-
-
-def _backend_parameters(value: list[str]) -> list[str]:
-    for parameter in value:
-        if not parameter.strip():
-            raise ValueError("contains an empty parameter")
-        flag = parameter.strip().split("=", 1)[0].split(None, 1)[0]
-        if flag in PLACEMENT_FLAGS:
-            raise ValueError(
-                f"{flag} is set by gpufleet from the placement (layers, devices, ports, model kind); "
-                "use gpu_selector, ctx_size or cpu_offloading instead"
-            )
-    return value
-
-
 class GpuSelector(RequestModel):
     device_ids: Annotated[list[str], Field(min_length=1), AfterValidator(_device_ids)]
 
@@ -122,7 +78,8 @@ class ModelSpec(RequestModel):
     ollama_library_model_name: str | None = Field(None, min_length=1, max_length=256)
     local_path: str | None = Field(None, min_length=1, max_length=4096)
     backend: Backend | None = None
-    backend_parameters: Annotated[list[str], AfterValidator(_backend_parameters)] = Field(default_factory=list)
+    # Checked by the engine's description (``engines``), which knows its flags.
+    backend_parameters: list[str] = Field(default_factory=list)
     replicas: int = Field(1, ge=0, le=1000)
     placement_strategy: PlacementStrategy = PlacementStrategy.SPREAD
     cpu_offloading: bool = False
@@ -143,12 +100,6 @@ class ModelSpec(RequestModel):
                 raise ValueError(
                     f"{field} does not apply to source {self.source.value!r} (it uses {', '.join(allowed)})"
                 )
-        from gpufleet.scheduler.run_config import BackendParameterError, run_config_for
-
-        try:
-            run_config_for(self.ctx_size, self.backend_parameters)
-        except BackendParameterError as exc:
-            raise ValueError(f"backend_parameters: {exc}") from exc
         if (
             self.local_path is not None
             and not self.local_path.startswith("/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import func, select
 
-from gpufleet.common.claims import claimed_by_device
+from gpufleet.common.resources import held_by_instance, total_by_device
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Device, ModelInstance, Worker
 from gpufleet.schemas.states import InstanceState, WorkerState
@@ -38,7 +38,7 @@ async def render(db: Database) -> bytes:
         workers.labels(worker_state.value).set(worker_counts.get(worker_state.value, 0))
     for instance_state in InstanceState:
         instances.labels(instance_state.value).set(instance_counts.get(instance_state.value, 0))
-    claimed = claimed_by_device([(w, c, s) for w, c, s in claims])
+    claimed = total_by_device(held for w, c, s in claims for held in held_by_instance(w, c, s))
     for device, worker_name in devices:
         memory.labels(worker_name, device.id, "total").set(device.memory_total)
         memory.labels(worker_name, device.id, "used").set(device.memory_used)

@@ -8,6 +8,7 @@ clear line instead of a failing web app.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gpufleet.config import Settings
@@ -52,6 +53,12 @@ class ServerRuntime:
         self.sweep = StaleWorkerSweep(self.db, interval)
         self.worker_calls = WorkerCalls()
         self.gateway = Gateway(self.db, self.settings.gateway_timeout)
+        # Which controllers hear of a committed change, by its kind (``_route_event``).
+        self._routes: dict[EventKind, Callable[[Event], None]] = {
+            EventKind.MODELS: self._model_changed,
+            EventKind.INSTANCES: self._instance_changed,
+            EventKind.WORKERS: self._worker_changed,
+        }
         self.db.add_listener(self.bus.publish)
         self.db.add_listener(self._route_event)
 
@@ -102,15 +109,25 @@ class ServerRuntime:
         """Turn a committed change into controller work (level-triggered: only keys)."""
         if self._may_change_placements(event):
             self.scheduler.enqueue(PENDING)
-        if event.kind == EventKind.MODELS and event.id is not None:
+        route = self._routes.get(event.kind) if event.kind is not None else None
+        if route is not None:
+            route(event)
+
+    def _model_changed(self, event: Event) -> None:
+        if event.id is not None:
             self.deployments.enqueue(event.id)
-        elif event.kind == EventKind.INSTANCES:
-            key = deployment_key(event)  # an instance gone, running, failed or waiting (a roll may move on)
-            if key is not None:
-                self.deployments.enqueue(key)
-        elif event.kind == EventKind.WORKERS and event.id is not None:
-            if event.type == EventType.ADDED or (event.object or {}).get("state") == WorkerState.NOT_READY:
-                self.probes.enqueue(event.id)
-            if event.type == EventType.DELETED or (event.object or {}).get("state") == WorkerState.NOT_READY:
-                # Instances stopping on a worker that went away can no longer be acknowledged.
-                self.deployments.enqueue(worker_key(event.id))
+
+    def _instance_changed(self, event: Event) -> None:
+        key = deployment_key(event)  # an instance gone, running, failed or waiting (a roll may move on)
+        if key is not None:
+            self.deployments.enqueue(key)
+
+    def _worker_changed(self, event: Event) -> None:
+        if event.id is None:
+            return
+        lost = (event.object or {}).get("state") == WorkerState.NOT_READY
+        if event.type == EventType.ADDED or lost:
+            self.probes.enqueue(event.id)
+        if event.type == EventType.DELETED or lost:
+            # Instances stopping on a worker that went away can no longer be acknowledged.
+            self.deployments.enqueue(worker_key(event.id))

@@ -18,7 +18,8 @@ import ipaddress
 import socket
 from urllib.parse import urlparse
 
-from gpufleet.config import Settings, is_loopback
+from gpufleet.common.net import is_loopback
+from gpufleet.config import Settings
 
 # A TEST-NET-1 address (RFC 5737): only used to ask the kernel for the default route.
 DEFAULT_ROUTE_PROBE = "192.0.2.1"

@@ -14,9 +14,11 @@ import logging
 
 import httpx
 
+from gpufleet.common.errors import GpufleetError
 from gpufleet.common.http_server import make_server
-from gpufleet.common.net import bind_socket
-from gpufleet.config import Settings, is_loopback
+from gpufleet.common.net import bind_socket, is_loopback
+from gpufleet.common.resources import device_id
+from gpufleet.config import Settings
 from gpufleet.schemas.events import EventType
 from gpufleet.schemas.instances import InstancePublic
 from gpufleet.schemas.workers import SystemReserved, WorkerHeartbeat, WorkerRegister, WorkerStatus
@@ -26,13 +28,14 @@ from gpufleet.worker.api_auth import new_api_token
 from gpufleet.worker.app import create_worker_app, render_metrics
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.devices.registry import DeviceDetection
+from gpufleet.worker.engines import EngineOptions, engines_for
 from gpufleet.worker.status import collect_status, status_fingerprint
 from gpufleet.worker.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
 
-class WorkerFatal(Exception):
+class WorkerFatal(GpufleetError):
     """The worker cannot go on (wrong token, name clash); the message says what to do."""
 
 
@@ -54,8 +57,7 @@ class WorkerAgent:
             ports=settings.service_ports,
             rpc_ports=settings.rpc_ports,
             allowed_model_dirs=settings.model_dirs,
-            llama_server_path=settings.llama_server_path,
-            rpc_server_path=settings.rpc_server_path,
+            engines=engines_for(EngineOptions(settings.llama_server_path, settings.rpc_server_path)),
             restart_backoff=settings.engine_restart_backoff,
             start_timeout=settings.engine_start_timeout,
             huggingface_token=settings.huggingface_token,
@@ -192,7 +194,7 @@ class WorkerAgent:
         self.status = await asyncio.to_thread(collect_status, self.detection, self.supervisor.engine_versions)
         name = self.settings.worker_name
         self.supervisor.simulated_device_ids = {
-            f"{name}:{d.type.value}:{d.index}" for d in self.status.devices if d.simulated
+            device_id(name, d.type.value, d.index) for d in self.status.devices if d.simulated
         }
 
     async def _status_loop(self) -> None:

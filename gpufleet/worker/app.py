@@ -13,8 +13,8 @@ from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from gpufleet import __version__
-from gpufleet.common.claims import claimed_by_device
 from gpufleet.common.fastapi_app import quiet_fastapi
+from gpufleet.common.resources import device_id, held_by_instance, total_by_device
 from gpufleet.schemas.instances import InstancePublic
 from gpufleet.schemas.workers import WorkerStatus
 from gpufleet.worker.api_auth import require_server
@@ -41,9 +41,13 @@ def render_metrics(
         ["worker", "device", "kind"],
         registry=registry,
     )
-    claimed = claimed_by_device([(i.worker_name, i.claim, [s.model_dump() for s in i.subordinates]) for i in instances])
+    claimed = total_by_device(
+        held
+        for i in instances
+        for held in held_by_instance(i.worker_name, i.claim, [s.model_dump() for s in i.subordinates])
+    )
     for device in status.devices if status else []:
-        identifier = f"{worker_name}:{device.type.value}:{device.index}"
+        identifier = device_id(worker_name, device.type.value, device.index)
         memory.labels(worker_name, identifier, "total").set(device.memory_total)
         memory.labels(worker_name, identifier, "used").set(device.memory_used)
         memory.labels(worker_name, identifier, "claimed").set(claimed.get(identifier, 0))

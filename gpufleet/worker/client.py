@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from gpufleet.common.errors import BadGateway, GpufleetError
 from gpufleet.schemas.events import Event
 from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition, RpcServerReport
 from gpufleet.schemas.model_files import ModelFilePublic, ModelFileReport
@@ -20,12 +21,12 @@ logger = logging.getLogger(__name__)
 WATCH_READ_TIMEOUT = 45.0  # the server pings every 15 s; three missed pings mean the stream is dead
 
 
-class ServerUnavailable(Exception):
+class ServerUnavailable(BadGateway):
     """No server URL answered."""
 
 
-class ServerRejected(Exception):
-    """A server answered with an error status."""
+class ServerRejected(GpufleetError):
+    """A server answered with an error status (``status_code``, its ``detail``)."""
 
     def __init__(self, status_code: int, detail: str) -> None:
         super().__init__(f"HTTP {status_code}: {detail}")

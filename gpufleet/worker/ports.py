@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 
+from gpufleet.common.errors import Unavailable
 
-class NoFreePort(RuntimeError):
+
+class NoFreePort(Unavailable):
     pass
 
 

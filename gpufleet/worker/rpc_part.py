@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from gpufleet.schemas.instances import InstancePublic, RpcServerReport, Subordinate
@@ -28,8 +29,16 @@ ROLE = "rpc"
 LISTEN_TIMEOUT = 30.0  # seconds for a new ggml-rpc-server to accept connections
 
 
-# Builds the ggml-rpc-server command for a part: (command, env, port). Raises PrepareError.
-RpcPlanner = Callable[[Subordinate], Awaitable[tuple[list[str], dict[str, str], int]]]
+@dataclass(frozen=True)
+class PartLaunch:
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    program: str  # what the process is called in messages, e.g. ggml-rpc-server
+
+
+# Builds the RPC server's command for this worker's part of an instance. Raises PrepareError.
+RpcPlanner = Callable[[InstancePublic, Subordinate], Awaitable[PartLaunch]]
 
 
 class RpcPart:
@@ -100,19 +109,22 @@ class RpcPart:
                 await self._report(self.process.port, self.process.pid, None)
             await asyncio.sleep(WATCH_INTERVAL)
             if not self.process.alive():
-                message = f"ggml-rpc-server exited:\n{tail(Path(self.process.record.log))}"
+                message = f"{self.process.record.program} exited:\n{tail(Path(self.process.record.log))}"
                 self._cleanup()
                 await self._report(None, None, message)
 
     async def _start(self, part: Subordinate) -> str | None:
         """Start the RPC server and wait until it listens; the reason when it cannot."""
         try:
-            command, env, port = await self.planner(part)
+            plan = await self.planner(self.instance, part)
         except PrepareError as exc:
-            return f"cannot start ggml-rpc-server: {exc}"
-        process = launch(self.records, self.instance.id, ROLE, command, port, self.log, env)
+            return f"cannot start the RPC server: {exc}"
+        port = plan.port
+        process = launch(
+            self.records, self.instance.id, ROLE, plan.command, port, self.log, plan.env, program=plan.program
+        )
         self.process = process
-        logger.info("instance %s: started ggml-rpc-server pid %d on port %d", self.instance.name, process.pid, port)
+        logger.info("instance %s: started %s pid %d on port %d", self.instance.name, plan.program, process.pid, port)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LISTEN_TIMEOUT
         while loop.time() < deadline and process.alive():
@@ -123,7 +135,7 @@ class RpcPart:
         await process.stop()
         self._cleanup()
         why = "did not listen in time" if code is None else f"exited with code {code}"
-        return f"ggml-rpc-server {why}:\n{tail(self.log)}"
+        return f"{plan.program} {why}:\n{tail(self.log)}"
 
     async def _listens(self, port: int) -> bool:
         """One TCP connection (closed at once; the server drops it and waits for the next client)."""

@@ -1,11 +1,12 @@
 """One instance's engine on its main worker: prepare, start, wait until healthy, watch, restart, stop.
 
-States it reports (each a compare-and-swap on the server): ``starting`` when it launches
-llama-server, ``running`` once ``/health`` answers, ``error`` with the log's last lines when the
-engine exits or fails to start. It restarts after 10 s, doubling to at most 5 minutes; after 3
-failed starts in a row on this worker it releases the placement (``failed``), so the scheduler
-tries elsewhere and avoids this worker for a while. A start that led to a healthy engine resets
-the count.
+States it reports (each a compare-and-swap on the server): ``starting`` when it launches the
+engine's server (llama-server for llama.cpp), ``running`` once its health endpoint answers,
+``error`` with the log's last lines when the engine exits or fails to start. It restarts after
+10 s, doubling to at most 5 minutes; after 3 failed starts in a row on this worker it releases
+the placement (``failed``), so the scheduler tries elsewhere and avoids this worker for a while.
+A start that led to a healthy engine resets the count. The engine itself is reached through the
+``Launch`` its planner returns (command, program name, health endpoint).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from gpufleet.common.errors import Unavailable
 from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subordinate
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
@@ -33,7 +35,7 @@ MAX_BACKOFF = 300.0
 FORGIVE_AFTER = 600.0  # a run this long (seconds) resets the restart back-off
 
 
-class PrepareError(RuntimeError):
+class PrepareError(Unavailable):
     """The engine cannot be started here (model file, binary, port); the message says why."""
 
 
@@ -48,6 +50,8 @@ class Launch:
     port: int
     log: Path
     parts: Parts
+    program: str  # what the engine's process is called, e.g. llama-server
+    health_path: str  # answers 200 once the model is loaded
 
 
 def parts_of(subordinates: Sequence[Subordinate]) -> Parts:
@@ -134,22 +138,37 @@ class InstanceRunner:
                 plan = await self.planner(self.instance, self._progress, self._wait_parts)
             except PrepareError as exc:
                 return str(exc), False
-            await self._report(S.STARTING, f"starting llama-server on port {plan.port}")
-            self.process = launch(self.records, self.instance.id, "server", plan.command, plan.port, plan.log, plan.env)
+            await self._report(S.STARTING, f"starting {plan.program} on port {plan.port}")
+            self.process = launch(
+                self.records,
+                self.instance.id,
+                "server",
+                plan.command,
+                plan.port,
+                plan.log,
+                plan.env,
+                program=plan.program,
+                health_path=plan.health_path,
+            )
             self.parts = plan.parts
             logger.info(
-                "instance %s: started llama-server pid %d on port %d", self.instance.name, self.process.pid, plan.port
+                "instance %s: started %s pid %d on port %d",
+                self.instance.name,
+                plan.program,
+                self.process.pid,
+                plan.port,
             )
         process = self.process
+        program = process.record.program
         log = Path(process.record.log)
         if not await self._wait_healthy(process):
             code = process.exit_code()
             await process.stop()
             self._cleanup()
             why = "did not answer /health in time" if code is None else f"exited with code {code} while starting"
-            return f"llama-server {why}:\n{tail(log)}", False
+            return f"{program} {why}:\n{tail(log)}", False
         if self.instance.state not in (S.STARTING, S.RUNNING, S.UNREACHABLE):  # adopted while in error
-            await self._report(S.STARTING, f"adopted llama-server pid {process.pid} on port {process.port}")
+            await self._report(S.STARTING, f"adopted {program} pid {process.pid} on port {process.port}")
         await self._report(S.RUNNING, None, port=process.port, pid=process.pid)
         changed = await self._watch(process)
         if changed:
@@ -158,7 +177,7 @@ class InstanceRunner:
             return changed, True
         code = process.exit_code()
         self._cleanup()
-        return f"llama-server exited{'' if code is None else f' with code {code}'}:\n{tail(log)}", True
+        return f"{program} exited{'' if code is None else f' with code {code}'}:\n{tail(log)}", True
 
     async def _watch(self, process: EngineProcess) -> str | None:
         """Watch a healthy engine until it exits (None) or must restart because an RPC server changed (why).
@@ -176,7 +195,7 @@ class InstanceRunner:
                 if p.ready and p.worker_id in self.parts and self.parts[p.worker_id] != (p.rpc_pid, p.endpoint)
             ]
             if moved:
-                return f"the RPC server on {', '.join(moved)} was restarted: llama-server must reconnect"
+                return f"the RPC server on {', '.join(moved)} was restarted: {process.record.program} must reconnect"
             if (
                 self.instance.state == S.UNREACHABLE
                 and all(p.ready for p in current)
@@ -219,10 +238,11 @@ class InstanceRunner:
         return False
 
     async def _answers(self, process: EngineProcess) -> bool:
-        """Whether the engine's ``/health`` says OK (200; 503 while it loads the model)."""
+        """Whether the engine's health endpoint says OK (200; llama-server answers 503 while it loads the model)."""
+        url = f"http://{self.engine_host}:{process.port}{process.record.health_path}"
         try:
             async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
-                return (await http.get(f"http://{self.engine_host}:{process.port}/health")).status_code == 200
+                return (await http.get(url)).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -12,8 +12,12 @@ worker:
 - ``stopping``: stop the engine, then release the instance (the server deletes it);
 - gone from the listing or deleted: stop the engine.
 
-Where this worker is an RPC subordinate of another worker's instance, an ``RpcPart`` runs a
-ggml-rpc-server for it (``rpc_part``), and stops it with the instance.
+Where this worker is an RPC subordinate of another worker's instance, an ``RpcPart`` runs the
+engine's RPC server for it (``rpc_part``; ggml-rpc-server for llama.cpp), and stops it with the
+instance.
+
+Engines are reached through ``worker.engines`` (one ``Engine`` per backend, chosen by the
+deployment's ``backend``): this module knows no engine's binaries, flags or health endpoint.
 
 Engines recorded by an earlier run of this worker and still alive are re-adopted (same pid), not
 restarted. ``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
@@ -24,25 +28,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
 
+from gpufleet.common.errors import GpufleetError
 from gpufleet.common.gguf_files import ModelFileError
-from gpufleet.estimate.gguf import GGUFError, read_model
-from gpufleet.estimate.model_info import ModelInfoError, model_info
-from gpufleet.scheduler.run_config import BackendParameterError, run_config_for
+from gpufleet.engines import backend_name
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subordinate
+from gpufleet.schemas.models import ModelPublic
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import ModelFiles, Progress
-from gpufleet.worker.engines.binaries import EngineUnavailable, LlamaCppBinaries, find, find_or_build
-from gpufleet.worker.engines.llama_cpp import rpc_launch, server_launch
+from gpufleet.worker.engines.base import Engine, ServerRequest
 from gpufleet.worker.engines.process import EngineProcess, adoptable, forget
-from gpufleet.worker.ports import NoFreePort, PortPool
+from gpufleet.worker.ports import PortPool
 from gpufleet.worker.rpc_part import ROLE as RPC_ROLE
-from gpufleet.worker.rpc_part import RpcPart
+from gpufleet.worker.rpc_part import PartLaunch, RpcPart
 from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError, WaitParts, parts_of
 
 logger = logging.getLogger(__name__)
@@ -61,8 +65,7 @@ class Supervisor:
         ports: range,
         rpc_ports: range,
         allowed_model_dirs: list[Path],
-        llama_server_path: Path | None = None,
-        rpc_server_path: Path | None = None,
+        engines: Mapping[str, Engine],
         restart_backoff: float = 10.0,
         start_timeout: float = 600.0,
         huggingface_token: str | None = None,
@@ -82,8 +85,7 @@ class Supervisor:
         self.engine_host = wildcard.get(bind_host, bind_host)
         self.parts: dict[int, RpcPart] = {}
         self.model_files = ModelFiles(data_dir, allowed_model_dirs, client, huggingface_token=huggingface_token)
-        self.binary_paths = (llama_server_path, rpc_server_path)
-        self.binaries: LlamaCppBinaries | None = None
+        self.engines = engines
         self.restart_backoff = restart_backoff
         self.start_timeout = start_timeout
         found = adoptable(self.records)
@@ -98,17 +100,33 @@ class Supervisor:
         self._lock = asyncio.Lock()
 
     async def discover_engines(self) -> None:
-        """Find the llama.cpp binaries now (never building them here), so the first status reports them."""
-        try:
-            self.binaries = await asyncio.to_thread(find, *self.binary_paths)
-        except EngineUnavailable as exc:
-            logger.warning("llama.cpp: %s", exc)
-        if self.binaries is None:
-            logger.info("no llama.cpp binaries yet: the first instance placed here builds them (minutes, once)")
+        """Find installed engines now (never installing them here), so the first status reports them."""
+        for engine in self.engines.values():
+            try:
+                await asyncio.to_thread(engine.discover)
+            except GpufleetError as exc:
+                logger.warning("%s: %s", engine.name, exc.message)
+            if engine.version is None:
+                logger.info("no %s yet: the first instance placed here installs it (minutes, once)", engine.name)
 
     @property
     def engine_versions(self) -> dict[str, str]:
-        return {"llama.cpp": self.binaries.version} if self.binaries else {}
+        return {name: engine.version for name, engine in self.engines.items() if engine.version}
+
+    def _engine(self, model: ModelPublic) -> Engine:
+        name = backend_name(model.backend)
+        engine = self.engines.get(name)
+        if engine is None:
+            raise PrepareError(f"this worker cannot run backend {name} (it runs {', '.join(sorted(self.engines))})")
+        return engine
+
+    async def _model(self, instance: InstancePublic) -> ModelPublic:
+        if instance.model_id is None:
+            raise PrepareError("the deployment of this instance was deleted")
+        try:
+            return await self.client.model(instance.model_id)
+        except (ServerRejected, ServerUnavailable) as exc:
+            raise PrepareError(f"cannot read the deployment: {exc}") from exc
 
     # --- fed by the agent -----------------------------------------------------------------------
     async def apply(self, event: Event) -> None:
@@ -237,12 +255,8 @@ class Supervisor:
 
     # --- what to launch ---------------------------------------------------------------------------
     async def _plan(self, instance: InstancePublic, progress: Progress, wait_parts: WaitParts) -> Launch:
-        if instance.model_id is None:
-            raise PrepareError("the deployment of this instance was deleted")
-        try:
-            model = await self.client.model(instance.model_id)
-        except (ServerRejected, ServerUnavailable) as exc:
-            raise PrepareError(f"cannot read the deployment: {exc}") from exc
+        model = await self._model(instance)
+        engine = self._engine(model)
         try:
             path = await self.model_files.path_for(model, progress)
         except ModelFileError as exc:
@@ -250,46 +264,36 @@ class Supervisor:
         parts = await wait_parts()
 
         def blocking() -> Launch:
+            port = None
             try:
-                info = model_info(read_model(path))
-                config = run_config_for(model.ctx_size, model.backend_parameters)
-                if self.binaries is None:
-                    self.binaries = find_or_build(*self.binary_paths)
+                engine.ensure_installed()
                 port = self.ports.acquire()
-            except (GGUFError, ModelInfoError, BackendParameterError, EngineUnavailable, NoFreePort, OSError) as exc:
+                request = ServerRequest(model, instance, path, self.bind_host, port, [p.endpoint for p in parts])
+                launch = engine.server_launch(request)
+            except (GpufleetError, OSError) as exc:
+                if port is not None:
+                    self.ports.release(port)
                 raise PrepareError(str(exc)) from exc
-            local_gpus = [d for d in instance.device_ids if ":cpu:" not in d]
-            launch = server_launch(
-                self.binaries,
-                model_path=path,
-                alias=model.name,
-                info=info,
-                config=config,
-                claim=instance.claim or {},
-                device_ids=local_gpus,
-                host=self.bind_host,
-                port=port,
-                rpc_endpoints=[p.endpoint for p in parts],
-                backend_parameters=model.backend_parameters,
-            )
-            return Launch(launch.command, launch.env, port, self.logs / f"{instance.name}.log", parts_of(parts))
+            log = self.logs / f"{instance.name}.log"
+            return Launch(launch.command, launch.env, port, log, parts_of(parts), engine.program, engine.health_path)
 
         return await asyncio.to_thread(blocking)
 
-    async def _plan_rpc(self, part: Subordinate) -> tuple[list[str], dict[str, str], int]:
-        def blocking() -> tuple[list[str], dict[str, str], int]:
+    async def _plan_rpc(self, instance: InstancePublic, part: Subordinate) -> PartLaunch:
+        engine = self._engine(await self._model(instance))
+
+        def blocking() -> PartLaunch:
+            port = None
             try:
-                if self.binaries is None:
-                    self.binaries = find_or_build(*self.binary_paths)
-                self.binaries.rpc_server_or_fail()  # say so before taking a port
+                engine.ensure_installed()
                 port = self.rpc_ports.acquire()
-            except (EngineUnavailable, NoFreePort, OSError) as exc:
+                threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+                launch = engine.part_launch(host=self.bind_host, port=port, device_ids=part.device_ids, threads=threads)
+            except (GpufleetError, OSError) as exc:
+                if port is not None:
+                    self.rpc_ports.release(port)
                 raise PrepareError(str(exc)) from exc
-            threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-            launch = rpc_launch(
-                self.binaries, host=self.bind_host, port=port, device_ids=part.device_ids, threads=threads
-            )
-            return launch.command, launch.env, port
+            return PartLaunch(launch.command, launch.env, port, engine.part_program)
 
         return await asyncio.to_thread(blocking)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gpufleet.demo import DEMO_QUESTION, INSTALL_HINT, DemoUnavailable, demo_model_file
+from gpufleet.common.demo_model import DEMO_QUESTION, INSTALL_HINT, DemoUnavailable, demo_model_file
 from tests.support.engines import find_llama_server, llama_server_missing_reason
 from tests.support.processes import GpufleetProcess, ports, run_cli
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpufleet.common.claims import claimed_by_device
+from gpufleet.common.resources import held_by_instance, total_by_device
 
 
 def test_claims_add_up_per_device_including_subordinates() -> None:
@@ -17,7 +17,7 @@ def test_claims_add_up_per_device_including_subordinates() -> None:
         ),
         ("c", None, []),  # pending: no claim
     ]
-    assert claimed_by_device(instances) == {
+    assert total_by_device(held for w, c, s in instances for held in held_by_instance(w, c, s)) == {
         "a:cpu:0": 11,
         "a:cuda:0": 150,
         "a:cuda:1": 70,

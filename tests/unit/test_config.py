@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from gpufleet.common.labels import parse_labels
 from gpufleet.common.units import GiB
-from gpufleet.config import Settings, parse_labels, parse_system_reserved
+from gpufleet.config import Settings, parse_system_reserved
 
 
 @pytest.mark.parametrize(

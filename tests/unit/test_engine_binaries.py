@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gpufleet.worker.engines.binaries import EngineUnavailable, find
+from gpufleet.worker.engines.base import EngineUnavailable
+from gpufleet.worker.engines.binaries import find
 from gpufleet.worker.engines.llama_cpp import rpc_launch
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from gpufleet.schemas.states import InstanceState
-from gpufleet.server.controllers.rollout import Capacity, Replica, decide
 from gpufleet.server.services.instances import PENDING_MESSAGE
+from gpufleet.server.services.rollout import Capacity, Replica, decide
 from gpufleet.server.services.spec_hash import ROLLED_FIELDS, spec_hash
 
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gpufleet.engines import supported_device_types
 from gpufleet.scheduler.framework import Request
-from gpufleet.scheduler.plugins.backend import SUPPORTED_DEVICES
 from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
 
 
@@ -22,7 +22,7 @@ def worker_mask(snapshot: ClusterSnapshot, workers: Sequence[WorkerView]) -> np.
 def gpu_mask(request: Request, snapshot: ClusterSnapshot, workers: Sequence[WorkerView]) -> np.ndarray:
     """GPUs of passing workers, of a type the backend runs on, and hand-picked if a selector is set."""
     layout = snapshot.layout
-    supported = SUPPORTED_DEVICES.get(request.backend, set())
+    supported = supported_device_types(request.backend)
     cache_key = ("gpu_types", request.backend)
     types = layout.cache.get(cache_key)
     if not isinstance(types, np.ndarray):

@@ -1,18 +1,19 @@
-"""The backend must run on the worker's devices: llama.cpp everywhere, vLLM on NVIDIA/AMD GPUs only."""
+"""The backend must run on the worker's devices: each engine's description says which device types
+it supports (``engines.ENGINES``; llama.cpp everywhere), and a backend not available at all fits
+nowhere."""
 
 from __future__ import annotations
 
+from gpufleet.engines import supported_device_types
 from gpufleet.scheduler.framework import Request, Status
 from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
-
-SUPPORTED_DEVICES = {"llama.cpp": {"cuda", "rocm", "metal", "cpu"}, "vllm": {"cuda", "rocm"}}
 
 
 class BackendSupport:
     name = "backend"
 
     def check(self, request: Request, worker: WorkerView, snapshot: ClusterSnapshot) -> Status:
-        supported = SUPPORTED_DEVICES.get(request.backend, set())
+        supported = supported_device_types(request.backend)
         if any(device.type in supported for device in worker.devices):
             return Status.fits()
         return Status(False, f"no device {request.backend} can run on")

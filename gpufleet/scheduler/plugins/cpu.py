@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gpufleet.common.resources import Resources
+from gpufleet.engines import supported_device_types
 from gpufleet.estimate.config import Placement as LayerPlacement
-from gpufleet.scheduler.framework import Claim, Mode, Placement, Request
+from gpufleet.scheduler.framework import Mode, Placement, Request
 from gpufleet.scheduler.plugins.arrays import worker_mask
-from gpufleet.scheduler.plugins.backend import SUPPORTED_DEVICES
 from gpufleet.scheduler.plugins.fit import estimate
 from gpufleet.scheduler.plugins.resource_allocation import ResourceAllocation
 from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
@@ -21,7 +22,7 @@ class CpuOnly:
     mode = Mode.CPU
 
     def candidates(self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot) -> list[Placement]:
-        if "cpu" not in SUPPORTED_DEVICES.get(request.backend, set()):
+        if "cpu" not in supported_device_types(request.backend):
             return []
         result = estimate(request, LayerPlacement(gpus=0))
         layout = snapshot.layout
@@ -40,7 +41,7 @@ class CpuOnly:
                 self.mode,
                 layout.workers[int(layout.owner[i])],
                 (layout.devices[int(i)].id,),
-                Claim(result.ram, {}),
+                Resources(result.ram, {}),
                 0,
                 result.layers,
             )

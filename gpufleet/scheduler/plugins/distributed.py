@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gpufleet.common.resources import Resources
 from gpufleet.estimate.config import Placement as LayerPlacement
-from gpufleet.scheduler.framework import Claim, Mode, Placement, Request, Subordinate
+from gpufleet.scheduler.framework import Mode, Placement, Request, Subordinate
 from gpufleet.scheduler.plugins.arrays import gpu_mask, sorted_free_rows
 from gpufleet.scheduler.plugins.fit import estimate, shortfall, split_by_free
 from gpufleet.scheduler.plugins.multi_gpu import lower_bound
@@ -103,8 +104,8 @@ class Distributed:
         parts = []
         for worker in subordinates:
             ids = tuple(d.id for d in remote if d.worker_id == worker.id)
-            parts.append(Subordinate(worker.id, worker.name, ids, Claim(0, {i: needs[i] for i in ids if needs[i]})))
-        main_claim = Claim(ram, {d.id: needs[d.id] for d in local if needs[d.id]})
+            parts.append(Subordinate(worker.id, worker.name, ids, Resources(0, {i: needs[i] for i in ids if needs[i]})))
+        main_claim = Resources(ram, {d.id: needs[d.id] for d in local if needs[d.id]})
         return Placement(
             self.mode, main, tuple(d.id for d in local), main_claim, offloaded, layers, split, tuple(parts)
         )

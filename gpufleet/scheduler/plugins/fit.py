@@ -10,17 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gpufleet.common.resources import Resources
 from gpufleet.common.units import MiB
+from gpufleet.engines import supported_device_types
 from gpufleet.estimate.config import Placement as LayerPlacement
 from gpufleet.estimate.memory import Estimate
-from gpufleet.scheduler.framework import Claim, Request
-from gpufleet.scheduler.plugins.backend import SUPPORTED_DEVICES
+from gpufleet.scheduler.framework import Request
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
 
 
 def usable_gpus(request: Request, worker: WorkerView) -> list[DeviceView]:
     """The worker's GPUs this request may use: the backend's device types, and the hand-picked ones if any."""
-    supported = SUPPORTED_DEVICES.get(request.backend, set())
+    supported = supported_device_types(request.backend)
     gpus = [g for g in worker.gpus if g.type in supported]
     if request.gpu_selector:
         gpus = [g for g in gpus if g.id in request.gpu_selector]
@@ -66,5 +67,5 @@ def shortfall(
     return None
 
 
-def claim_of(result: Estimate, devices: Sequence[DeviceView]) -> Claim:
-    return Claim(ram=result.ram, vram={d.id: v for d, v in zip(devices, result.vram, strict=True) if v})
+def claim_of(result: Estimate, devices: Sequence[DeviceView]) -> Resources:
+    return Resources(ram=result.ram, vram={d.id: v for d, v in zip(devices, result.vram, strict=True) if v})

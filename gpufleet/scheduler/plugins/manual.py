@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gpufleet.common.resources import Resources
 from gpufleet.estimate.config import Placement as LayerPlacement
-from gpufleet.scheduler.framework import Claim, Mode, Placement, Request, Subordinate
+from gpufleet.scheduler.framework import Mode, Placement, Request, Subordinate
 from gpufleet.scheduler.plugins.fit import claim_of, estimate, shortfall, split_by_free
 from gpufleet.scheduler.plugins.partial import most_layers
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
@@ -44,7 +45,7 @@ class ManualSelection:
         if not gpus:  # its CPU only
             result = estimate(request, LayerPlacement(gpus=0))
             if shortfall(snapshot, result, worker, []) is None:
-                return [Placement(Mode.CPU, worker, (worker.cpu.id,), Claim(result.ram, {}), 0, result.layers)]
+                return [Placement(Mode.CPU, worker, (worker.cpu.id,), Resources(result.ram, {}), 0, result.layers)]
             return []
         split = split_by_free(snapshot, gpus) if len(gpus) > 1 else ()
         result = estimate(request, LayerPlacement(gpus=len(gpus), tensor_split=split or None))
@@ -100,11 +101,11 @@ class ManualSelection:
                 w.id,
                 w.name,
                 tuple(d.id for d in by_worker[w.id]),
-                Claim(0, {d.id: needs[d.id] for d in by_worker[w.id] if needs[d.id]}),
+                Resources(0, {d.id: needs[d.id] for d in by_worker[w.id] if needs[d.id]}),
             )
             for w in subordinates
         )
-        claim = Claim(result.ram, {d.id: needs[d.id] for d in local if needs[d.id]})
+        claim = Resources(result.ram, {d.id: needs[d.id] for d in local if needs[d.id]})
         return [
             Placement(
                 Mode.DISTRIBUTED,

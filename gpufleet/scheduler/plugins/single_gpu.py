@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gpufleet.common.resources import Resources
 from gpufleet.estimate.config import Placement as LayerPlacement
-from gpufleet.scheduler.framework import Claim, Mode, Placement, Request
+from gpufleet.scheduler.framework import Mode, Placement, Request
 from gpufleet.scheduler.plugins.arrays import gpu_mask
 from gpufleet.scheduler.plugins.fit import estimate
 from gpufleet.scheduler.plugins.resource_allocation import ResourceAllocation
@@ -44,7 +45,7 @@ class SingleGpu:
                     self.mode,
                     worker,
                     (device.id,),
-                    Claim(need_ram, {device.id: need_vram}),
+                    Resources(need_ram, {device.id: need_vram}),
                     result.offloaded_layers,
                     result.layers,
                 )

@@ -4,7 +4,7 @@ reconcile(model_id):
 - model exists: ``rollout.decide`` says which instances to create and which to remove, from the
   rows alone: up to ``replicas`` of the current spec fingerprint, scale-down least advanced first,
   and after a spec change a rolling replacement (a new instance runs before an old one stops; see
-  ``controllers/rollout.py``). When it asks whether the surge instance fits, ``services.surge``
+  ``services/rollout.py``). When it asks whether the surge instance fits, ``services.surge``
   answers outside the write transaction and the decision is made again with the answer.
   An instance without a worker is deleted at once; one on a worker goes to ``stopping`` and the
   worker deletes it once its engine is stopped.
@@ -26,9 +26,9 @@ from gpufleet.db.tables import Model, ModelInstance, Worker
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.states import InstanceState, WorkerState
 from gpufleet.server.controllers.base import Controller
-from gpufleet.server.controllers.rollout import Capacity, Decision, Replica, decide
 from gpufleet.server.services import instances as instance_service
 from gpufleet.server.services import surge
+from gpufleet.server.services.rollout import Capacity, Decision, Replica, decide
 
 ORPHANS = "orphans"  # the key for instances whose deployment was deleted
 

@@ -11,6 +11,8 @@ import json
 
 from starlette.responses import Response
 
+from gpufleet.common.errors import GpufleetError
+
 # OpenAI's error ``type`` for each status the gateway answers with.
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -28,13 +30,13 @@ ERROR_TYPES = {
 }
 
 
-class GatewayError(Exception):
-    """A request the gateway answers itself, with ``status`` and a message for the caller."""
+class GatewayError(GpufleetError):
+    """A request the gateway answers itself, with ``status`` and a message for the caller, in
+    OpenAI's shape (``server.errors`` gives it its own handler)."""
 
     def __init__(self, status: int, message: str, code: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.status = self.status_code = status
         self.code = code
         self.retry_after = retry_after
 

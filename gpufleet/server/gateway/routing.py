@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,14 +84,10 @@ class RoutingTable:
         self._stale = True
 
     def _on_event(self, event: Event) -> None:
-        if event.type in (EventType.PING, EventType.SYNCED) or event.id is None:
+        if self._stale or event.type in (EventType.PING, EventType.SYNCED) or event.id is None:
             return
-        if event.kind == EventKind.MODELS:
-            self._stale = self._stale or _model_changed(event, self._loaded.routes)
-        elif event.kind == EventKind.WORKERS:
-            self._stale = self._stale or _worker_changed(event, self._loaded.workers)
-        elif event.kind == EventKind.INSTANCES:
-            self._stale = self._stale or _instance_changed(event, self._loaded.running)
+        changed = CHANGES.get(event.kind) if event.kind is not None else None
+        self._stale = changed is not None and changed(event, self._loaded)
 
     async def _load(self) -> _Loaded:
         async with self.db.read() as session:
@@ -123,25 +120,33 @@ class RoutingTable:
         )
 
 
-def _model_changed(event: Event, routes: dict[str, Route]) -> bool:
+def _model_changed(event: Event, loaded: _Loaded) -> bool:
     if event.type != EventType.MODIFIED:
         return True  # added or deleted
     name = (event.object or {}).get("name")
-    route = routes.get(name) if isinstance(name, str) else None
+    route = loaded.routes.get(name) if isinstance(name, str) else None
     return route is None or route.model_id != event.id
 
 
-def _worker_changed(event: Event, workers: dict[int, tuple[str, str]]) -> bool:
+def _worker_changed(event: Event, loaded: _Loaded) -> bool:
     obj: dict[str, Any] = event.object or {}
     assert event.id is not None
     state = obj.get("state")
     liveness = WorkerState.READY.value if state == WorkerState.MAINTENANCE.value else state  # shown, not stored
-    return event.type != EventType.MODIFIED or workers.get(event.id) != (obj.get("ip"), liveness)
+    return event.type != EventType.MODIFIED or loaded.workers.get(event.id) != (obj.get("ip"), liveness)
 
 
-def _instance_changed(event: Event, running: dict[int, int]) -> bool:
+def _instance_changed(event: Event, loaded: _Loaded) -> bool:
     obj: dict[str, Any] = event.object or {}
     is_running = obj.get("state") == InstanceState.RUNNING.value and event.type != EventType.DELETED
     if not is_running:
-        return event.id in running
-    return running.get(event.id or -1) != obj.get("port")
+        return event.id in loaded.running
+    return loaded.running.get(event.id or -1) != obj.get("port")
+
+
+# Whether a committed change of each kind makes the loaded routing stale.
+CHANGES: dict[EventKind, Callable[[Event, _Loaded], bool]] = {
+    EventKind.MODELS: _model_changed,
+    EventKind.WORKERS: _worker_changed,
+    EventKind.INSTANCES: _instance_changed,
+}

@@ -69,15 +69,32 @@ async def watch(
     return StreamingResponse(stream, media_type="application/x-ndjson")
 
 
+Listed = list[tuple[int, dict[str, object]]]  # (id, the object as JSON)
+
+
+async def _workers(db: Database, principal: Principal) -> Listed:
+    return [(w.id, w.model_dump(mode="json")) for w in await worker_service.list_workers(db)]
+
+
+async def _models(db: Database, principal: Principal) -> Listed:
+    return [(m.id, m.model_dump(mode="json")) for m in await model_service.list_models(db)]
+
+
+async def _instances(db: Database, principal: Principal) -> Listed:
+    return [(i.id, i.model_dump(mode="json")) for i in await instance_service.list_instances(db, principal)]
+
+
+# What a (re)connecting watcher is sent first, per kind: every object, as ``added`` events.
+LISTINGS: dict[EventKind, Callable[[Database, Principal], Awaitable[Listed]]] = {
+    EventKind.WORKERS: _workers,
+    EventKind.MODELS: _models,
+    EventKind.INSTANCES: _instances,
+}
+
+
 async def _listing(db: Database, kind: EventKind, principal: Principal) -> list[Event]:
-    objects: list[tuple[int, dict[str, object]]]
-    if kind == EventKind.WORKERS:
-        objects = [(w.id, w.model_dump(mode="json")) for w in await worker_service.list_workers(db)]
-    elif kind == EventKind.MODELS:
-        objects = [(m.id, m.model_dump(mode="json")) for m in await model_service.list_models(db)]
-    else:
-        objects = [(i.id, i.model_dump(mode="json")) for i in await instance_service.list_instances(db, principal)]
-    return [Event(kind=kind, type=EventType.ADDED, id=i, object=o) for i, o in objects]
+    listed = await LISTINGS[kind](db, principal)
+    return [Event(kind=kind, type=EventType.ADDED, id=i, object=o) for i, o in listed]
 
 
 def _line(event: Event) -> bytes:

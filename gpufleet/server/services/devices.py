@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gpufleet.common.resources import device_id
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Device, Worker
-from gpufleet.schemas.devices import DevicePublic, DeviceReport, DeviceType, device_id
+from gpufleet.schemas.devices import DevicePublic, DeviceReport, DeviceType
 
 CPU_SORT_KEY = 1_000_000  # CPU after every GPU
 

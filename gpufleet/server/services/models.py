@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpufleet.common.errors import Conflict, InvalidInput, NotFound
+from gpufleet.common.errors import Conflict, GpufleetError, InvalidInput, NotFound
 from gpufleet.db.session import Database, record_event
 from gpufleet.db.tables import Model, ModelInstance
+from gpufleet.engines import ENGINES, backend_name
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.models import ModelPublic, ModelSpec, ModelUpdate
 from gpufleet.schemas.states import InstanceState
@@ -62,6 +63,20 @@ def _apply(row: Model, spec: ModelSpec) -> None:
         setattr(row, field, value)
 
 
+def check_engine_parameters(spec: ModelSpec) -> None:
+    """The deployment's engine accepts its ``backend_parameters`` and context size (422 if not).
+
+    A backend gpufleet cannot run yet is not refused here: its instances stay pending and say why.
+    """
+    engine = ENGINES.get(backend_name(spec.backend))
+    if engine is None:
+        return
+    try:
+        engine.check_parameters(spec.ctx_size, spec.backend_parameters)
+    except GpufleetError as exc:
+        raise InvalidInput(f"backend_parameters: {exc.message}", field="backend_parameters") from exc
+
+
 async def _check_devices(session: AsyncSession, spec: ModelSpec) -> None:
     if spec.gpu_selector is None:
         return
@@ -102,6 +117,7 @@ def _publish(session: AsyncSession, row: Model, kind: EventType, counts: Replica
 
 
 async def create_model(db: Database, spec: ModelSpec) -> ModelPublic:
+    check_engine_parameters(spec)
     try:
         async with db.transaction() as session:
             await _check_devices(session, spec)
@@ -132,6 +148,7 @@ async def update_model(db: Database, model_id: int, body: ModelUpdate) -> ModelP
                 spec = body.merged_onto(spec_of(row))
             except ValidationError as exc:
                 raise InvalidInput(_first_error(exc)) from exc
+            check_engine_parameters(spec)
             if spec.name != row.name:
                 await _check_name_free(session, spec.name, except_id=row.id)
             await _check_devices(session, spec)

@@ -10,9 +10,11 @@ from gpufleet.scheduler.scheduler import schedule
 from gpufleet.schemas.models import ModelSpec
 from gpufleet.schemas.preview import PreviewPlacement, PreviewResult, WorkerReason
 from gpufleet.server.services import scheduling
+from gpufleet.server.services.models import check_engine_parameters
 
 
 async def preview(db: Database, spec: ModelSpec) -> PreviewResult:
+    check_engine_parameters(spec)
     async with db.read() as session:
         snapshot = await scheduling.load_snapshot(session)
     try:

@@ -12,29 +12,25 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpufleet.common.claims import add_claim
 from gpufleet.common.clock import as_utc, utcnow
+from gpufleet.common.resources import cpu_device_id, held_by_instance
 from gpufleet.db.tables import Model, ModelInstance, Worker
-from gpufleet.estimate.gguf import GGUFError
-from gpufleet.estimate.loader import load_estimator
-from gpufleet.estimate.model_info import ModelInfoError
-from gpufleet.estimate.sources import SourceError
+from gpufleet.engines import CannotEstimate, backend_name, engine_for
+from gpufleet.estimate.memory import Estimator
 from gpufleet.scheduler.framework import Placement, Request
-from gpufleet.scheduler.run_config import BackendParameterError, run_config_for
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
+from gpufleet.schemas.models import ModelSpec
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.services import instances as instance_service
-from gpufleet.server.services.model_files import ModelFileError, location_of
+from gpufleet.server.services.models import spec_of
 
-ESTIMATE_ERRORS = (ModelFileError, GGUFError, ModelInfoError, SourceError, BackendParameterError, OSError)
+__all__ = ["CannotEstimate", "build_request", "commit", "estimator_for", "load_pending", "load_snapshot"]
+
 PLACED = [s.value for s in InstanceState if s not in (InstanceState.PENDING,)]
-
-
-class CannotEstimate(Exception):
-    """The model's memory cannot be estimated (file unreadable, not GGUF, unsupported backend)."""
 
 
 async def load_snapshot(session: AsyncSession) -> ClusterSnapshot:
@@ -50,9 +46,9 @@ async def load_snapshot(session: AsyncSession) -> ClusterSnapshot:
     running: dict[str, int] = defaultdict(int)
     for worker_name, claim, subordinates, state in rows:
         for target in (claimed, running) if state == InstanceState.RUNNING else (claimed,):
-            add_claim(target, worker_name, claim)
-            for sub in subordinates or []:
-                add_claim(target, sub.get("worker_name"), sub.get("claim"))
+            for holder, resources in held_by_instance(worker_name, claim, subordinates):
+                for device, amount in resources.by_device(holder).items():
+                    target[device] += amount
     return ClusterSnapshot(tuple(_worker_view(w, claimed, running) for w in workers))
 
 
@@ -79,7 +75,7 @@ def _worker_view(worker: Worker, claimed: dict[str, int], running: dict[str, int
         )
     cpu = next((v for v in views if v.type == "cpu"), None)
     if cpu is None:  # a worker that has not reported its CPU: nothing can go there
-        cpu = DeviceView(f"{worker.name}:cpu:0", worker.id, worker.name, 0, "cpu", "CPU", 0, 0, 0, 0)
+        cpu = DeviceView(cpu_device_id(worker.name), worker.id, worker.name, 0, "cpu", "CPU", 0, 0, 0, 0)
     gpus = tuple(v for v in views if v.type != "cpu")
     return WorkerView(
         worker.id,
@@ -92,46 +88,29 @@ def _worker_view(worker: Worker, claimed: dict[str, int], running: dict[str, int
     )
 
 
-def spec_request_fields(model: Any) -> dict[str, Any]:
-    """Request fields from a deployment (a ``Model`` row or a ``ModelSpec``)."""
-    selector = model.gpu_selector
-    device_ids = (
-        selector.get("device_ids", [])
-        if isinstance(selector, dict)
-        else (selector.device_ids if selector is not None else [])
-    )
+def spec_request_fields(spec: ModelSpec) -> dict[str, Any]:
+    """The placement rules of a deployment, as ``Request`` fields."""
     return {
-        "backend": str(getattr(model.backend, "value", model.backend) or "llama.cpp"),
-        "placement_strategy": str(getattr(model.placement_strategy, "value", model.placement_strategy)),
-        "cpu_offloading": bool(model.cpu_offloading),
-        "distributed": bool(model.distributed_inference_across_workers),
-        "worker_selector": dict(model.worker_selector or {}),
-        "gpu_selector": tuple(device_ids),
+        "backend": backend_name(spec.backend),
+        "placement_strategy": spec.placement_strategy.value,
+        "cpu_offloading": spec.cpu_offloading,
+        "distributed": spec.distributed_inference_across_workers,
+        "worker_selector": dict(spec.worker_selector),
+        "gpu_selector": tuple(spec.gpu_selector.device_ids if spec.gpu_selector else ()),
     }
 
 
-def estimator_for(model: Any) -> Any:
-    """The memoised Estimator of a deployment's GGUF for its run settings. Blocking: call in a thread."""
-    backend = getattr(model.backend, "value", model.backend)
-    if backend == "vllm":
-        raise CannotEstimate(
-            "placing vLLM deployments needs the safetensors estimate, which is not built yet; "
-            "use backend llama.cpp with a GGUF model"
-        )
-    source = str(getattr(model.source, "value", model.source))
+def estimator_for(spec: ModelSpec) -> Estimator:
+    """The deployment's engine's memoised estimator for its model and run settings. Blocking: call in a thread."""
+    return engine_for(spec.backend).estimator(spec)
+
+
+def stored_spec(model: Model) -> ModelSpec:
+    """A stored deployment as the spec it was validated as; ``CannotEstimate`` if it no longer validates."""
     try:
-        location = location_of(
-            source,
-            local_path=model.local_path,
-            huggingface_repo_id=model.huggingface_repo_id,
-            huggingface_filename=model.huggingface_filename,
-            modelscope_model_id=model.modelscope_model_id,
-            modelscope_file_path=model.modelscope_file_path,
-            ollama_library_model_name=model.ollama_library_model_name,
-        )
-        return load_estimator(location, run_config_for(model.ctx_size, model.backend_parameters or []))
-    except ESTIMATE_ERRORS as exc:
-        raise CannotEstimate(f"cannot estimate the model's memory: {exc}") from exc
+        return ModelSpec.model_validate(spec_of(model))
+    except ValidationError as exc:
+        raise CannotEstimate(f"the stored deployment is no longer valid: {exc.errors()[0]['msg']}") from exc
 
 
 def avoided_workers(instance: ModelInstance, now: datetime | None = None) -> dict[str, str]:
@@ -184,10 +163,12 @@ async def load_pending(session: AsyncSession) -> tuple[list[ModelInstance], dict
 
 
 def build_request(instance: ModelInstance, model: Model) -> Request:
+    """Blocking (the estimate reads the model's header): call in a thread."""
+    spec = stored_spec(model)
     return Request(
         instance_id=instance.id,
         instance_name=instance.name,
-        estimator=estimator_for(model),
+        estimator=estimator_for(spec),
         avoid=avoided_workers(instance),
-        **spec_request_fields(model),
+        **spec_request_fields(spec),
     )

@@ -2,7 +2,7 @@
 
 The pure scheduler is run on the current snapshot, and again on snapshots where one outdated
 instance's claims are released, in the order the question gives. Nothing is written: the
-deployments controller decides (``controllers.rollout``) and the scheduling controller places.
+deployments controller decides (``services.rollout``) and the scheduling controller places.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gpufleet.common.claims import claimed_by_device
+from gpufleet.common.resources import held_by_instance, total_by_device
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Model, ModelInstance
 from gpufleet.scheduler.framework import Placement
 from gpufleet.scheduler.scheduler import schedule
 from gpufleet.schemas.states import InstanceState
-from gpufleet.server.controllers.rollout import Capacity, CapacityQuestion
 from gpufleet.server.services import scheduling
+from gpufleet.server.services.rollout import Capacity, CapacityQuestion
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def answer(db: Database, question: CapacityQuestion) -> Capacity:
     if isinstance(schedule(request, snapshot), Placement):
         return nothing  # it fits: the scheduler places it
     for old in outdated:
-        held = claimed_by_device([(old.worker_name, old.claim, old.subordinates)])
+        held = total_by_device(held_by_instance(old.worker_name, old.claim, old.subordinates))
         released = snapshot.with_claim({device: -amount for device, amount in held.items()})
         if isinstance(schedule(request, released), Placement):
             return Capacity(question.pending.id, freed_by=old.id)

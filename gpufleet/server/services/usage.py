@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -19,6 +21,41 @@ COLUMNS: dict[UsageGroup, tuple[Any, ...]] = {
     UsageGroup.USER: (UsageRecord.user_id,),
     UsageGroup.KEY: (UsageRecord.api_key_id, UsageRecord.user_id),
     UsageGroup.DAY: (UsageRecord.day,),
+}
+
+
+@dataclass(frozen=True)
+class Names:
+    """What ids are called now: user id → username, API key id → key name."""
+
+    users: dict[int, str]
+    keys: dict[int, str]
+
+
+def _model_fields(groups: Sequence[Any], names: Names) -> dict[str, Any]:
+    return {"model_name": groups[0]}
+
+
+def _user_fields(groups: Sequence[Any], names: Names) -> dict[str, Any]:
+    return {"user_id": groups[0], "username": names.users.get(groups[0])}
+
+
+def _key_fields(groups: Sequence[Any], names: Names) -> dict[str, Any]:
+    key_id, user_id = groups
+    name = "(login session)" if key_id == NO_KEY else names.keys.get(key_id, f"(deleted key {key_id})")
+    return {"api_key_id": key_id, "api_key_name": name, "user_id": user_id, "username": names.users.get(user_id)}
+
+
+def _day_fields(groups: Sequence[Any], names: Names) -> dict[str, Any]:
+    return {"day": date.fromisoformat(groups[0])}
+
+
+# A row's own fields from its group's column values (in ``COLUMNS`` order).
+FIELDS: dict[UsageGroup, Callable[[Sequence[Any], Names], dict[str, Any]]] = {
+    UsageGroup.MODEL: _model_fields,
+    UsageGroup.USER: _user_fields,
+    UsageGroup.KEY: _key_fields,
+    UsageGroup.DAY: _day_fields,
 }
 
 
@@ -43,20 +80,11 @@ async def usage(
         rows = (await session.execute(query)).all()
         users = dict((await session.execute(select(User.id, User.username))).all())
         keys = dict((await session.execute(select(ApiKey.id, ApiKey.name))).all())
+    names, fields_of = Names(users, keys), FIELDS[group_by]
     result = []
     for row in rows:
         *groups, n, p, c = row
-        fields: dict[str, Any] = {}
-        if group_by == UsageGroup.MODEL:
-            fields["model_name"] = groups[0]
-        elif group_by == UsageGroup.USER:
-            fields.update(user_id=groups[0], username=users.get(groups[0]))
-        elif group_by == UsageGroup.KEY:
-            key_id, user_id = groups
-            name = "(login session)" if key_id == NO_KEY else keys.get(key_id, f"(deleted key {key_id})")
-            fields.update(api_key_id=key_id, api_key_name=name, user_id=user_id, username=users.get(user_id))
-        else:
-            fields["day"] = date.fromisoformat(groups[0])
+        fields = fields_of(groups, names)
         result.append(
             UsageRow(**fields, requests=n, prompt_tokens=p, completion_tokens=c, total_tokens=int(p) + int(c))
         )

@@ -13,12 +13,13 @@ import os
 import subprocess
 from typing import Protocol
 
+from gpufleet.common.errors import Unavailable
 from gpufleet.schemas.devices import DeviceReport
 
 TOOL_TIMEOUT_S = 10.0
 
 
-class DetectionError(Exception):
+class DetectionError(Unavailable):
     """The hardware seems present but reading it failed; the message says why."""
 
 

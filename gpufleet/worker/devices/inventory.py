@@ -18,11 +18,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gpufleet.common.errors import InvalidInput
 from gpufleet.schemas.devices import DeviceReport, DeviceType
 from gpufleet.worker.devices.cpu import CpuDetector
 
 
-class InventoryError(ValueError):
+class InventoryError(InvalidInput, ValueError):
     """The inventory file cannot be used; the message names the file and the problem."""
 
 

@@ -20,11 +20,12 @@ from gpufleet.schemas.devices import DeviceType
 from gpufleet.worker.devices.amd import AmdDetector
 from gpufleet.worker.devices.base import DetectionError
 from gpufleet.worker.devices.nvidia import NvidiaDetector
+from gpufleet.worker.engines.base import EngineUnavailable
 
 OLDEST_CC_BY_CUDA_MAJOR = {13: (7, 5), 12: (5, 0), 11: (3, 5)}
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(EngineUnavailable):
     """The hardware needs a toolkit this machine lacks (or has in an unusable version)."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpufleet.worker.engines.backends import BackendUnavailable
+from gpufleet.worker.engines.base import EngineUnavailable
 from gpufleet.worker.engines.llama_cpp_build import (
     RPC_BINARIES,
     SERVER_BINARY,
@@ -24,10 +25,6 @@ from gpufleet.worker.engines.llama_cpp_build import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class EngineUnavailable(RuntimeError):
-    """No usable llama.cpp binary; the message says what was tried."""
 
 
 @dataclass(frozen=True)

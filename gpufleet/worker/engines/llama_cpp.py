@@ -1,6 +1,6 @@
 """How gpufleet runs llama.cpp for an instance: the exact llama-server (and ggml-rpc-server) command.
 
-Everything memory-relevant comes from the deployment's run settings (``scheduler.run_config``),
+Everything memory-relevant comes from the deployment's run settings (``engines.llama_cpp_flags``),
 the same ones the scheduler estimated, and from the placement's claim (layers on GPUs, tensor
 split, RPC servers), so llama.cpp allocates what was planned:
 
@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpufleet.engines.llama_cpp_flags import SWITCHES, VALUE_FLAGS
 from gpufleet.estimate.config import RunConfig
 from gpufleet.estimate.memory import Estimator
 from gpufleet.estimate.model_info import ModelInfo, ModelKind
-from gpufleet.scheduler.run_config import SWITCHES, VALUE_FLAGS
+from gpufleet.worker.engines.base import ServerLaunch
 from gpufleet.worker.engines.binaries import LlamaCppBinaries
 
 # "trace": adds where each layer and buffer went (load_tensors, KV and compute buffers per device),
@@ -31,12 +31,6 @@ from gpufleet.worker.engines.binaries import LlamaCppBinaries
 LOG_VERBOSITY = 4
 QUIET_ENV = {"HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 VISIBLE_DEVICES = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES"}
-
-
-@dataclass(frozen=True)
-class ServerLaunch:
-    command: list[str]
-    env: dict[str, str]
 
 
 def user_parameters(parameters: Sequence[str]) -> list[str]:

@@ -5,7 +5,9 @@ the ``llama-cpp-python`` source distribution vendors a pinned llama.cpp. We fetc
 that sdist with pip (so it works wherever pip works, proxies and mirrors included),
 build the two servers with CMake (static, RPC on, tests/examples/web UI off, the
 backend that fits the machine), and keep them under
-``<cache>/engines/llama.cpp/<version>/<backend>/bin``. Later calls find them there.
+``<cache>/engines/llama.cpp/<version>/<backend>/bin``. Later calls find them there, as long as
+they were built with the CMake flags this machine needs now (``cmake_flags``): a build made
+before a flag changed (for instance the AMX fix of ``cpu_features``) is built again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 
 from gpufleet.common.paths import cache_dir
 from gpufleet.worker.engines.backends import BuildBackend, detect_backend
+from gpufleet.worker.engines.base import EngineUnavailable
+from gpufleet.worker.engines.cpu_features import unusable_isa_flags
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"  # pins the llama.cpp source we build and estimate for
 SERVER_BINARY = "llama-server"
@@ -46,7 +50,7 @@ PROGRESS = re.compile(r"^\[\s*(\d+)%\]")
 Progress = Callable[[str, float | None], None]  # (what is happening, percent done or None)
 
 
-class BuildError(RuntimeError):
+class BuildError(EngineUnavailable):
     """The build failed; the message says which step and ends with the tool's last output lines."""
 
 
@@ -84,9 +88,16 @@ def installed_builds() -> list[LlamaCppBuild]:
     return builds
 
 
-def find_build(backend: str | None = None, version: str = LLAMA_CPP_PYTHON_VERSION) -> LlamaCppBuild | None:
+def cmake_flags(backend: BuildBackend) -> list[str]:
+    """Every CMake flag of a build for ``backend`` on this machine."""
+    return [*BASE_CMAKE_FLAGS, *unusable_isa_flags(), *backend.cmake_flags]
+
+
+def find_build(backend: BuildBackend, version: str = LLAMA_CPP_PYTHON_VERSION) -> LlamaCppBuild | None:
+    """The installed build for ``backend``, if it was made with the flags this machine needs now."""
+    flags = cmake_flags(backend)
     for build in installed_builds():
-        if build.version == version and (backend is None or build.backend == backend):
+        if build.version == version and build.backend == backend.name and build.cmake_flags == flags:
             return build
     return None
 
@@ -169,7 +180,7 @@ def build_llama_cpp(
 ) -> LlamaCppBuild:
     """Build (or find already built) llama-server and ggml-rpc-server for this machine."""
     chosen = backend or detect_backend()
-    existing = find_build(chosen.name, version)
+    existing = find_build(chosen, version)
     if existing is not None:
         return existing
     target = engines_dir() / version / chosen.name
@@ -179,7 +190,7 @@ def build_llama_cpp(
     try:
         source = fetch_source(work, version, progress)
         build_dir = work / "build"
-        flags = [*BASE_CMAKE_FLAGS, *chosen.cmake_flags]
+        flags = cmake_flags(chosen)
         env = {**os.environ, "LLAMA_TELEMETRY": "0", "DO_NOT_TRACK": "1"}
         _run("configuring (cmake)", ["cmake", "-S", str(source), "-B", str(build_dir), *flags], progress, env=env)
         _run(

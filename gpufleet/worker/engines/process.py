@@ -29,12 +29,20 @@ LOG_LIMIT = 64 * 1024 * 1024  # bytes an engine log may reach before it is rotat
 @dataclass
 class EngineRecord:
     instance_id: int
-    role: str  # "server" (llama-server) | "rpc" (ggml-rpc-server lent to another worker)
+    role: str  # "server" (serves the instance) | "rpc" (lends this worker's devices to another worker)
     pid: int
     port: int
     command: list[str]
     log: str
     started_at: float  # psutil create_time of the process
+    # What the engine's process is called in messages, and where it answers once healthy (servers).
+    program: str = ""
+    health_path: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.program:  # recorded before these fields existed, when every engine was llama.cpp's
+            server = self.role == "server"
+            self.program, self.health_path = ("llama-server", "/health") if server else ("ggml-rpc-server", "")
 
 
 class EngineProcess:
@@ -91,7 +99,16 @@ class EngineProcess:
 
 
 def launch(
-    record_dir: Path, instance_id: int, role: str, command: list[str], port: int, log: Path, env: dict[str, str]
+    record_dir: Path,
+    instance_id: int,
+    role: str,
+    command: list[str],
+    port: int,
+    log: Path,
+    env: dict[str, str],
+    *,
+    program: str,
+    health_path: str = "",
 ) -> EngineProcess:
     """Start ``command`` in its own session with output appended to ``log``; record it."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +120,7 @@ def launch(
         started = psutil.Process(child.pid).create_time()
     except psutil.Error:
         started = 0.0
-    record = EngineRecord(instance_id, role, child.pid, port, command, str(log), started)
+    record = EngineRecord(instance_id, role, child.pid, port, command, str(log), started, program, health_path)
     save(record_dir, record)
     return EngineProcess(record, child)
 

@@ -6,13 +6,21 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from gpufleet.cli_logs import logs
-from gpufleet.cli_wait import wait
+from gpufleet.cli.client import (
+    DEFAULT_SERVER,
+    EXIT_NO,
+    ApiKeyOption,
+    ServerOption,
+    connect,
+    out,
+    refused,
+)
+from gpufleet.cli.model_logs import logs
+from gpufleet.cli.model_wait import wait
+from gpufleet.common.labels import parse_labels
 from gpufleet.common.units import format_bytes
 
 models_app = typer.Typer(
@@ -21,13 +29,9 @@ models_app = typer.Typer(
 )
 models_app.command("logs")(logs)
 models_app.command("wait")(wait)
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _labels(raw: str | None) -> dict[str, str]:
-    from gpufleet.config import parse_labels
-
     try:
         return parse_labels(raw)
     except ValueError as exc:
@@ -49,8 +53,8 @@ def preview(
     worker_selector: Annotated[str | None, typer.Option(help="Labels: k=v,k2=v2")] = None,
     gpu_selector: Annotated[str | None, typer.Option(help="Device ids: node1:cuda:0,node1:cuda:1")] = None,
     ctx_size: Annotated[int | None, typer.Option(help="Context size")] = None,
-    server: Annotated[str, typer.Option(envvar="GPUFLEET_SERVER", help="Server URL")] = "http://127.0.0.1:8080",
-    api_key: Annotated[str | None, typer.Option(envvar="GPUFLEET_API_KEY", help="An admin's API key")] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    api_key: ApiKeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Show where a deployment's replicas would be placed now, without creating anything."""
@@ -76,34 +80,17 @@ def preview(
     if gpu_selector:
         body["gpu_selector"] = {"device_ids": [d.strip() for d in gpu_selector.split(",") if d.strip()]}
     body.setdefault("name", "preview")
-    if not api_key:
-        err.print("[bold red]error:[/] an admin API key is needed: --api-key or GPUFLEET_API_KEY")
-        raise typer.Exit(2)
-    try:
-        response = httpx.post(
-            f"{server.rstrip('/')}/api/models/preview",
-            json=body,
-            headers={"Authorization": f"Bearer {api_key}"},
-            timeout=60,
-        )
-    except httpx.HTTPError as exc:
-        err.print(f"[bold red]error:[/] cannot reach {server}: {exc}")
-        raise typer.Exit(1) from None
-    if response.status_code != 200:
-        detail = (
-            response.json().get("detail", response.text)
-            if response.headers.get("content-type", "").startswith("application/json")
-            else response.text
-        )
-        err.print(f"[bold red]error:[/] HTTP {response.status_code}: {detail}")
-        raise typer.Exit(1)
+    with connect(server, api_key, timeout=60) as client:
+        response = client.post("/api/models/preview", json=body)
+        if response.status_code != 200:
+            raise refused("POST", "/api/models/preview", response)
     result = response.json()
     if as_json:
         out.print_json(json.dumps(result))
         return
     _print(result)
     if not result["schedulable"]:
-        raise typer.Exit(3)
+        raise typer.Exit(EXIT_NO)
 
 
 def _print(result: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Where the server reads a deployment's GGUF header from, to estimate its memory.
+"""Where the server reads a deployment's GGUF header from, to estimate its memory (llama.cpp).
 
 - ``local_path``: the file (or, for a directory, its first GGUF; the first shard of a split one),
   read by the server process. It must be readable where the server runs: on the same machine or
@@ -18,8 +18,7 @@ import httpx
 
 from gpufleet.common.gguf_files import ModelFileError, first_gguf, local_gguf
 from gpufleet.estimate.sources import SourceError
-
-__all__ = ["ModelFileError", "hf_file", "location_of"]
+from gpufleet.schemas.models import ModelSpec
 
 SERVER = "on the server (it must be readable here to estimate the model's memory)"
 
@@ -40,27 +39,19 @@ def hf_file(repo: str, pattern: str | None) -> str:
     return first_gguf(names, pattern or "*.gguf", f"Hugging Face repository {repo}")
 
 
-def location_of(
-    source: str,
-    *,
-    local_path: str | None = None,
-    huggingface_repo_id: str | None = None,
-    huggingface_filename: str | None = None,
-    modelscope_model_id: str | None = None,
-    modelscope_file_path: str | None = None,
-    ollama_library_model_name: str | None = None,
-) -> str:
+def location_of(spec: ModelSpec) -> str:
+    """``local_path`` file, ``hf://repo/file``, ``ms://repo/file`` or ``ollama://name:tag``."""
     try:
-        if source == "local_path" and local_path:
-            return local_gguf(local_path, SERVER)
-        if source == "huggingface" and huggingface_repo_id:
-            return f"hf://{huggingface_repo_id}/{hf_file(huggingface_repo_id, huggingface_filename)}"
-        if source == "modelscope" and modelscope_model_id:
-            if not modelscope_file_path:
+        if spec.local_path:
+            return local_gguf(spec.local_path, SERVER)
+        if spec.huggingface_repo_id:
+            return f"hf://{spec.huggingface_repo_id}/{hf_file(spec.huggingface_repo_id, spec.huggingface_filename)}"
+        if spec.modelscope_model_id:
+            if not spec.modelscope_file_path:
                 raise ModelFileError("modelscope_file_path is needed to estimate a ModelScope model")
-            return f"ms://{modelscope_model_id}/{modelscope_file_path}"
-        if source == "ollama_library" and ollama_library_model_name:
-            return f"ollama://{ollama_library_model_name}"
+            return f"ms://{spec.modelscope_model_id}/{spec.modelscope_file_path}"
+        if spec.ollama_library_model_name:
+            return f"ollama://{spec.ollama_library_model_name}"
     except SourceError as exc:
         raise ModelFileError(str(exc)) from exc
-    raise ModelFileError(f"source {source!r} lacks the fields that locate its file")
+    raise ModelFileError(f"source {spec.source.value!r} lacks the fields that locate its file")

@@ -6,13 +6,15 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from gpufleet.cli.client import EXIT_USAGE, err, fail, out
+from gpufleet.common.errors import GpufleetError
 from gpufleet.common.units import format_bytes
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from gpufleet.estimate.config import Placement, RunConfig
+from gpufleet.estimate.gguf import read_model
+from gpufleet.estimate.memory import Estimator
+from gpufleet.estimate.model_info import model_info
 
 
 def _split(raw: str | None) -> tuple[float, ...] | None:
@@ -47,12 +49,6 @@ def estimate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Estimate memory per device for running MODEL with llama.cpp."""
-    from gpufleet.estimate.config import Placement, RunConfig
-    from gpufleet.estimate.gguf import GGUFError, read_model
-    from gpufleet.estimate.memory import Estimator
-    from gpufleet.estimate.model_info import ModelInfoError, model_info
-    from gpufleet.estimate.sources import SourceError
-
     split = _split(tensor_split)
     try:
         devices = len(split) if split else (1 if rpc == 0 else rpc)
@@ -69,12 +65,10 @@ def estimate(
         )
         info = model_info(read_model(model))
         result = Estimator(info, config).estimate(placement)
-    except (GGUFError, ModelInfoError, SourceError) as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    except ValueError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+    except GpufleetError as exc:  # the model's file: unreadable, not GGUF, unknown architecture
+        fail(exc.message)
+    except ValueError as exc:  # the options: a placement or run settings that cannot be
+        fail(str(exc), EXIT_USAGE)
     if as_json:
         out.print_json(json.dumps(result.as_json()))
         return

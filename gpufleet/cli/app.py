@@ -1,0 +1,41 @@
+"""The root ``gpufleet`` command: its version flag and every command group, registered in one place."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gpufleet import __version__
+from gpufleet.cli.client import out
+from gpufleet.cli.engines import engines_app
+from gpufleet.cli.estimate import estimate
+from gpufleet.cli.models import models_app
+from gpufleet.cli.start import start
+
+app = typer.Typer(
+    name="gpufleet",
+    help="GPU cluster manager for running LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("start")(start)
+app.command("estimate")(estimate)
+app.add_typer(engines_app, name="engines")
+app.add_typer(models_app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"gpufleet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """GPU cluster manager for running LLMs behind one OpenAI-compatible endpoint."""

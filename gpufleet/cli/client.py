@@ -1,0 +1,76 @@
+"""What every client command shares: the consoles, the exit codes, the ``--server`` and
+``--api-key`` options, an HTTP client to the server, and how a refusal becomes an error line.
+
+Exit codes (the same for every command): 0 done, 1 the server or the machine refused (the line
+says why), 2 bad usage (a missing option, an unknown name), 3 reserved for "answered, but no"
+(``models preview`` when nothing fits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+
+from gpufleet.cli.errors import CommandFailed, explain
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NO = 3
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ServerOption = Annotated[str, typer.Option(envvar="GPUFLEET_SERVER", help="Server URL")]
+ApiKeyOption = Annotated[str | None, typer.Option(envvar="GPUFLEET_API_KEY", help="An admin's API key")]
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print one error line and exit with ``code``."""
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def detail(response: httpx.Response) -> str:
+    """What the server said went wrong: its ``detail`` (JSON) or the body as text."""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        return str(body.get("detail", body)) if isinstance(body, dict) else str(body)
+    return response.text
+
+
+def refused(method: str, path: str, response: httpx.Response) -> CommandFailed:
+    return CommandFailed(f"{method} {path}: HTTP {response.status_code}: {detail(response)}")
+
+
+def get_json(client: httpx.Client, path: str, params: dict[str, Any] | None = None) -> Any:
+    response = client.get(path, params=params or {})
+    if response.status_code != 200:
+        raise refused("GET", path, response)
+    return response.json()
+
+
+@contextmanager
+def connect(server: str, api_key: str | None, timeout: httpx.Timeout | float = 30.0) -> Iterator[httpx.Client]:
+    """An HTTP client to ``server`` with the API key; every failure inside becomes one error line.
+
+    ``CommandFailed`` keeps its exit code, an HTTP error (the server unreachable, a broken
+    connection) exits 1 naming the server, Ctrl-C exits 130.
+    """
+    if not api_key:
+        fail("an admin API key is needed: --api-key or GPUFLEET_API_KEY", EXIT_USAGE)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    try:
+        with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout) as client:
+            yield client
+    except CommandFailed as exc:
+        fail(explain(exc), exc.exit_code)
+    except httpx.HTTPError as exc:
+        fail(f"talking to {server}: {type(exc).__name__} {exc}")
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

@@ -1,0 +1,126 @@
+"""``gpufleet start``: the server, the embedded worker, or both (``cli.launcher`` runs them).
+
+Its flags are ``Settings``' fields, made into options here and nowhere else: ``--host`` for
+``host``, each also read from ``GPUFLEET_HOST``, with the field's description as help. Only the
+flags a person gave reach ``Settings``; it fills the rest from the environment and its defaults,
+and validates everything once. A bad value exits 2 naming its flag; a failure at start exits 1
+with one line (``cli.errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+import typer
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+
+from gpufleet import __version__
+from gpufleet.cli.client import EXIT_USAGE, err, fail, out
+from gpufleet.cli.errors import explain
+from gpufleet.common.demo_model import DEMO_QUESTION, DemoReady
+from gpufleet.common.event_loop import event_loop_factory
+from gpufleet.common.logging import configure_logging
+from gpufleet.config import Settings
+
+if TYPE_CHECKING:
+    from gpufleet.cli.launcher import Banner
+
+# What a flag takes on the command line, where the field's own type is parsed by Settings.
+CLI_TYPES: dict[str, type] = {"labels": str, "system_reserved": str}
+
+
+def flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _option(name: str, info: FieldInfo) -> inspect.Parameter:
+    kind: Any = CLI_TYPES.get(name, info.annotation)
+    help_text = info.description or ""
+    if info.default_factory is None and info.default not in (None, False):
+        help_text += f" [default: {info.default}]"
+    option = typer.Option(None, flag(name), envvar=f"GPUFLEET_{name.upper()}", help=help_text, show_default=False)
+    if kind is bool:
+        option.is_flag = True
+    annotation = kind if type(None) in getattr(kind, "__args__", ()) else kind | None
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+
+
+def _with_settings_flags(command: Any) -> Any:
+    """Give ``command`` one keyword parameter per ``Settings`` field (typer reads the signature)."""
+    parameters = [_option(name, info) for name, info in Settings.model_fields.items()]
+    command.__signature__ = inspect.Signature(parameters)
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    return command
+
+
+@_with_settings_flags
+def start(**given: Any) -> None:
+    """Start gpufleet: server + embedded worker (default), server only, or worker only (--server-url)."""
+    settings = _settings({name: value for name, value in given.items() if value is not None})
+    # The server and worker stacks take a second to import; only ``start`` needs them.
+    from gpufleet.cli.launcher import run
+
+    configure_logging(settings.log_level)
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(run(settings, _announce, _announce_demo))
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure at start into an error line
+        fail(explain(exc, err))
+
+
+def _settings(given: dict[str, Any]) -> Settings:
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = flag(field) if field else "options"
+            err.print(f"[bold red]error:[/] {where}: {str(error['msg']).removeprefix('Value error, ')}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _announce(banner: Banner) -> None:
+    out.print(f"[bold green]gpufleet {__version__} is running[/]")
+    out.print(f"  API:         {banner.url}/api   (OpenAPI: {banner.url}/docs)")
+    out.print(f"  OpenAI API:  {banner.url}/v1")
+    out.print(f"  Web UI:      {banner.url}/")
+    if banner.password_file:
+        out.print(f"  Login:       user [bold]admin[/], password in {banner.password_file}")
+    if banner.token_file:
+        out.print(f"  Workers join with: gpufleet start --server-url {banner.url} --token $(cat {banner.token_file})")
+    sys.stdout.flush()
+
+
+def _announce_demo(event: DemoReady | str) -> None:
+    """The demo model answers (``DemoReady``), or a line on why it does not yet (``str``)."""
+    if isinstance(event, str):
+        out.print(f"[yellow]demo:[/] {event}")
+        sys.stdout.flush()
+        return
+    question = [{"role": "user", "content": DEMO_QUESTION}]
+    body = json.dumps({"model": event.model, "messages": question, "temperature": 0})
+    out.print(f"[bold green]The demo model {event.model} is answering.[/] Try it:")
+    out.print(
+        f"  curl {event.base_url}/chat/completions -H \"Authorization: Bearer $(cat {event.api_key_file})\""
+        f" -H 'content-type: application/json' -d '{body}'",
+        soft_wrap=True,
+        highlight=False,
+    )
+    out.print("  # or in Python (pip install openai):", highlight=False)
+    out.print(
+        f"  from openai import OpenAI; client = OpenAI(base_url='{event.base_url}',"
+        f" api_key=open('{event.api_key_file}').read().strip())\n"
+        f"  print(client.chat.completions.create(model='{event.model}', messages={question!r}, temperature=0)"
+        ".choices[0].message.content)",
+        soft_wrap=True,
+        highlight=False,
+    )
+    sys.stdout.flush()
+

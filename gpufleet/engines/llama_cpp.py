@@ -1,0 +1,37 @@
+"""llama.cpp as the control plane sees it: GGUF models on every device type, estimated from the
+GGUF header (``estimate/``) for the run settings its flags give (``llama_cpp_flags``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gpufleet.common.gguf_files import ModelFileError
+from gpufleet.engines.base import CannotEstimate
+from gpufleet.engines.gguf_location import location_of
+from gpufleet.engines.llama_cpp_flags import BackendParameterError, check_placement_flags, run_config_for
+from gpufleet.estimate.gguf import GGUFError
+from gpufleet.estimate.loader import load_estimator
+from gpufleet.estimate.memory import Estimator
+from gpufleet.estimate.model_info import ModelInfoError
+from gpufleet.estimate.sources import SourceError
+from gpufleet.schemas.models import ModelSpec
+
+ESTIMATE_ERRORS = (ModelFileError, GGUFError, ModelInfoError, SourceError, BackendParameterError, OSError)
+
+
+class LlamaCpp:
+    name = "llama.cpp"
+    device_types = frozenset({"cuda", "rocm", "metal", "cpu"})
+
+    def check_parameters(self, ctx_size: int | None, parameters: Sequence[str]) -> None:
+        check_placement_flags(parameters)
+        run_config_for(ctx_size, parameters)
+
+    def estimator(self, spec: ModelSpec) -> Estimator:
+        try:
+            return load_estimator(location_of(spec), run_config_for(spec.ctx_size, spec.backend_parameters))
+        except ESTIMATE_ERRORS as exc:
+            raise CannotEstimate(f"cannot estimate the model's memory: {exc}") from exc
+
+
+LLAMA_CPP = LlamaCpp()

@@ -1,0 +1,108 @@
+"""What a worker needs of an inference engine: install or find it, the command line that serves an
+instance, the one that lends devices to another worker's instance, and how to tell it is healthy.
+
+The supervisor and the instance runner drive every engine through this protocol
+(``worker.engines.ENGINES``); only the engine's own module knows its binaries and flags. What
+the control plane knows of an engine (device types, estimates) is in ``gpufleet.engines``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gpufleet.common.errors import Unavailable
+from gpufleet.schemas.instances import InstancePublic
+from gpufleet.schemas.models import ModelPublic
+
+# Install progress: (what is happening, percent done or None).
+Progress = Callable[[str, float | None], None]
+
+
+class EngineUnavailable(Unavailable):
+    """The engine cannot run here (not installed, cannot be built, a binary missing); the message
+    says what was tried and what to do."""
+
+    code = "engine_unavailable"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What a person set for this worker's engines (``--llama-server-path`` …); unset: find or install."""
+
+    llama_server_path: Path | None = None
+    rpc_server_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ServerLaunch:
+    """A process to start: its command line and environment."""
+
+    command: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ServerRequest:
+    """What the main worker serves: this instance of this deployment, from this file, on this port."""
+
+    model: ModelPublic
+    instance: InstancePublic
+    model_path: Path
+    host: str
+    port: int
+    rpc_endpoints: Sequence[str] = ()  # the devices other workers lend to it (distributed placements)
+
+
+@dataclass(frozen=True)
+class InstalledEngine:
+    """One installed copy of an engine, as ``gpufleet engines list`` shows it."""
+
+    engine: str
+    version: str
+    build: str  # the engine's own source version (a commit, a release)
+    accelerator: str  # what it was built for: cpu, cuda, hip, metal
+    location: str
+
+
+class Engine(Protocol):
+    name: str  # the deployment ``backend`` it serves
+    program: str  # what its serving process is called in states and logs, e.g. "llama-server"
+    health_path: str  # answers 200 once the model is loaded
+    part_program: str  # what the process lending devices to another worker's instance is called
+
+    @property
+    def version(self) -> str | None:
+        """What the worker reports in its status; None until ``discover`` or ``ensure_installed`` found it."""
+        ...
+
+    # --- serving (blocking: call from a thread) --------------------------------------------------
+    def discover(self) -> None:
+        """Find an installed copy, never installing one (the first status reports its version)."""
+        ...
+
+    def ensure_installed(self) -> None:
+        """Find, or else install, the engine (minutes the first time). Raises ``EngineUnavailable``."""
+        ...
+
+    def server_launch(self, request: ServerRequest) -> ServerLaunch:
+        """The process that serves the instance (reads the model file's header). Raises a ``GpufleetError``."""
+        ...
+
+    def part_launch(self, *, host: str, port: int, device_ids: Sequence[str], threads: int) -> ServerLaunch:
+        """The process lending this worker's ``device_ids`` to another worker's instance."""
+        ...
+
+    # --- installing (``gpufleet engines``) --------------------------------------------------------
+    def installed(self) -> list[InstalledEngine]:
+        ...
+
+    def find_installed(self, accelerator: str | None) -> InstalledEngine | None:
+        """The copy installed for this machine (or for ``accelerator``); None when it must be installed.
+        Raises ``EngineUnavailable`` for an accelerator this machine cannot use."""
+        ...
+
+    def install(self, report: Progress, *, accelerator: str | None, jobs: int | None) -> InstalledEngine:
+        ...
