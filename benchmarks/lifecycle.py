@@ -37,8 +37,8 @@ from rich.table import Table
 
 from gpufleet.common.demo_model import DemoUnavailable, demo_model_file
 from gpufleet.common.net import free_port
-from gpufleet.estimate.synthetic import preset, scaled, write_model
 from gpufleet.worker.engines.binaries import find_or_build
+from testkit.synthetic import preset, scaled, write_model
 
 console = Console()
 PASSWORD = "benchmark-password-1"

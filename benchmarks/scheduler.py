@@ -36,10 +36,10 @@ from gpufleet.estimate.config import RunConfig
 from gpufleet.estimate.gguf import read_model
 from gpufleet.estimate.memory import Estimator
 from gpufleet.estimate.model_info import model_info
-from gpufleet.estimate.synthetic import preset, write_model
 from gpufleet.scheduler.framework import Placement, Request
 from gpufleet.scheduler.scheduler import schedule
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
+from testkit.synthetic import preset, write_model
 
 console = Console(highlight=False, soft_wrap=True, width=160)
 GPU_MEMORY = 80 * GiB

@@ -1,14 +1,14 @@
 """The one place where a failure becomes the CLI's error line.
 
 Every error gpufleet foresees derives from ``common.errors.GpufleetError`` and carries a message
-written for a person; so do a database that cannot be opened and a data dir that cannot be
-written. Anything else is a bug: its traceback is printed as well, so it can be reported.
+written for a person (a database that cannot be opened is one: ``db.session.DatabaseUnavailable``);
+a data dir that cannot be written is an ``OSError``. Anything else is a bug: its traceback is
+printed as well, so it can be reported.
 """
 
 from __future__ import annotations
 
 from rich.console import Console
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gpufleet.common.errors import GpufleetError
 
@@ -27,7 +27,7 @@ def explain(exc: BaseException, console: Console | None = None) -> str:
     """One line for ``exc``; for what we did not foresee, the traceback goes to ``console`` first."""
     if isinstance(exc, GpufleetError):
         return exc.message
-    if isinstance(exc, OperationalError | DBAPIError | ConnectionError | OSError):
+    if isinstance(exc, OSError):
         return f"cannot use the database or data dir: {str(exc).splitlines()[0]}"
     if console is not None:
         console.print_exception()

@@ -22,13 +22,19 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from gpufleet.common.errors import InvalidInput
+from gpufleet.common.errors import InvalidInput, Unavailable
 from gpufleet.schemas.events import Event
 
 logger = logging.getLogger(__name__)
 
 EventListener = Callable[[Event], None]
 CredentialsListener = Callable[[], None]
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached, opened or migrated; the message has the driver's first line."""
+
+    code = "database_unavailable"
 
 
 def async_url(url: str) -> str:

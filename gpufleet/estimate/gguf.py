@@ -24,6 +24,7 @@ from typing import Any
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
 from gpufleet.common.errors import InvalidInput
+from gpufleet.estimate.remote import resolve
 from gpufleet.estimate.sources import ByteSource, SourceError, open_source
 
 MAGIC = b"GGUF"
@@ -257,8 +258,6 @@ def read_model(location: str | Path) -> GGUFHeader:
 
     ``location``: a path, an http(s) URL, or ``hf://``, ``ms://``, ``ollama://`` (see ``remote``).
     """
-    from gpufleet.estimate.remote import resolve
-
     locations = shard_locations(resolve(str(location)))
     headers: list[GGUFHeader] = []
     for shard in locations:

@@ -11,9 +11,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import DBAPIError
+
 from gpufleet.config import Settings
 from gpufleet.db.migrate import upgrade
-from gpufleet.db.session import Database
+from gpufleet.db.session import Database, DatabaseUnavailable
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.states import InstanceState, WorkerState
 from gpufleet.server import secrets
@@ -65,8 +67,11 @@ class ServerRuntime:
     async def prepare(self) -> None:
         """Migrate the database, create the admin and the cluster token. Idempotent."""
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await upgrade(self.db)
-        await bootstrap_admin(self.db, self.settings.initial_password_file, self.settings.bootstrap_password)
+        try:
+            await upgrade(self.db)
+            await bootstrap_admin(self.db, self.settings.initial_password_file, self.settings.bootstrap_password)
+        except (DBAPIError, ConnectionError) as exc:  # refused, wrong credentials, unreadable file …
+            raise DatabaseUnavailable(f"cannot use the database or data dir: {str(exc).splitlines()[0]}") from exc
         self.cluster_token = self._load_or_create_token()
         self.resolver = PrincipalResolver(self.db, self.cluster_token)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gpufleet.estimate.synthetic import preset, write_model
+from testkit.synthetic import preset, write_model
 from tests.support.engine_cluster import Engines, chat, start_engines
 from tests.support.hub_mimic import MimicHub, mimic_hub
 from tests.support.processes import run_cli

@@ -16,7 +16,7 @@ import httpx
 import psutil
 import pytest
 
-from gpufleet.estimate.synthetic import preset, scaled, write_model
+from testkit.synthetic import preset, scaled, write_model
 from tests.support.engine_cluster import Engines, alive, chat
 
 pytestmark = pytest.mark.e2e

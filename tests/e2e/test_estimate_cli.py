@@ -8,7 +8,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-from gpufleet.estimate.synthetic import preset, scaled, write_model
+from testkit.synthetic import preset, scaled, write_model
 from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,8 @@ import httpx
 import openai
 import pytest
 
-from gpufleet.estimate.synthetic import preset, scaled, write_model
 from gpufleet.server.gateway.proxy import INSTANCE_HEADER
+from testkit.synthetic import preset, scaled, write_model
 from tests.support.engine_cluster import GATEWAY_TIMEOUT, Engines
 
 pytestmark = pytest.mark.e2e

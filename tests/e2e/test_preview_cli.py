@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from gpufleet.common.units import GiB
-from gpufleet.estimate.synthetic import preset, write_model
+from testkit.synthetic import preset, write_model
 from tests.support.builders import H100, inventory
 from tests.support.processes import GpufleetProcess, ports, run_cli
 from tests.support.server import ADMIN_PASSWORD

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from gpufleet.common.net import free_port
-from gpufleet.estimate.synthetic import ModelShape, WeightType, preset, scaled, write_model
+from testkit.synthetic import ModelShape, WeightType, preset, scaled, write_model
 from tests.support.engines import find_llama_server, llama_server_missing_reason
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import pytest
 
 from gpufleet.common.net import free_port
 from gpufleet.db.tables import Worker
-from gpufleet.estimate.synthetic import preset, write_model
+from testkit.synthetic import preset, write_model
 from tests.support.builders import worker_registration
 from tests.support.server import RunningServer, running_server
 from tests.support.wait import eventually

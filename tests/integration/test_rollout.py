@@ -18,7 +18,7 @@ import pytest
 
 from gpufleet.common.net import free_port
 from gpufleet.common.units import GiB
-from gpufleet.estimate.synthetic import preset, write_model
+from testkit.synthetic import preset, write_model
 from tests.support.builders import register_worker
 from tests.support.server import RunningServer, running_server
 from tests.support.wait import eventually

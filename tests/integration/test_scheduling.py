@@ -14,10 +14,10 @@ from gpufleet.common.units import GiB
 from gpufleet.db.migrate import upgrade
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Model, ModelInstance, Worker
-from gpufleet.estimate.synthetic import preset, scaled, write_model
 from gpufleet.schemas.workers import WorkerStatus
 from gpufleet.server.controllers.scheduling import SchedulingController
 from gpufleet.server.services.devices import sync_devices
+from testkit.synthetic import preset, scaled, write_model
 from tests.support.builders import register_worker, worker_registration
 from tests.support.server import running_server
 from tests.support.wait import eventually

@@ -20,7 +20,7 @@ import httpx
 import psutil
 import pytest
 
-from gpufleet.estimate.synthetic import preset, write_model
+from testkit.synthetic import preset, write_model
 from tests.support.engines import find_llama_server, llama_server_missing_reason
 from tests.support.gpufleet_cluster import Cluster
 from tests.support.processes import GpufleetProcess

@@ -17,7 +17,7 @@ from gpufleet.estimate.config import Placement, RunConfig
 from gpufleet.estimate.gguf import read_model
 from gpufleet.estimate.memory import HOST, Estimator
 from gpufleet.estimate.model_info import ModelInfo, model_info
-from gpufleet.estimate.synthetic import preset, scaled, write_model
+from testkit.synthetic import preset, scaled, write_model
 
 
 def info_of(tmp_path: Path, name: str, weight_type: str = "f16", **changes: int) -> ModelInfo:

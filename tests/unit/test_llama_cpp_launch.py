@@ -9,10 +9,10 @@ import pytest
 from gpufleet.estimate.config import RunConfig
 from gpufleet.estimate.gguf import read_model
 from gpufleet.estimate.model_info import ModelInfo, model_info
-from gpufleet.estimate.synthetic import preset, scaled, write_model
 from gpufleet.worker.engines.binaries import LlamaCppBinaries
 from gpufleet.worker.engines.llama_cpp import device_env, rpc_launch, server_launch, user_parameters
 from gpufleet.worker.engines.process import rotate
+from testkit.synthetic import preset, scaled, write_model
 
 BINARIES = LlamaCppBinaries(Path("/opt/llama-server"), Path("/opt/ggml-rpc-server"), "test")
 

@@ -20,10 +20,10 @@ from gpufleet.estimate.config import RunConfig
 from gpufleet.estimate.gguf import read_model
 from gpufleet.estimate.memory import Estimator
 from gpufleet.estimate.model_info import model_info
-from gpufleet.estimate.synthetic import preset, write_model
 from gpufleet.scheduler.framework import Mode, Placement, Request, Unschedulable
 from gpufleet.scheduler.scheduler import schedule
 from gpufleet.scheduler.snapshot import ClusterSnapshot
+from testkit.synthetic import preset, write_model
 from tests.support.clusters import cluster, cpu_only, h100x8, m2_ultra, rtx4090x4, worker
 
 CONFIG = RunConfig(ctx_size=8192)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType, GGUFReader, TokenType
 
-from gpufleet.estimate.synthetic import (
+from testkit.synthetic import (
     PRESETS,
     ModelShape,
     WeightType,

@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGML_QUANT_VERSION, GGMLQuantizationType, GGUFWriter, LlamaFileType, PoolingType
 
-from gpufleet.estimate.synthetic_presets import (
+from testkit.synthetic_presets import (
     NORM_EPS,
     PRESETS,
     ROPE_BASE,
@@ -45,7 +45,7 @@ from gpufleet.estimate.synthetic_presets import (
     preset,
     scaled,
 )
-from gpufleet.estimate.synthetic_tokenizer import Vocab, vocab_for
+from testkit.synthetic_tokenizer import Vocab, vocab_for
 
 __all__ = [
     "PRESETS",

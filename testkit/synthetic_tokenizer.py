@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from gguf import TokenType
 
-from gpufleet.estimate.synthetic_presets import ModelShape
+from testkit.synthetic_presets import ModelShape
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 SPACE = "\u2581"  # SentencePiece's visible space, "▁"
