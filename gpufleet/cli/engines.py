@@ -26,9 +26,9 @@ def _engine(name: str) -> Engine:
 def install(
     engine: Annotated[str, typer.Argument(help=f"Engine to install: {', '.join(ENGINES)}")] = "llama.cpp",
     backend: Annotated[
-        str | None, typer.Option(help="cpu, cuda, hip or metal [default: what this machine has]")
+        str | None, typer.Option(help="cpu, cuda, hip or metal", show_default="what this machine has")
     ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Parallel compile jobs [default: CPU count]")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Parallel compile jobs", show_default="CPU count")] = None,
 ) -> None:
     """Install an engine for this machine (llama.cpp: build llama-server and ggml-rpc-server, cached once)."""
     chosen = _engine(engine)

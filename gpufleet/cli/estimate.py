@@ -32,11 +32,13 @@ def _split(raw: str | None) -> tuple[float, ...] | None:
 def estimate(
     model: Annotated[str, typer.Argument(help="GGUF path or URL; hf://OWNER/REPO/FILE, ms://…, ollama://NAME:TAG")],
     ctx_size: Annotated[
-        int | None, typer.Option("--ctx-size", "-c", help="Context size [default: the model's, at most 8192]")
+        int | None, typer.Option("--ctx-size", "-c", help="Context size", show_default="the model's, at most 8192")
     ] = None,
     gpu_layers: Annotated[
         int | None,
-        typer.Option("--gpu-layers", "-ngl", help="Layers to offload (blocks + output); 0 = CPU only [default: all]"),
+        typer.Option(
+            "--gpu-layers", "-ngl", help="Layers to offload (blocks + output); 0 = CPU only", show_default="all"
+        ),
     ] = None,
     tensor_split: Annotated[
         str | None, typer.Option("--tensor-split", "-ts", help="Share per device, RPC devices first, e.g. 3,1")

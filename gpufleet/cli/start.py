@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
+from rich.markup import escape
 
 from gpufleet import __version__
 from gpufleet.cli.client import EXIT_USAGE, err, fail, out
@@ -43,7 +44,10 @@ def _option(name: str, info: FieldInfo) -> inspect.Parameter:
     help_text = info.description or ""
     if info.default_factory is None and info.default not in (None, False):
         help_text += f" [default: {info.default}]"
-    option = typer.Option(None, flag(name), envvar=f"GPUFLEET_{name.upper()}", help=help_text, show_default=False)
+    # Escaped: typer renders help as rich markup, which would swallow "[default: …]" as a tag.
+    option = typer.Option(
+        None, flag(name), envvar=f"GPUFLEET_{name.upper()}", help=escape(help_text), show_default=False
+    )
     if kind is bool:
         option.is_flag = True
     annotation = kind if type(None) in getattr(kind, "__args__", ()) else kind | None
