@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from gpufleet.cli.errors import CommandFailed, explain
 
@@ -30,9 +31,14 @@ ServerOption = Annotated[str, typer.Option(envvar="GPUFLEET_SERVER", help="Serve
 ApiKeyOption = Annotated[str | None, typer.Option(envvar="GPUFLEET_API_KEY", help="An admin's API key")]
 
 
+def error_line(message: str) -> None:
+    """``error: <message>`` on stderr; the message is printed as it is (no rich markup in it)."""
+    err.print(f"[bold red]error:[/] {escape(message)}")
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print one error line and exit with ``code``."""
-    err.print(f"[bold red]error:[/] {message}")
+    error_line(message)
     raise typer.Exit(code)
 
 

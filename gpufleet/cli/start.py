@@ -21,7 +21,7 @@ from pydantic.fields import FieldInfo
 from rich.markup import escape
 
 from gpufleet import __version__
-from gpufleet.cli.client import EXIT_USAGE, err, fail, out
+from gpufleet.cli.client import EXIT_USAGE, err, error_line, fail, out
 from gpufleet.cli.errors import explain
 from gpufleet.common.demo_model import DEMO_QUESTION, DemoReady
 from gpufleet.common.event_loop import event_loop_factory
@@ -86,7 +86,7 @@ def _settings(given: dict[str, Any]) -> Settings:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
             where = flag(field) if field else "options"
-            err.print(f"[bold red]error:[/] {where}: {str(error['msg']).removeprefix('Value error, ')}")
+            error_line(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
         raise typer.Exit(EXIT_USAGE) from None
 
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import threading
 
 
-class DownloadCancelled(Exception):
-    """Raised in the downloading thread once the download was cancelled."""
+class DownloadCancelled(Exception):  # a signal like asyncio.CancelledError, not a GpufleetError
+    """Raised in the downloading thread once the download was cancelled.
+
+    Not an error for a person (nothing failed), so not a ``GpufleetError``: a handler of those must
+    never swallow it; the download's owner catches it by name.
+    """
 
 
 class Meter:
