@@ -22,6 +22,7 @@ from gpufleet.config import Settings
 from gpufleet.server import demo
 from gpufleet.server.app import create_app
 from gpufleet.server.runtime import ServerRuntime
+from gpufleet.server.ui_assets import ensure_built
 from gpufleet.worker.agent import WorkerAgent
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Banner:
     url: str
     password_file: str | None
     token_file: str | None
+    ui_problem: str | None = None  # the web UI is not there: what to do about it
 
 
 async def run(
@@ -64,7 +66,8 @@ async def run(
         if agent is not None:
             agent.client.cluster_token = runtime.cluster_token
         sock = bind_socket(settings.host, settings.port, "--port")
-        server = make_server(create_app(runtime), sock, settings.log_level)
+        ui_assets = await asyncio.to_thread(ensure_built)  # from a source tree: rebuilt when stale
+        server = make_server(create_app(runtime, ui_assets), sock, settings.log_level)
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="server-http")
         while not server.started and not server_task.done():
             await asyncio.sleep(0.02)
@@ -77,6 +80,7 @@ async def run(
                 url=settings.server_urls[0],
                 token_file=str(settings.token_file) if not settings.token else None,
                 password_file=str(password_file) if password_file.exists() else None,
+                ui_problem=ui_assets.problem,
             )
         )
 

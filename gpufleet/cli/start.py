@@ -94,7 +94,10 @@ def _announce(banner: Banner) -> None:
     out.print(f"[bold green]gpufleet {__version__} is running[/]")
     out.print(f"  API:         {banner.url}/api   (OpenAPI: {banner.url}/docs)")
     out.print(f"  OpenAI API:  {banner.url}/v1")
-    out.print(f"  Web UI:      {banner.url}/")
+    if banner.ui_problem:
+        out.print(f"  Web UI:      none yet: {escape(banner.ui_problem)}")
+    else:
+        out.print(f"  Web UI:      {banner.url}/")
     if banner.password_file:
         out.print(f"  Login:       user [bold]admin[/], password in {banner.password_file}")
     if banner.token_file:

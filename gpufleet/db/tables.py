@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -209,6 +210,8 @@ class ModelInstance(Timestamped, Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     # Workers to avoid for a while after the engine kept failing there: name -> {until, failures, reason}.
     placement_backoff: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The engine's command line as its worker started it (shown to admins; no secrets in it).
+    engine_command: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # The deployment's spec_hash when this instance was created: it is outdated (and replaced one
     # at a time by the deployments controller) once the deployment's differs.
     spec_hash: Mapped[str | None] = mapped_column(String(16), nullable=True)
@@ -236,19 +239,22 @@ class ModelFile(Timestamped, Base):
 
 
 class UsageRecord(Base):
-    """Gateway usage per (UTC day, user, API key, model): requests and tokens, summed.
+    """Gateway usage per (UTC day and hour, user, API key, model): requests and tokens, summed.
 
     ``api_key_id`` is 0 for requests made with a session token (no key), so the unique key has no
     NULL and one upsert adds to the row; it is no foreign key, so usage outlives a deleted key.
     """
 
     __tablename__ = "usage_records"
-    __table_args__ = (UniqueConstraint("day", "user_id", "api_key_id", "model_name", name="uq_usage_records_key"),)
+    __table_args__ = (
+        UniqueConstraint("day", "hour", "user_id", "api_key_id", "model_name", name="uq_usage_records_key"),
+    )
 
     # 64-bit: on PostgreSQL every upsert takes a sequence value, conflict or not (about one per
     # active row per second). SQLite's INTEGER PRIMARY KEY is 64-bit already (and must stay INTEGER).
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), index=True)  # YYYY-MM-DD, UTC
+    hour: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")  # 0-23, UTC
     user_id: Mapped[int] = mapped_column(Integer, index=True)
     api_key_id: Mapped[int] = mapped_column(Integer, default=0)
     model_name: Mapped[str] = mapped_column(String(128))

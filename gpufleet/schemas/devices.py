@@ -58,3 +58,21 @@ class DevicePublic(PublicModel):
     cores: int | None
     updated_at: datetime
 
+
+
+class DeviceHolder(BaseModel):
+    """An instance that holds memory on a device, and how much (its claim, as placed)."""
+
+    instance_id: int
+    instance_name: str
+    model_name: str
+    state: str
+    bytes: int
+
+
+class DeviceDetail(DevicePublic):
+    """A device with what gpufleet has *allocated* on it (the claims of its placed instances) beside
+    what is *used* (``memory_used``, live from the worker, by anyone). ``GET /api/devices`` only."""
+
+    allocated: int = 0
+    holders: list[DeviceHolder] = Field(default_factory=list)

@@ -57,6 +57,8 @@ class InstancePublic(PublicModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    # The engine's command line as its worker started it (set with ``starting``; None before).
+    engine_command: list[str] | None = None
     # The deployment's spec fingerprint this instance was created for; outdated (replaced one at a
     # time) once the deployment's ``spec_hash`` differs. None: created before fingerprints existed.
     spec_hash: str | None = None
@@ -76,6 +78,7 @@ class InstanceTransition(RequestModel):
     pid: int | None = Field(None, ge=1)
     download_progress: float | None = Field(None, ge=0, le=100)
     restart_count: int | None = Field(None, ge=0)
+    engine_command: list[str] | None = Field(None, max_length=4096)
 
 
 class InstanceRelease(RequestModel):

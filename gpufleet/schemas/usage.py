@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
@@ -30,3 +30,28 @@ class UsageRow(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+
+
+class UsageStep(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+
+class UsagePoint(BaseModel):
+    """One model's sums in one bucket (an hour or a day, starting at ``time``, UTC)."""
+
+    time: datetime
+    model_name: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class UsageSeries(BaseModel):
+    """Usage over time per model: every bucket of the range in ``buckets`` (ascending), and a point
+    for each (bucket, model) that had requests; a bucket without points had none."""
+
+    step: UsageStep
+    buckets: list[datetime]
+    points: list[UsagePoint]

@@ -89,3 +89,11 @@ class WorkerRegistered(BaseModel):
 
     worker: WorkerPublic
     credential: str | None  # None when the worker re-registered with its stored credential
+
+
+class WorkerJoin(BaseModel):
+    """What an admin needs to add a machine: run ``command`` there (``server_url`` as this request saw it)."""
+
+    server_url: str
+    token: str
+    command: str

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from gpufleet import __version__
 from gpufleet.common.fastapi_app import quiet_fastapi
-from gpufleet.server import errors
+from gpufleet.server import errors, ui
 from gpufleet.server.auth import AuthMiddleware
 from gpufleet.server.gateway import routes as gateway
 from gpufleet.server.gateway.asgi import GatewayMiddleware
@@ -28,6 +28,7 @@ from gpufleet.server.routes import (
     workers,
 )
 from gpufleet.server.runtime import ServerRuntime
+from gpufleet.server.ui_assets import UiAssets, built_assets
 
 # The gateway first: its routes are the hot path, and routes are matched in order.
 ROUTERS = (
@@ -47,8 +48,11 @@ ROUTERS = (
 )
 
 
-def create_app(runtime: ServerRuntime) -> FastAPI:
-    """Build the app around a prepared runtime (``await runtime.prepare()`` first)."""
+def create_app(runtime: ServerRuntime, ui_assets: UiAssets | None = None) -> FastAPI:
+    """Build the app around a prepared runtime (``await runtime.prepare()`` first).
+
+    ``ui_assets``: the web UI to serve at ``/`` (``ui_assets.ensure_built()``); by default the built
+    copy in the package as it is."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -71,4 +75,5 @@ def create_app(runtime: ServerRuntime) -> FastAPI:
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
+    ui.install(app, ui_assets or built_assets())
     return app

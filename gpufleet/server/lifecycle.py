@@ -54,6 +54,7 @@ TRANSITION_FIELDS = frozenset(
         "subordinates",
         "restart_count",
         "download_progress",
+        "engine_command",
     }
 )
 

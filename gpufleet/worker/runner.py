@@ -138,7 +138,7 @@ class InstanceRunner:
                 plan = await self.planner(self.instance, self._progress, self._wait_parts)
             except PrepareError as exc:
                 return str(exc), False
-            await self._report(S.STARTING, f"starting {plan.program} on port {plan.port}")
+            await self._report(S.STARTING, f"starting {plan.program} on port {plan.port}", engine_command=plan.command)
             self.process = launch(
                 self.records,
                 self.instance.id,
@@ -169,7 +169,7 @@ class InstanceRunner:
             return f"{program} {why}:\n{tail(log)}", False
         if self.instance.state not in (S.STARTING, S.RUNNING, S.UNREACHABLE):  # adopted while in error
             await self._report(S.STARTING, f"adopted {program} pid {process.pid} on port {process.port}")
-        await self._report(S.RUNNING, None, port=process.port, pid=process.pid)
+        await self._report(S.RUNNING, None, port=process.port, pid=process.pid, engine_command=process.record.command)
         changed = await self._watch(process)
         if changed:
             await process.stop()

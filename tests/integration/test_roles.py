@@ -30,6 +30,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/workers/register"): {W, C},
     ("POST", "/api/workers/{worker_id}/heartbeat"): {W},
     ("GET", "/api/workers"): {A},
+    ("GET", "/api/workers/join"): {A},
     ("GET", "/api/workers/{worker_id}"): {A, W},
     ("PATCH", "/api/workers/{worker_id}"): {A},
     ("DELETE", "/api/workers/{worker_id}"): {A},
@@ -50,6 +51,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("PUT", "/api/model-files"): {W},
     ("GET", "/api/watch"): {A, W},
     ("GET", "/api/usage"): {A, U},
+    ("GET", "/api/usage/series"): {A, U},
 }
 
 

@@ -1,4 +1,4 @@
-"""Usage per (UTC day, user, API key, model), and each key's tokens today for its daily limit.
+"""Usage per (UTC day and hour, user, API key, model), and each key's tokens today for its daily limit.
 
 The gateway counts every answered request here in memory; a background task writes the sums to
 ``usage_records`` about once a second with one upsert per row, so a request never waits on a
@@ -43,7 +43,7 @@ class _Sums:
     completion_tokens: int = 0
 
 
-Row = tuple[str, int, int, str]  # day, user id, api key id (or NO_KEY), model name
+Row = tuple[str, int, int, int, str]  # day, hour, user id, api key id (or NO_KEY), model name
 
 
 SECONDS_PER_DAY = 86_400
@@ -57,6 +57,11 @@ def _day_name(day_number: int) -> str:
 def day_of(timestamp: float) -> str:
     """The UTC day (YYYY-MM-DD) of a unix timestamp; cheap, since every request asks."""
     return _day_name(int(timestamp // SECONDS_PER_DAY))
+
+
+def hour_of(timestamp: float) -> int:
+    """The UTC hour (0-23) of a unix timestamp."""
+    return int(timestamp % SECONDS_PER_DAY) // 3600
 
 
 def seconds_until_tomorrow(now: datetime) -> int:
@@ -76,9 +81,10 @@ class UsageRecorder:
         self._flush_lock = asyncio.Lock()
 
     def record(self, user_id: int, api_key_id: int | None, model_name: str, prompt: int, completion: int) -> None:
-        day = day_of(self._clock())
+        now = self._clock()
+        day = day_of(now)
         key = api_key_id or NO_KEY
-        sums = self._pending.setdefault((day, user_id, key, model_name), _Sums())
+        sums = self._pending.setdefault((day, hour_of(now), user_id, key, model_name), _Sums())
         sums.requests += 1
         sums.prompt_tokens += prompt
         sums.completion_tokens += completion
@@ -102,7 +108,7 @@ class UsageRecorder:
             ).scalar_one()
         pending = sum(
             s.prompt_tokens + s.completion_tokens
-            for (d, _, key, _), s in self._pending.items()
+            for (d, _, _, key, _), s in self._pending.items()
             if d == day and key == api_key_id
         )
         total = int(stored) + pending
@@ -117,8 +123,8 @@ class UsageRecorder:
             batch, self._pending = self._pending, {}
             try:
                 async with self.db.transaction() as session:
-                    for (day, user_id, key, model), sums in batch.items():
-                        await session.execute(_upsert(self.db.dialect, day, user_id, key, model, sums))
+                    for row, sums in batch.items():
+                        await session.execute(_upsert(self.db.dialect, row, sums))
             except BaseException:
                 for row, sums in batch.items():  # keep them for the next flush
                     merged = self._pending.setdefault(row, _Sums())
@@ -155,12 +161,14 @@ class UsageRecorder:
                 logger.exception("writing gateway usage failed; keeping it for the next try")
 
 
-def _upsert(dialect: str, day: str, user_id: int, key: int, model: str, sums: _Sums) -> Executable:
-    """Add ``sums`` to the row of (day, user, key, model), creating it if needed (one statement on both
-    databases; the unique key has no NULL, so concurrent writers add up instead of clashing)."""
+def _upsert(dialect: str, row: Row, sums: _Sums) -> Executable:
+    """Add ``sums`` to the row of (day, hour, user, key, model), creating it if needed (one statement on
+    both databases; the unique key has no NULL, so concurrent writers add up instead of clashing)."""
+    day, hour, user_id, key, model = row
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(UsageRecord).values(
         day=day,
+        hour=hour,
         user_id=user_id,
         api_key_id=key,
         model_name=model,
@@ -169,7 +177,7 @@ def _upsert(dialect: str, day: str, user_id: int, key: int, model: str, sums: _S
         completion_tokens=sums.completion_tokens,
     )
     return statement.on_conflict_do_update(
-        index_elements=["day", "user_id", "api_key_id", "model_name"],
+        index_elements=["day", "hour", "user_id", "api_key_id", "model_name"],
         set_={
             "requests": UsageRecord.requests + statement.excluded.requests,
             "prompt_tokens": UsageRecord.prompt_tokens + statement.excluded.prompt_tokens,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from gpufleet.common.errors import Forbidden
 from gpufleet.db.session import Database
 from gpufleet.schemas.workers import (
     WorkerHeartbeat,
+    WorkerJoin,
     WorkerPublic,
     WorkerRegister,
     WorkerRegistered,
@@ -49,6 +50,16 @@ async def heartbeat(
 @router.get("", response_model=list[WorkerPublic])
 async def list_workers(_: Principal = Depends(admin), db: Database = Depends(database)) -> list[WorkerPublic]:
     return await worker_service.list_workers(db)
+
+
+@router.get("/join", response_model=WorkerJoin)
+async def join_command(
+    request: Request, _: Principal = Depends(admin), server: ServerRuntime = Depends(runtime)
+) -> WorkerJoin:
+    """How another machine joins this cluster: the registration token and the command to run there."""
+    url = str(request.base_url).rstrip("/")
+    token = server.cluster_token
+    return WorkerJoin(server_url=url, token=token, command=f"gpufleet start --server-url {url} --token {token}")
 
 
 @router.get("/{worker_id}", response_model=WorkerPublic)

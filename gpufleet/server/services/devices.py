@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gpufleet.common.resources import device_id
+from gpufleet.common.resources import device_id, held_by_instance, total_by_device
 from gpufleet.db.session import Database
-from gpufleet.db.tables import Device, Worker
-from gpufleet.schemas.devices import DevicePublic, DeviceReport, DeviceType
+from gpufleet.db.tables import Device, ModelInstance, Worker
+from gpufleet.schemas.devices import DeviceDetail, DeviceHolder, DevicePublic, DeviceReport, DeviceType
+from gpufleet.schemas.states import InstanceState
 
 CPU_SORT_KEY = 1_000_000  # CPU after every GPU
 
@@ -69,13 +72,43 @@ def device_public(row: Device, worker_name: str) -> DevicePublic:
     )
 
 
-async def list_devices(db: Database, worker_id: int | None = None) -> list[DevicePublic]:
+async def holders_by_device(session: AsyncSession) -> dict[str, list[DeviceHolder]]:
+    """Every placed instance's claim, per device it takes memory from (its subordinates' too)."""
+    query = select(
+        ModelInstance.id,
+        ModelInstance.name,
+        ModelInstance.model_name,
+        ModelInstance.state,
+        ModelInstance.worker_name,
+        ModelInstance.claim,
+        ModelInstance.subordinates,
+    ).where(ModelInstance.worker_id.is_not(None), ModelInstance.state != InstanceState.PENDING.value)
+    result: dict[str, list[DeviceHolder]] = defaultdict(list)
+    for instance_id, name, model_name, state, worker_name, claim, subordinates in (await session.execute(query)).all():
+        held = total_by_device(held_by_instance(worker_name, claim, subordinates))
+        for device, amount in held.items():
+            result[device].append(
+                DeviceHolder(
+                    instance_id=instance_id, instance_name=name, model_name=model_name, state=state, bytes=amount
+                )
+            )
+    return result
+
+
+async def list_devices(db: Database, worker_id: int | None = None) -> list[DeviceDetail]:
+    """Devices with the bytes allocated on each and the instances holding them (two queries in all)."""
     query = select(Device, Worker.name).join(Worker, Worker.id == Device.worker_id)
     if worker_id is not None:
         query = query.where(Device.worker_id == worker_id)
     async with db.read() as session:
         rows = (await session.execute(query.order_by(Worker.name, Device.sort_key))).all()
-    return [device_public(device, name) for device, name in rows]
+        holders = await holders_by_device(session)
+    result = []
+    for device, name in rows:
+        held = holders.get(device.id, [])
+        public = device_public(device, name).model_dump()
+        result.append(DeviceDetail(**public, allocated=sum(h.bytes for h in held), holders=held))
+    return result
 
 
 async def existing_device_ids(session: AsyncSession, ids: list[str]) -> set[str]:

@@ -39,6 +39,7 @@ def to_public(row: ModelInstance) -> InstancePublic:
         subordinates=[Subordinate.model_validate(s) for s in row.subordinates],
         restart_count=row.restart_count,
         download_progress=row.download_progress,
+        engine_command=row.engine_command,
         version=row.version,
         spec_hash=row.spec_hash,
         created_at=row.created_at,
@@ -118,6 +119,7 @@ async def release_or_forget(session: AsyncSession, row: ModelInstance, reason: s
         claim=None,
         subordinates=[],
         download_progress=None,
+        engine_command=None,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from gpufleet.common.errors import InvalidInput
 from gpufleet.db.session import Database
 from gpufleet.db.tables import ApiKey, UsageRecord, User
-from gpufleet.schemas.usage import UsageGroup, UsageRow
+from gpufleet.schemas.usage import UsageGroup, UsagePoint, UsageRow, UsageSeries, UsageStep
 from gpufleet.server.gateway.usage import NO_KEY
 from gpufleet.server.principal import Principal, PrincipalKind
 
@@ -89,3 +89,60 @@ async def usage(
             UsageRow(**fields, requests=n, prompt_tokens=p, completion_tokens=c, total_tokens=int(p) + int(c))
         )
     return result
+
+
+MAX_BUCKETS = 24 * 92  # an hourly series of a quarter at most
+
+
+def _buckets(since: date, until: date, step: UsageStep) -> list[datetime]:
+    first = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    end = datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1)
+    width = timedelta(hours=1) if step == UsageStep.HOUR else timedelta(days=1)
+    count = int((end - first) / width)
+    if count > MAX_BUCKETS:
+        raise InvalidInput(f"{count} {step.value}s is too long a series (at most {MAX_BUCKETS}): narrow from/to")
+    return [first + width * i for i in range(count)]
+
+
+async def series(
+    db: Database, principal: Principal, since: date, until: date, step: UsageStep
+) -> UsageSeries:
+    """Requests and tokens per model per hour or day of ``since``..``until`` (UTC days, inclusive)."""
+    if since > until:
+        raise InvalidInput(f"from ({since}) is after to ({until})", field="from")
+    buckets = _buckets(since, until, step)
+    columns: tuple[Any, ...] = (UsageRecord.day, UsageRecord.model_name)
+    if step == UsageStep.HOUR:
+        columns = (UsageRecord.day, UsageRecord.hour, UsageRecord.model_name)
+    query = (
+        select(
+            *columns,
+            func.sum(UsageRecord.requests),
+            func.sum(UsageRecord.prompt_tokens),
+            func.sum(UsageRecord.completion_tokens),
+        )
+        .where(UsageRecord.day >= since.isoformat(), UsageRecord.day <= until.isoformat())
+        .group_by(*columns)
+        .order_by(*columns)
+    )
+    if principal.kind != PrincipalKind.ADMIN:
+        query = query.where(UsageRecord.user_id == principal.user_id)
+    async with db.read() as session:
+        rows = (await session.execute(query)).all()
+    points = []
+    for row in rows:
+        values = tuple(row)
+        day, hour, model = values[:3] if step == UsageStep.HOUR else (values[0], 0, values[1])
+        n, p, c = values[-3:]
+        start = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(hours=int(hour))
+        points.append(
+            UsagePoint(
+                time=start,
+                model_name=model,
+                requests=n,
+                prompt_tokens=p,
+                completion_tokens=c,
+                total_tokens=int(p) + int(c),
+            )
+        )
+    return UsageSeries(step=step, buckets=buckets, points=points)
