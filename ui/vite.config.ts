@@ -12,8 +12,11 @@ export default defineConfig({
     chunkSizeWarningLimit: 1500,
   },
   server: {
-    // `npm run dev` against a running gpufleet on the default port
-    proxy: { "/api": "http://127.0.0.1:8080", "/v1": "http://127.0.0.1:8080" },
+    // `npm run dev` against a running gpufleet (GPUFLEET_URL, else the default port)
+    proxy: {
+      "/api": process.env.GPUFLEET_URL ?? "http://127.0.0.1:8080",
+      "/v1": process.env.GPUFLEET_URL ?? "http://127.0.0.1:8080",
+    },
   },
   test: {
     environment: "node",
