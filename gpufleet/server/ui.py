@@ -2,7 +2,8 @@
 
 ``/models``, ``/workers/3``, ``/playground`` … are the single-page app's routes, so any GET the API
 does not answer gets ``index.html`` (never cached: a new build takes effect at once), and files
-of the build (``/assets/…``, hashed names) are served as they are (cached for a year). The API's
+of the build (``/assets/…``, hashed names) are served as they are (cached for a year; one that is
+not there is a 404, never the page in its place). The API's
 own prefixes keep their meaning: an unknown ``/api/…`` path stays a JSON 404. Without a build, the
 page says how to make one.
 """
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from gpufleet.server.ui_assets import UiAssets
 
@@ -38,17 +41,31 @@ def _file(root: Path, path: str) -> Path | None:
     return target
 
 
+class UiRoute(Route):
+    """Matches GET and HEAD outside the API's prefixes, and nothing else: a POST to an unknown path,
+    or any unknown ``/api/…`` path, stays the API's 404 (not a 405 from this route)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or scope.get("method") not in ("GET", "HEAD"):
+            return Match.NONE, {}
+        if scope["path"].lstrip("/").split("/", 1)[0] in RESERVED:
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def install(app: FastAPI, assets: UiAssets) -> None:
     """Add the catch-all route; call after every API router (routes match in order)."""
 
-    @app.get("/{path:path}", include_in_schema=False)
-    async def web_ui(path: str) -> Response:
-        if path.split("/", 1)[0] in RESERVED:
-            raise StarletteHTTPException(status_code=404)
+    async def web_ui(request: Request) -> Response:
+        path = request.path_params["path"]
         if not assets.available:
             return HTMLResponse(NOT_BUILT.format(problem=html.escape(assets.problem or "")), status_code=200)
         found = _file(assets.directory, path)
         if found is not None and found.name != "index.html":
             cache = IMMUTABLE if path.startswith("assets/") else "no-cache"
             return FileResponse(found, headers={"Cache-Control": cache})
+        if path.startswith("assets/"):  # an old page asking for a file of an earlier build: not HTML
+            return Response(status_code=404)
         return FileResponse(assets.index, headers={"Cache-Control": "no-cache"})
+
+    app.router.routes.append(UiRoute("/{path:path}", web_ui, methods=["GET", "HEAD"], include_in_schema=False))

@@ -21,6 +21,7 @@ from gpufleet.common.net import bind_socket, free_port
 from gpufleet.config import Settings
 from gpufleet.server.app import create_app
 from gpufleet.server.runtime import ServerRuntime
+from gpufleet.server.ui_assets import UiAssets
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -65,13 +66,13 @@ def server_settings(data_dir: Path, database_url: str | None = None, **overrides
 
 @asynccontextmanager
 async def running_server(
-    data_dir: Path, database_url: str | None = None, **overrides: Any
+    data_dir: Path, database_url: str | None = None, ui_assets: UiAssets | None = None, **overrides: Any
 ) -> AsyncIterator[RunningServer]:
     settings = server_settings(data_dir, database_url, **overrides)
     runtime = ServerRuntime(settings)
     await runtime.prepare()
     sock = bind_socket(settings.host, settings.port, "--port")
-    server = make_server(create_app(runtime), sock, "warning")
+    server = make_server(create_app(runtime, ui_assets), sock, "warning")
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
