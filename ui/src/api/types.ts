@@ -230,7 +230,7 @@ export interface UsageSeries {
 
 export interface WatchEvent {
   kind?: "workers" | "models" | "instances";
-  type: "added" | "modified" | "deleted" | "synced" | "ping";
+  type: "ADDED" | "MODIFIED" | "DELETED" | "SYNCED" | "PING"; // as gpufleet/schemas/events.py spells them
   id?: number;
   object?: Record<string, unknown>;
 }

@@ -1,5 +1,5 @@
 // GET /api/watch: one JSON event a line. Opened with the session cookie; every (re)connection starts
-// with the current objects ("added"), then "synced", then live changes. When the stream drops it is
+// with the current objects (ADDED), then SYNCED, then live changes. When the stream drops it is
 // opened again after a back-off (1 s doubling to 30 s), and the listing replaces what was known.
 
 import type { WatchEvent } from "./types";
@@ -36,7 +36,7 @@ export function watch(kinds: string[], handlers: WatchHandlers): () => void {
         buffer = buffer.slice(newline + 1);
         if (line) {
           const event = JSON.parse(line) as WatchEvent;
-          if (event.type === "synced") {
+          if (event.type === "SYNCED") {
             retry = FIRST_RETRY_MS;
             handlers.onStatus(true);
           }

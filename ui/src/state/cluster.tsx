@@ -5,8 +5,9 @@
 import { createContext, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 
 import { api } from "../api/client";
-import type { DeviceDetail, Instance, Model, WatchEvent, Worker } from "../api/types";
+import type { DeviceDetail, Instance, Model, Worker } from "../api/types";
 import { watch } from "../api/watch";
+import { applyEvent, type ClusterMaps } from "../lib/clusterEvents";
 
 export interface Cluster {
   workers: Worker[];
@@ -17,24 +18,13 @@ export interface Cluster {
   connected: boolean; // the watch stream is open now
 }
 
-interface Maps {
+interface Maps extends ClusterMaps {
   workers: Map<number, Worker>;
   models: Map<number, Model>;
   instances: Map<number, Instance>;
 }
 
 const empty = (): Maps => ({ workers: new Map(), models: new Map(), instances: new Map() });
-
-export function applyEvent(maps: Maps, event: WatchEvent): boolean {
-  if (!event.kind || event.id === undefined) return false;
-  const map = maps[event.kind] as Map<number, unknown>;
-  if (event.type === "deleted") return map.delete(event.id);
-  if ((event.type === "added" || event.type === "modified") && event.object) {
-    map.set(event.id, event.object);
-    return true;
-  }
-  return false;
-}
 
 const ClusterContext = createContext<Cluster | null>(null);
 
@@ -91,7 +81,7 @@ export function ClusterProvider({ children }: { children: ReactNode }) {
         listing.current = empty();
       },
       onEvent: (event) => {
-        if (event.type === "synced") {
+        if (event.type === "SYNCED") {
           if (listing.current) live.current = listing.current;
           listing.current = null;
           devicesDue.current = true;
