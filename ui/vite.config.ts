@@ -14,8 +14,8 @@ export default defineConfig({
   server: {
     // `npm run dev` against a running gpufleet (GPUFLEET_URL, else the default port)
     proxy: {
-      "/api": process.env.GPUFLEET_URL ?? "http://127.0.0.1:8080",
-      "/v1": process.env.GPUFLEET_URL ?? "http://127.0.0.1:8080",
+      "^/api/": process.env.GPUFLEET_URL ?? "http://127.0.0.1:8080", // not /api-keys, a page
+      "^/v1/": process.env.GPUFLEET_URL ?? "http://127.0.0.1:8080",
     },
   },
   test: {

@@ -65,6 +65,10 @@ export function AuthGate({ children }: { children: ReactNode }) {
   return <AuthContext.Provider value={{ me, refresh, signOut }}>{children}</AuthContext.Provider>;
 }
 
+// The show/hide button's own name must not contain "password": a field is found by its label.
+// No `required` either: Mantine adds " *" to the accessible name; the server checks what is missing.
+const TOGGLE = { "aria-label": "Show or hide the characters" };
+
 function Card({ title, children }: { title: string; children: ReactNode }) {
   return (
     <Center h="100vh" bg="gray.0">
@@ -102,13 +106,13 @@ function SignIn({ onSignedIn }: { onSignedIn: () => Promise<void> }) {
     <Card title="Sign in to gpufleet">
       <form onSubmit={submit}>
         <Stack>
-          <TextInput label="Username" value={username} onChange={(e) => setUsername(e.currentTarget.value)} required />
+          <TextInput label="Username" value={username} onChange={(e) => setUsername(e.currentTarget.value)} />
           <PasswordInput
             label="Password"
             value={password}
             onChange={(e) => setPassword(e.currentTarget.value)}
             description="First start: the admin's password is in <data-dir>/initial_admin_password"
-            required
+            visibilityToggleButtonProps={TOGGLE}
             autoFocus
           />
           {error && (
@@ -154,14 +158,14 @@ function ChangePassword({ onChanged }: { onChanged: () => Promise<void> }) {
             label="Current password"
             value={current}
             onChange={(e) => setCurrent(e.currentTarget.value)}
-            required
+            visibilityToggleButtonProps={TOGGLE}
           />
           <PasswordInput
             label="New password"
             description="At least 8 characters"
             value={next}
             onChange={(e) => setNext(e.currentTarget.value)}
-            required
+            visibilityToggleButtonProps={TOGGLE}
           />
           {error && (
             <Alert color="red" role="alert">
