@@ -54,6 +54,7 @@ export function PlaygroundPage() {
           data={models ?? []}
           value={model}
           onChange={setModel}
+          allowDeselect={false}
           searchable
           nothingFoundMessage="No such running model"
           w={320}
