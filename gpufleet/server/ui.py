@@ -2,15 +2,19 @@
 
 ``/models``, ``/workers/3``, ``/playground`` … are the single-page app's routes, so any GET the API
 does not answer gets ``index.html`` (never cached: a new build takes effect at once), and files
-of the build (``/assets/…``, hashed names) are served as they are (cached for a year; one that is
-not there is a 404, never the page in its place). The API's
+of the build (``/assets/…``, hashed names) are served as they are (cached for a year, gzip-compressed
+for a browser that accepts it, compressed once per file; one that is not there is a 404, never the
+page in its place). The API's
 own prefixes keep their meaning: an unknown ``/api/…`` path stays a JSON 404. Without a build, the
 page says how to make one.
 """
 
 from __future__ import annotations
 
+import gzip
 import html
+import mimetypes
+from functools import lru_cache
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -41,6 +45,21 @@ def _file(root: Path, path: str) -> Path | None:
     return target
 
 
+@lru_cache(maxsize=256)
+def _compressed(path: Path, modified_ns: int) -> bytes:
+    """A build file, gzip-compressed (cached: the files of a build never change; ``modified_ns`` keys a rebuild)."""
+    return gzip.compress(path.read_bytes(), compresslevel=9)
+
+
+def _asset(found: Path, accept_encoding: str) -> Response:
+    headers = {"Cache-Control": IMMUTABLE, "Vary": "Accept-Encoding"}
+    media_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+    if "gzip" in accept_encoding and found.suffix in (".js", ".css", ".svg", ".json", ".map"):
+        body = _compressed(found, found.stat().st_mtime_ns)
+        return Response(body, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
+    return FileResponse(found, media_type=media_type, headers=headers)
+
+
 class UiRoute(Route):
     """Matches GET and HEAD outside the API's prefixes, and nothing else: a POST to an unknown path,
     or any unknown ``/api/…`` path, stays the API's 404 (not a 405 from this route)."""
@@ -61,9 +80,10 @@ def install(app: FastAPI, assets: UiAssets) -> None:
         if not assets.available:
             return HTMLResponse(NOT_BUILT.format(problem=html.escape(assets.problem or "")), status_code=200)
         found = _file(assets.directory, path)
+        if found is not None and path.startswith("assets/"):
+            return _asset(found, request.headers.get("accept-encoding", ""))
         if found is not None and found.name != "index.html":
-            cache = IMMUTABLE if path.startswith("assets/") else "no-cache"
-            return FileResponse(found, headers={"Cache-Control": cache})
+            return FileResponse(found, headers={"Cache-Control": "no-cache"})
         if path.startswith("assets/"):  # an old page asking for a file of an earlier build: not HTML
             return Response(status_code=404)
         return FileResponse(assets.index, headers={"Cache-Control": "no-cache"})

@@ -34,9 +34,11 @@ async def test_client_routes_get_the_page_and_files_are_served(ui_server: Runnin
             page = await anonymous.get(path)
             assert page.status_code == 200 and page.text == INDEX, path
             assert page.headers["cache-control"] == "no-cache"  # a new build takes effect at once
-        script = await anonymous.get("/assets/index-abc123.js")
+        script = await anonymous.get("/assets/index-abc123.js")  # httpx asks for gzip and decodes it
         assert script.text == "console.log('ui')" and "immutable" in script.headers["cache-control"]
-        assert "javascript" in script.headers["content-type"]
+        assert "javascript" in script.headers["content-type"] and script.headers["content-encoding"] == "gzip"
+        plain = await anonymous.get("/assets/index-abc123.js", headers={"accept-encoding": "identity"})
+        assert plain.text == "console.log('ui')" and "content-encoding" not in plain.headers
         assert (await anonymous.get("/favicon.svg")).text == "<svg/>"
         assert (await anonymous.get("/assets/index-old999.js")).status_code == 404  # never HTML as a script
         for sneaky in ("/assets/..%2F..%2Fsecret.txt", "/..%2Fsecret.txt", "/assets/%2e%2e/%2e%2e/secret.txt"):
