@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import typer
 from rich.markup import escape
 from typer.core import TyperOption
 
 from gpufleet.cli import app
 from gpufleet.cli.errors import CommandFailed, explain
+from gpufleet.cli.launcher import Banner
+from gpufleet.cli.start import _announce
 from gpufleet.common.net import PortUnavailable
 from gpufleet.config import Settings
 from gpufleet.estimate.gguf import GGUFError
@@ -36,3 +39,12 @@ def test_explain_gives_the_message_of_every_typed_error() -> None:
     assert explain(CommandFailed("no deployment named 'a'", 2)) == "no deployment named 'a'"
     assert explain(PermissionError(13, "Permission denied")).startswith("cannot use the database or data dir: ")
     assert explain(KeyError("surprise")) == "KeyError: 'surprise'"  # a bug: named, not hidden
+
+
+def test_the_banner_advertises_the_web_ui_only_when_there_is_one(capsys: pytest.CaptureFixture[str]) -> None:
+    _announce(Banner(url="http://h:8080", password_file=None, token_file=None))
+    assert "Web UI:      http://h:8080/" in capsys.readouterr().out
+    problem = "the web UI is not built: install Node.js 20 (with npm), then run: cd ui && npm ci && npm run build"
+    _announce(Banner(url="http://h:8080", password_file=None, token_file=None, ui_problem=problem))
+    shown = capsys.readouterr().out
+    assert "http://h:8080/\n" not in shown and f"Web UI:      none yet: {problem}" in shown.replace("\n", " ")

@@ -16,6 +16,7 @@ import type { ReactNode } from "react";
 import { NavLink as RouterLink, useLocation } from "react-router";
 
 import { useAuth } from "../state/auth";
+import { ErrorBoundary } from "./ErrorBoundary";
 import { useCluster } from "../state/cluster";
 
 interface Link {
@@ -80,7 +81,9 @@ export function Layout({ children, admin }: { children: ReactNode; admin: boolea
           ))}
         </Stack>
       </AppShell.Navbar>
-      <AppShell.Main>{children}</AppShell.Main>
+      <AppShell.Main>
+        <ErrorBoundary resetKey={location.pathname}>{children}</ErrorBoundary>
+      </AppShell.Main>
     </AppShell>
   );
 }
