@@ -121,7 +121,7 @@ def measure(url: str, workers: int, runs: int) -> tuple[list[float], list[float]
             assert context.request.post("/api/auth/login", data={"username": "admin", "password": PASSWORD}).ok
             page = context.new_page()
             loaded: list[Any] = []
-            page.on("requestfinished", lambda request: loaded.append(request))
+            page.on("requestfinished", lambda request, into=loaded: into.append(request))
             page.goto("/favicon.svg")
             floor.append(page.evaluate("performance.getEntriesByType('navigation')[0].duration") / 1000)
             page.goto("/", wait_until="commit")
