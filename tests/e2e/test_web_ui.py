@@ -120,8 +120,11 @@ def test_deploy_from_the_form_and_watch_it_run(site: Site, page: Page) -> None:
     dialog.get_by_label("Local path", exact=True).fill(str(site.model_path))
     dialog.get_by_label("CPU offloading").check()
     dialog.get_by_role("button", name="Preview placement").click()
-    expect(dialog).to_contain_text("main")  # the only worker takes it
-    expect(dialog).to_contain_text("cpu")
+    preview = dialog.get_by_test_id("placement-preview")
+    expect(preview).to_contain_text("It fits")
+    expect(preview).to_contain_text("1 replica(s) fit: main")  # the only worker takes it, on its CPU
+    expect(preview).to_contain_text("main:cpu:0")
+    preview.scroll_into_view_if_needed()
     screenshot(page, "03-deploy-preview")
     dialog.get_by_role("button", name="Deploy", exact=True).click()
     expect(page).to_have_url(re.compile(r"/models/\d+$"))
@@ -140,8 +143,11 @@ def test_an_impossible_placement_says_why(site: Site, page: Page) -> None:
     choose(page, dialog.get_by_role("combobox", name="Source", exact=True), "Local path")
     dialog.get_by_label("Local path", exact=True).fill(str(site.model_path))  # CPU offloading left off
     dialog.get_by_role("button", name="Preview placement").click()
-    expect(dialog).to_contain_text("0/1 workers fit")
-    expect(dialog).to_contain_text("enabling CPU offloading would let it run on main")
+    preview = dialog.get_by_test_id("placement-preview")
+    expect(preview).to_contain_text("It cannot be placed")
+    expect(preview).to_contain_text("0/1 workers fit")
+    expect(preview).to_contain_text("enabling CPU offloading would let it run on main")
+    preview.scroll_into_view_if_needed()
     screenshot(page, "06-preview-impossible")
 
 
