@@ -1,9 +1,11 @@
 """The seams of the scheduler: what a request, a placement and a verdict are; what plugins implement.
 
-A decision runs ``filters`` per worker (cheap yes/no with a reason), then asks the candidate
-kinds in order of preference for placements, stopping at the first kind that yields any, then
-scores those and keeps the best. Everything here is pure: it reads a ``ClusterSnapshot`` and
-an ``Estimator``.
+A decision runs the ``filters`` over all workers at once (one boolean per worker, in
+``snapshot.workers`` order: the *passing* mask), then asks the candidate kinds in order of
+preference for placements on the passing workers, stopping at the first kind that yields any, then
+scores those and keeps the best. A filter's ``check`` gives the same verdict for one worker with its
+reason, for the message of an instance that stays pending. Everything here is pure: it reads a
+``ClusterSnapshot`` and an ``Estimator``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
+
+import numpy as np
 
 from gpufleet.common.resources import Resources, total_by_device
 from gpufleet.estimate.memory import Estimator
@@ -128,17 +132,25 @@ class Unschedulable:
 
 
 class Filter(Protocol):
+    """A yes/no on each worker. Invariant: ``passing(r, s)[i] == check(r, s.workers[i], s).ok``."""
+
     name: str
 
-    def check(self, request: Request, worker: WorkerView, snapshot: ClusterSnapshot) -> Status: ...
+    def passing(self, request: Request, snapshot: ClusterSnapshot) -> np.ndarray:
+        """One boolean per worker in ``snapshot.workers`` order (a fresh array): does it pass."""
+        ...
+
+    def check(self, request: Request, worker: WorkerView, snapshot: ClusterSnapshot) -> Status:
+        """The verdict on one worker, with the reason shown when it is rejected."""
+        ...
 
 
 class CandidateKind(Protocol):
     mode: Mode
 
-    def candidates(
-        self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot
-    ) -> list[Placement]: ...
+    def candidates(self, request: Request, passing: np.ndarray, snapshot: ClusterSnapshot) -> list[Placement]:
+        """Placements on the workers where ``passing`` (one boolean per worker) is true."""
+        ...
 
 
 class Scorer(Protocol):

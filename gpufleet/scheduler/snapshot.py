@@ -57,28 +57,37 @@ class WorkerView:
 
 
 class _Layout:
-    """The static part of a snapshot: devices in one flat order, and who owns what."""
+    """The static part of a snapshot: devices in one flat order, and who owns what.
+
+    Each worker's GPUs come first, then its CPU, workers in name order, so a worker's devices are
+    one contiguous run and every index is arithmetic on the GPU counts (no per-device lookups).
+    Built in a few passes over the devices: at 10,000 workers × 9 devices it is the dominant cost
+    of a snapshot, paid once per scheduling pass.
+    """
 
     def __init__(self, workers: tuple[WorkerView, ...]) -> None:
         workers = tuple(sorted(workers, key=lambda w: w.name))  # array order = name order: ties break by name
         self.workers = workers
         self.worker_position = {w.id: i for i, w in enumerate(workers)}
         self.worker_by_name = {w.name: w for w in workers}
-        devices = [d for w in workers for d in w.devices]
+        devices = [d for w in workers for d in (*w.gpus, w.cpu)]  # = w.devices
         self.devices = devices
-        self.device_index = {d.id: i for i, d in enumerate(devices)}
-        self.owner = np.asarray([self.worker_position[d.worker_id] for d in devices], dtype=np.int64)
+        self.device_index = dict(zip([d.id for d in devices], range(len(devices)), strict=True))
+        gpu_count = np.asarray([len(w.gpus) for w in workers], dtype=np.int64)
+        first = np.cumsum(gpu_count + 1) - (gpu_count + 1)  # each worker's first device
+        self.owner = np.repeat(np.arange(len(workers), dtype=np.int64), gpu_count + 1)
+        self.cpu_of_worker = first + gpu_count
+        columns = np.arange(int(gpu_count.max(initial=0)), dtype=np.int64)
+        self.gpu_matrix = np.where(columns < gpu_count[:, None], first[:, None] + columns, -1)
         self.usable = np.asarray([d.memory_total - d.reserved - d.used_by_others for d in devices], dtype=np.int64)
-        self.is_gpu = np.asarray([d.is_gpu for d in devices], dtype=bool)
-        self.cpu_of_worker = np.asarray([self.device_index[w.cpu.id] for w in workers], dtype=np.int64)
-        widest = max((len(w.gpus) for w in workers), default=0)
-        self.gpu_matrix = np.full((len(workers), widest), -1, dtype=np.int64)
-        for row, worker in enumerate(workers):
-            for column, gpu in enumerate(worker.gpus):
-                self.gpu_matrix[row, column] = self.device_index[gpu.id]
+        codes: dict[str, int] = {}
+        self.type_code = np.asarray([codes.setdefault(d.type, len(codes)) for d in devices], dtype=np.int64)
+        self.type_names = tuple(codes)  # type_names[type_code[i]] == devices[i].type
+        self.is_gpu = self.type_code != codes.get("cpu", -1)
+        unified = np.asarray([d.unified_memory for d in devices], dtype=bool)
+        unified_workers = np.bincount(self.owner[unified], minlength=len(workers)) > 0
+        self.pooled = unified_workers[self.owner]
         self.cache: dict[object, object] = {}  # derived per-layout arrays (e.g. device masks per backend)
-        unified_workers = {self.worker_position[d.worker_id] for d in devices if d.unified_memory}
-        self.pooled = np.asarray([self.worker_position[d.worker_id] in unified_workers for d in devices], dtype=bool)
 
 
 class ClusterSnapshot:
@@ -110,13 +119,9 @@ class ClusterSnapshot:
     def _apply_pools(self, free: np.ndarray) -> np.ndarray:
         """A unified-memory worker: every device's free memory is capped by the pool's."""
         layout = self.layout
-        result = free.copy()
-        for position in np.unique(layout.owner[layout.pooled]):
-            members = layout.owner == position
-            cpu = layout.cpu_of_worker[position]
-            pool = layout.usable[cpu] - self.claimed_array[members].sum()
-            result[members] = np.minimum(result[members], max(int(pool), 0))
-        return result
+        claimed_by_worker = np.bincount(layout.owner, weights=self.claimed_array, minlength=len(layout.workers))
+        pool = np.maximum(layout.usable[layout.cpu_of_worker] - claimed_by_worker.astype(np.int64), 0)
+        return np.where(layout.pooled, np.minimum(free, pool[layout.owner]), free)
 
     def free(self, device: DeviceView) -> int:
         return int(self.free_array[self.layout.device_index[device.id]])

@@ -4,13 +4,20 @@ nowhere."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from gpufleet.engines import supported_device_types
 from gpufleet.scheduler.framework import Request, Status
+from gpufleet.scheduler.plugins.arrays import device_type_mask
 from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
 
 
 class BackendSupport:
     name = "backend"
+
+    def passing(self, request: Request, snapshot: ClusterSnapshot) -> np.ndarray:
+        owners = snapshot.layout.owner[device_type_mask(snapshot, request.backend)]
+        return np.bincount(owners, minlength=len(snapshot.workers)) > 0
 
     def check(self, request: Request, worker: WorkerView, snapshot: ClusterSnapshot) -> Status:
         supported = supported_device_types(request.backend)

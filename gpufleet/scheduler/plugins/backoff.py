@@ -3,12 +3,22 @@ instance and worker, decided by the service that records releases)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from gpufleet.scheduler.framework import Request, Status
 from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
 
 
 class FailureBackoff:
     name = "backoff"
+
+    def passing(self, request: Request, snapshot: ClusterSnapshot) -> np.ndarray:
+        mask = np.ones(len(snapshot.workers), dtype=bool)
+        for name in request.avoid:
+            worker = snapshot.worker(name)
+            if worker is not None:
+                mask[snapshot.position(worker)] = False
+        return mask
 
     def check(self, request: Request, worker: WorkerView, snapshot: ClusterSnapshot) -> Status:
         why = request.avoid.get(worker.name)

@@ -4,12 +4,12 @@ Greedy and bounded: workers are ranked by the free memory of their allowed GPUs 
 operation); for each of the few best as main worker, whole subordinate workers are added in that
 order (so as few hosts as possible) until their free memory covers the model, then the split is
 estimated (RPC devices first, as llama.cpp orders them) and every device checked; if one falls
-short, the next worker is added and the estimate repeated.
+short by layer rounding, the split is rebalanced (``rebalance.py``); if it still does not fit, the
+next worker is added and the estimate repeated. Each of the few mains gives one candidate; the
+scorer keeps the one whose subordinates hold the fewest bytes (``rpc_traffic.py``).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -17,8 +17,8 @@ from gpufleet.common.resources import Resources
 from gpufleet.estimate.config import Placement as LayerPlacement
 from gpufleet.scheduler.framework import Mode, Placement, Request, Subordinate
 from gpufleet.scheduler.plugins.arrays import gpu_mask, sorted_free_rows
-from gpufleet.scheduler.plugins.fit import estimate, shortfall, split_by_free
 from gpufleet.scheduler.plugins.multi_gpu import lower_bound
+from gpufleet.scheduler.plugins.rebalance import fitting_split
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
 
 MAIN_CANDIDATES = 4  # main workers tried per decision
@@ -28,18 +28,18 @@ MAX_HOSTS = 16
 class Distributed:
     mode = Mode.DISTRIBUTED
 
-    def candidates(self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot) -> list[Placement]:
-        if not request.distributed or len(workers) < 2:
+    def candidates(self, request: Request, passing: np.ndarray, snapshot: ClusterSnapshot) -> list[Placement]:
+        if not request.distributed or np.count_nonzero(passing) < 2:
             return []
-        sorted_free, sorted_index = sorted_free_rows(snapshot, gpu_mask(request, snapshot, workers))
+        sorted_free, sorted_index = sorted_free_rows(snapshot, gpu_mask(request, snapshot, passing))
         totals = sorted_free.sum(axis=1)
         has_gpu = np.asarray((sorted_index >= 0).any(axis=1), dtype=bool)
-        ranked = [int(p) for p in np.argsort(-totals, kind="stable") if has_gpu[p]]
+        order = np.argsort(-totals, kind="stable")
+        ranked = order[has_gpu[order]]  # workers with an allowed GPU, most free memory first
         floor = lower_bound(request)
         placements = []
         for main in ranked[:MAIN_CANDIDATES]:
-            others = [p for p in ranked if p != main]
-            placement = self._around(request, snapshot, main, others, sorted_index, totals, floor)
+            placement = self._around(request, snapshot, int(main), ranked, sorted_index, totals, floor)
             if placement is not None:
                 placements.append(placement)
         return placements
@@ -49,7 +49,7 @@ class Distributed:
         request: Request,
         snapshot: ClusterSnapshot,
         main: int,
-        others: list[int],
+        ranked: np.ndarray,
         sorted_index: np.ndarray,
         totals: np.ndarray,
         floor: int,
@@ -62,7 +62,7 @@ class Distributed:
         local = gpus(main)
         helpers: list[int] = []
         total = int(totals[main])
-        for helper in others:
+        for helper in (int(p) for p in ranked if p != main):  # lazily: stops after a few workers
             if len(helpers) + 1 >= MAX_HOSTS:
                 return None
             helpers.append(helper)
@@ -71,10 +71,12 @@ class Distributed:
                 continue
             remote = [g for h in helpers for g in gpus(h)]
             devices = [*remote, *local]  # llama.cpp puts RPC devices first
-            split = split_by_free(snapshot, devices)
-            result = estimate(request, LayerPlacement(gpus=len(local), rpc=len(remote), tensor_split=split))
             main_worker = snapshot.workers[main]
-            if shortfall(snapshot, result, main_worker, devices) is None:
+            fitted = fitting_split(
+                request, snapshot, main_worker, devices, LayerPlacement(gpus=len(local), rpc=len(remote))
+            )
+            if fitted is not None:
+                split, result = fitted
                 return self._placement(
                     main_worker,
                     [snapshot.workers[h] for h in helpers],

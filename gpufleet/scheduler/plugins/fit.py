@@ -1,4 +1,4 @@
-"""Shared arithmetic of the candidate kinds: which devices a request may use, and whether an estimate fits.
+"""Shared arithmetic of the candidate kinds: how to split over devices, and whether an estimate fits.
 
 An estimate lists devices in llama.cpp's order (RPC servers first, then the main worker's GPUs);
 ``fits`` checks each against the snapshot's free memory, and the host part against the main
@@ -12,24 +12,10 @@ from dataclasses import dataclass
 
 from gpufleet.common.resources import Resources
 from gpufleet.common.units import MiB
-from gpufleet.engines import supported_device_types
 from gpufleet.estimate.config import Placement as LayerPlacement
 from gpufleet.estimate.memory import Estimate
 from gpufleet.scheduler.framework import Request
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
-
-
-def usable_gpus(request: Request, worker: WorkerView) -> list[DeviceView]:
-    """The worker's GPUs this request may use: the backend's device types, and the hand-picked ones if any."""
-    supported = supported_device_types(request.backend)
-    gpus = [g for g in worker.gpus if g.type in supported]
-    if request.gpu_selector:
-        gpus = [g for g in gpus if g.id in request.gpu_selector]
-    return gpus
-
-
-def most_free_first(snapshot: ClusterSnapshot, devices: Sequence[DeviceView]) -> list[DeviceView]:
-    return sorted(devices, key=lambda d: (-snapshot.free(d), d.worker_name, d.index))
 
 
 def split_by_free(snapshot: ClusterSnapshot, devices: Sequence[DeviceView]) -> tuple[float, ...]:

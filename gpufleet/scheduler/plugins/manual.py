@@ -1,42 +1,49 @@
 """Devices chosen by hand (``gpu_selector``): the selection decides the mode.
 
 One GPU → single GPU; several GPUs of one worker → multi-GPU; devices of several workers →
-distributed over RPC, the worker with the most selected devices as the main one. Selecting the CPU
-devices of several workers gives a distributed placement whose RPC servers run on CPU: layers are
-split between the main worker's CPU and the others by free memory. With ``cpu_offloading``, GPUs
-that cannot hold everything take as many layers as fit.
+distributed over RPC: one placement with each of those workers as the main one (subordinates in
+order of most selected devices, then name), of which the scorer keeps the one whose subordinates
+hold the fewest bytes (``rpc_traffic.py``), so the main worker is the one holding the largest share.
+Selecting the CPU devices of several workers gives a distributed placement whose RPC servers run on
+CPU: layers are split between the main worker's CPU and the others by free memory. With
+``cpu_offloading``, GPUs that cannot hold everything take as many layers as fit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numpy as np
 
 from gpufleet.common.resources import Resources
 from gpufleet.estimate.config import Placement as LayerPlacement
 from gpufleet.scheduler.framework import Mode, Placement, Request, Subordinate
 from gpufleet.scheduler.plugins.fit import claim_of, estimate, shortfall, split_by_free
 from gpufleet.scheduler.plugins.partial import most_layers
+from gpufleet.scheduler.plugins.rebalance import fitting_split
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
 
 
 class ManualSelection:
     mode = Mode.SINGLE_GPU  # varies with the selection
 
-    def candidates(self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot) -> list[Placement]:
-        chosen = [d for w in workers for d in w.devices if d.id in request.gpu_selector]
+    def candidates(self, request: Request, passing: np.ndarray, snapshot: ClusterSnapshot) -> list[Placement]:
+        workers = [snapshot.workers[int(p)] for p in np.flatnonzero(passing)]  # owners of selected devices
         by_worker: dict[int, list[DeviceView]] = {}
-        for device in chosen:
-            by_worker.setdefault(device.worker_id, []).append(device)
+        for worker in workers:
+            for device in worker.devices:
+                if device.id in request.gpu_selector:
+                    by_worker.setdefault(worker.id, []).append(device)
         if len(by_worker) < len({d.split(":")[0] for d in request.gpu_selector}):
             return []  # a selected device's worker is filtered out (not ready, selector…)
-        ordered = sorted(by_worker, key=lambda w: (-len(by_worker[w]), _name(workers, w)))
-        main = next(w for w in workers if w.id == ordered[0])
-        if len(by_worker) == 1:
-            return self._one_worker(request, main, by_worker[main.id], snapshot)
+        hosts = sorted((w for w in workers if w.id in by_worker), key=lambda w: (-len(by_worker[w.id]), w.name))
+        if len(hosts) == 1:
+            return self._one_worker(request, hosts[0], by_worker[hosts[0].id], snapshot)
         if not request.distributed:
             return []
-        subordinates = [next(w for w in workers if w.id == i) for i in ordered[1:]]
-        return self._distributed(request, main, by_worker, subordinates, snapshot)
+        placements = []
+        for main in hosts:  # each as the main worker: the scorer keeps the one lending the least (rpc_traffic)
+            subordinates = [w for w in hosts if w is not main]
+            placements += self._distributed(request, main, by_worker, subordinates, snapshot)
+        return placements
 
     def _one_worker(
         self, request: Request, worker: WorkerView, devices: list[DeviceView], snapshot: ClusterSnapshot
@@ -79,7 +86,6 @@ class ManualSelection:
         local = [d for d in by_worker[main.id] if d.is_gpu]
         on_cpu = any(not d.is_gpu for d in remote)
         devices = [*remote, *local]
-        split = split_by_free(snapshot, devices)
         layers = request.estimator.info.offloadable_layers
         gpu_layers = None
         if not local:
@@ -87,14 +93,16 @@ class ManualSelection:
             host_free = snapshot.free(main.cpu)
             remote_free = sum(snapshot.free(d) for d in remote)
             gpu_layers = max(1, min(layers, round(layers * remote_free / max(remote_free + host_free, 1))))
-        result = estimate(
+        fitted = fitting_split(
             request,
-            LayerPlacement(
-                gpus=len(local), rpc=len(remote), gpu_layers=gpu_layers, tensor_split=split, rpc_on_cpu=on_cpu
-            ),
+            snapshot,
+            main,
+            devices,
+            LayerPlacement(gpus=len(local), rpc=len(remote), gpu_layers=gpu_layers, rpc_on_cpu=on_cpu),
         )
-        if shortfall(snapshot, result, main, devices) is not None:
+        if fitted is None:
             return []
+        split, result = fitted
         needs = dict(zip([d.id for d in devices], result.vram, strict=True))
         parts = tuple(
             Subordinate(
@@ -118,7 +126,3 @@ class ManualSelection:
                 parts,
             )
         ]
-
-
-def _name(workers: Sequence[WorkerView], worker_id: int) -> str:
-    return next(w.name for w in workers if w.id == worker_id)

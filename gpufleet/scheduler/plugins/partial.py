@@ -1,12 +1,12 @@
 """Kind 4 (only with ``cpu_offloading``): the worker's GPUs take as many layers as fit, the CPU the rest.
 
 A binary search over ``--n-gpu-layers`` (about 7 estimates for 80 layers) per group of workers
-that look the same; the placements offloading the most layers are kept.
+that look the same; the placements offloading the most layers are kept. With more than
+``groups.EVALUATED`` groups, the ones searched are those with the most free memory on their allowed
+GPUs (where the most layers fit).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from gpufleet.estimate.config import Placement as LayerPlacement
 from gpufleet.scheduler.framework import Mode, Placement, Request
 from gpufleet.scheduler.plugins.arrays import gpu_mask, sorted_free_rows
 from gpufleet.scheduler.plugins.fit import claim_of, estimate, shortfall, split_by_free
-from gpufleet.scheduler.plugins.groups import identical_rows
+from gpufleet.scheduler.plugins.groups import most_promising, representatives
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
 
 
@@ -49,15 +49,15 @@ def most_layers(
 class PartialOffload:
     mode = Mode.PARTIAL_OFFLOAD
 
-    def candidates(self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot) -> list[Placement]:
-        sorted_free, sorted_index = sorted_free_rows(snapshot, gpu_mask(request, snapshot, workers))
+    def candidates(self, request: Request, passing: np.ndarray, snapshot: ClusterSnapshot) -> list[Placement]:
+        sorted_free, sorted_index = sorted_free_rows(snapshot, gpu_mask(request, snapshot, passing))
         if sorted_index.size == 0:
             return []
         rows = np.nonzero((sorted_index >= 0).any(axis=1))[0]
         layout = snapshot.layout
         placements = []
-        for group in identical_rows(snapshot, rows, sorted_free):
-            position = int(group[0])
+        groups = representatives(snapshot, rows, sorted_free)
+        for position in most_promising(groups, sorted_free[groups].sum(axis=1)):
             gpus = [layout.devices[int(i)] for i in sorted_index[position] if i >= 0]
             placement = most_layers(request, snapshot.workers[position], gpus, snapshot)
             if placement is not None:

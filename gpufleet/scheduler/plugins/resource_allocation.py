@@ -10,7 +10,8 @@ reserved − used by others)). Then::
 
 Binpack keeps whole GPUs free for big models; spread puts replicas on different GPUs and workers.
 The worker term makes spread pick another worker over another GPU of a busy one. ``score_single``
-is the same formula over arrays, for the many one-device candidates of a large cluster.
+and ``score_rows`` are the same formula over arrays, for the many one-device candidates of a large
+cluster and for many several-GPU candidates (one worker each) at once.
 """
 
 from __future__ import annotations
@@ -57,5 +58,20 @@ class ResourceAllocation:
         is_gpu = layout.is_gpu[devices]
         u_worker = np.where(
             is_gpu & (worker_total > 0), np.minimum((claimed[owners] + need) / np.maximum(worker_total, 1), 1.0), u_dev
+        )
+        return np.asarray(_strategy_score((u_dev + u_worker) / 2, self.strategy))
+
+    def score_rows(self, snapshot: ClusterSnapshot, devices: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+        """Scores of candidates on one worker each: row r puts ``amounts[r, j]`` bytes on GPU ``devices[r, j]``."""
+        layout = snapshot.layout
+        usable = np.maximum(layout.usable[devices], 1)
+        u_dev = np.minimum((snapshot.claimed_array[devices] + amounts) / usable, 1.0).mean(axis=1)
+        claimed, total = snapshot.gpu_usage()
+        owners = layout.owner[devices[:, 0]]
+        worker_total = total[owners]
+        u_worker = np.where(
+            worker_total > 0,
+            np.minimum((claimed[owners] + amounts.sum(axis=1)) / np.maximum(worker_total, 1), 1.0),
+            u_dev,
         )
         return np.asarray(_strategy_score((u_dev + u_worker) / 2, self.strategy))

@@ -6,17 +6,15 @@ score, is then a few array operations over all devices, and only the best few be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from gpufleet.common.resources import Resources
 from gpufleet.estimate.config import Placement as LayerPlacement
 from gpufleet.scheduler.framework import Mode, Placement, Request
-from gpufleet.scheduler.plugins.arrays import gpu_mask
+from gpufleet.scheduler.plugins.arrays import gpu_mask, top
 from gpufleet.scheduler.plugins.fit import estimate
 from gpufleet.scheduler.plugins.resource_allocation import ResourceAllocation
-from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
+from gpufleet.scheduler.snapshot import ClusterSnapshot
 
 KEEP = 8  # best-scoring devices turned into placements (the final choice is among them)
 
@@ -24,18 +22,18 @@ KEEP = 8  # best-scoring devices turned into placements (the final choice is amo
 class SingleGpu:
     mode = Mode.SINGLE_GPU
 
-    def candidates(self, request: Request, workers: Sequence[WorkerView], snapshot: ClusterSnapshot) -> list[Placement]:
+    def candidates(self, request: Request, passing: np.ndarray, snapshot: ClusterSnapshot) -> list[Placement]:
         result = estimate(request, LayerPlacement(gpus=1))
         need_vram, need_ram = result.vram[0], result.ram
         layout = snapshot.layout
         free = snapshot.free_array
         host_free = free[layout.cpu_of_worker[layout.owner]]
-        fits = gpu_mask(request, snapshot, workers) & (free >= need_vram) & (host_free >= need_ram)
+        fits = gpu_mask(request, snapshot, passing) & (free >= need_vram) & (host_free >= need_ram)
         indices = np.nonzero(fits)[0]
         if indices.size == 0:
             return []
         scores = ResourceAllocation(request.placement_strategy).score_single(snapshot, indices, need_vram)
-        best = indices[np.argsort(-scores, kind="stable")[:KEEP]]  # stable: ties keep name order
+        best = indices[top(scores, KEEP)]  # ties keep name order
         placements = []
         for index in best:
             device = layout.devices[int(index)]
