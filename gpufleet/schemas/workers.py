@@ -97,3 +97,11 @@ class WorkerJoin(BaseModel):
     server_url: str
     token: str
     command: str
+
+
+class HeartbeatAck(BaseModel):
+    """The answer to a heartbeat: the worker's state as the server sees it (and why)."""
+
+    id: int
+    state: WorkerState
+    state_message: str | None = None

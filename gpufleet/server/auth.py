@@ -114,6 +114,20 @@ class PrincipalResolver:
         return _user_principal(row[1], "session"), row[0].expires_at
 
     async def _worker(self, credential: str) -> Principal | None:
+        """A worker's credential, remembered like a session (heartbeats and watch checks come by the thousand)."""
+        digest = secrets.sha256(credential)
+        known = self._verified.get(digest)
+        if known is not None and known.fresh_until > time.monotonic():
+            return known.principal
+        generation = self._generation
+        principal = await self._worker_lookup(credential)
+        if principal is not None and generation == self._generation:
+            if len(self._verified) >= CACHE_LIMIT:
+                self._verified.clear()
+            self._verified[digest] = _Verified(principal, None, time.monotonic() + CACHE_TTL)
+        return principal
+
+    async def _worker_lookup(self, credential: str) -> Principal | None:
         async with self.db.read() as session:
             worker_id = (
                 await session.execute(select(Worker.id).where(Worker.credential_hash == secrets.sha256(credential)))

@@ -25,6 +25,7 @@ from gpufleet.server.controllers.deployments import DeploymentsController, deplo
 from gpufleet.server.controllers.scheduling import PENDING, SchedulingController
 from gpufleet.server.controllers.worker_health import StaleWorkerSweep, WorkerProbeController
 from gpufleet.server.gateway.service import Gateway
+from gpufleet.server.heartbeats import FLUSH_INTERVAL, HeartbeatLedger
 from gpufleet.server.services.users import bootstrap_admin, write_secret_file
 from gpufleet.server.worker_calls import WorkerCalls
 
@@ -44,6 +45,7 @@ class ServerRuntime:
     sweep: StaleWorkerSweep = field(init=False)
     worker_calls: WorkerCalls = field(init=False)  # the server calling workers' own APIs (logs)
     gateway: Gateway = field(init=False)  # the OpenAI-compatible /v1 routes' state
+    heartbeats: HeartbeatLedger = field(init=False)  # plain heartbeats, noted in memory, written in batches
 
     def __post_init__(self) -> None:
         self.db = Database(self.settings.effective_database_url)
@@ -52,7 +54,8 @@ class ServerRuntime:
         self.deployments = DeploymentsController(self.db)
         self.scheduler = SchedulingController(self.db, self.settings.scheduler_resync_interval)
         self.probes = WorkerProbeController(self.db, interval)
-        self.sweep = StaleWorkerSweep(self.db, interval)
+        self.heartbeats = HeartbeatLedger(self.db, min(FLUSH_INTERVAL, interval / 4))
+        self.sweep = StaleWorkerSweep(self.db, interval, self.heartbeats)
         self.worker_calls = WorkerCalls()
         self.gateway = Gateway(self.db, self.settings.gateway_timeout)
         # Which controllers hear of a committed change, by its kind (``_route_event``).
@@ -88,6 +91,7 @@ class ServerRuntime:
         return token
 
     def start_controllers(self) -> None:
+        self.heartbeats.start()
         self.deployments.start()
         self.scheduler.start()
         self.probes.start()
@@ -103,6 +107,7 @@ class ServerRuntime:
 
     async def stop(self) -> None:
         await self.sweep.stop()
+        await self.heartbeats.stop()
         await self.probes.stop()
         await self.deployments.stop()
         await self.scheduler.stop()

@@ -14,7 +14,7 @@ from gpufleet.schemas.events import Event
 from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition, RpcServerReport
 from gpufleet.schemas.model_files import ModelFilePublic, ModelFileReport
 from gpufleet.schemas.models import ModelPublic
-from gpufleet.schemas.workers import WorkerHeartbeat, WorkerPublic, WorkerRegister, WorkerRegistered
+from gpufleet.schemas.workers import HeartbeatAck, WorkerHeartbeat, WorkerRegister, WorkerRegistered
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +104,11 @@ class ServerClient:
         )
         return WorkerRegistered.model_validate(response.json())
 
-    async def heartbeat(self, worker_id: int, body: WorkerHeartbeat, timeout: float | None = None) -> WorkerPublic:
+    async def heartbeat(self, worker_id: int, body: WorkerHeartbeat, timeout: float | None = None) -> HeartbeatAck:
         response = await self._request(
             "POST", f"/api/workers/{worker_id}/heartbeat", body=body.model_dump_json(), timeout=timeout
         )
-        return WorkerPublic.model_validate(response.json())
+        return HeartbeatAck.model_validate(response.json())
 
     async def transition(self, instance_id: int, body: InstanceTransition) -> InstancePublic:
         response = await self._request(

@@ -46,3 +46,42 @@ async def test_close_ends_every_stream() -> None:
         await asyncio.sleep(0)
         bus.close()
         assert await asyncio.wait_for(waiter, 1) is None
+
+
+def placed(instance_id: int, worker_id: int | None, *subordinates: int) -> Event:
+    body = {"worker_id": worker_id, "subordinates": [{"worker_id": s} for s in subordinates]}
+    return Event(kind=EventKind.INSTANCES, type=EventType.MODIFIED, id=instance_id, object=body)
+
+
+def drain(subscription: bus_module.Subscription) -> list[int | None]:
+    ids = []
+    while not subscription.queue.empty():
+        got = subscription.queue.get_nowait()
+        ids.append(got.id if got is not None else None)
+    return ids
+
+
+async def test_worker_streams_hear_only_their_instances_and_what_they_hold() -> None:
+    bus = EventBus()
+    kinds = {EventKind.INSTANCES, EventKind.MODELS}
+    async with (
+        bus.subscribe(kinds, worker_id=1) as one,
+        bus.subscribe(kinds, worker_id=2) as two,
+        bus.subscribe(kinds, worker_id=3) as three,
+        bus.subscribe({EventKind.INSTANCES}) as admin,
+    ):
+        bus.publish(placed(10, 1))  # on worker 1
+        bus.publish(placed(11, 2, 1))  # main 2, worker 1 lends a device
+        assert drain(one) == [10, 11] and drain(two) == [11] and drain(three) == [] and drain(admin) == [10, 11]
+        one.hold(10)
+        bus.publish(placed(10, 3))  # moved to worker 3: worker 1 still hears it (it held it), once released no more
+        assert drain(one) == [10] and drain(three) == [10]
+        one.release(10)
+        bus.publish(placed(10, 3))
+        assert drain(one) == [] and drain(three) == [10]
+        bus.publish(event(5))  # a model change reaches every worker stream that asked for models
+        assert drain(admin) == [10, 10]  # the two moves; an observer of instances gets no model event
+        assert drain(one) == drain(two) == drain(three) == [5] and drain(admin) == []
+        bus.publish(Event(kind=EventKind.WORKERS, type=EventType.DELETED, id=2))  # its own worker, not asked for
+        assert drain(two) == [2] and drain(one) == [] and drain(admin) == []
+    assert bus.subscriber_count == 0 and not bus._holders

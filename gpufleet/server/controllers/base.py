@@ -24,6 +24,7 @@ class Controller(ABC):
     resync_interval: float = 60.0
     max_backoff: float = 30.0
     concurrency = 1  # keys reconciled at once (never the same key twice at once)
+    spread_resync = False  # enqueue a resync's keys evenly over the interval instead of all at once
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
@@ -89,12 +90,23 @@ class Controller(ABC):
                     self.enqueue(key)
 
     async def _resync(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
-                for key in await self.all_keys():
-                    self.enqueue(key)
+                keys = list(await self.all_keys())
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("%s: listing keys for resync failed", self.name)
-            await asyncio.sleep(self.resync_interval)
+                keys = []
+            if self.spread_resync and keys:
+                gap = self.resync_interval / len(keys)
+                for position, key in enumerate(keys):  # a steady trickle, never a burst of thousands
+                    await asyncio.sleep(max(0.0, started + position * gap - loop.time()))
+                    self.enqueue(key)
+                await asyncio.sleep(max(0.0, started + self.resync_interval - loop.time()))
+            else:
+                for key in keys:
+                    self.enqueue(key)
+                await asyncio.sleep(self.resync_interval)

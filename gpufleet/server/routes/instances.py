@@ -14,8 +14,10 @@ from fastapi.responses import StreamingResponse
 from gpufleet.db.session import Database
 from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition
 from gpufleet.schemas.logs import LOG_TAIL_DEFAULT, LOG_TAIL_MAX
+from gpufleet.schemas.pages import Page
 from gpufleet.server.auth import ADMIN_OR_WORKER, WORKER, allow
 from gpufleet.server.deps import database, runtime
+from gpufleet.server.listing import Listing, answer
 from gpufleet.server.principal import Principal
 from gpufleet.server.runtime import ServerRuntime
 from gpufleet.server.services import instance_logs
@@ -26,11 +28,16 @@ readers = allow(*ADMIN_OR_WORKER)
 worker = allow(*WORKER)
 
 
-@router.get("", response_model=list[InstancePublic])
+@router.get("", response_model=list[InstancePublic] | Page[InstancePublic])
 async def list_instances(
-    model_id: int | None = None, principal: Principal = Depends(readers), db: Database = Depends(database)
-) -> list[InstancePublic]:
-    return await instance_service.list_instances(db, principal, model_id)
+    params: Listing,
+    model_id: int | None = None,
+    principal: Principal = Depends(readers),
+    db: Database = Depends(database),
+) -> list[InstancePublic] | Page[InstancePublic]:
+    """Every instance; with ``limit``, one page of them (``state``, ``q`` filter)."""
+    items, total = await instance_service.list_instances(db, principal, model_id, params)
+    return answer(params, items, total)
 
 
 @router.get("/{instance_id}", response_model=InstancePublic)

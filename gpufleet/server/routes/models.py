@@ -6,9 +6,11 @@ from fastapi import APIRouter, Depends
 
 from gpufleet.db.session import Database
 from gpufleet.schemas.models import ModelCreate, ModelPublic, ModelUpdate
+from gpufleet.schemas.pages import Page
 from gpufleet.schemas.preview import PreviewResult
 from gpufleet.server.auth import ADMIN, USERS, WORKER, allow
 from gpufleet.server.deps import database
+from gpufleet.server.listing import Listing, answer
 from gpufleet.server.principal import Principal
 from gpufleet.server.services import models as model_service
 from gpufleet.server.services import preview as preview_service
@@ -18,9 +20,13 @@ admin = allow(*ADMIN)
 readers = allow(*USERS, *WORKER)
 
 
-@router.get("", response_model=list[ModelPublic])
-async def list_models(_: Principal = Depends(readers), db: Database = Depends(database)) -> list[ModelPublic]:
-    return await model_service.list_models(db)
+@router.get("", response_model=list[ModelPublic] | Page[ModelPublic])
+async def list_models(
+    params: Listing, _: Principal = Depends(readers), db: Database = Depends(database)
+) -> list[ModelPublic] | Page[ModelPublic]:
+    """Every deployment; with ``limit``, one page of them (``q`` on the name)."""
+    items, total = await model_service.list_models(db, params)
+    return answer(params, items, total)
 
 
 @router.post("", response_model=ModelPublic, status_code=201)

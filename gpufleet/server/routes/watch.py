@@ -20,7 +20,7 @@ from gpufleet.common.errors import Forbidden, InvalidInput
 from gpufleet.db.session import Database
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.server.auth import ADMIN_OR_WORKER, allow, credential_from_scope
-from gpufleet.server.bus import EventBus
+from gpufleet.server.bus import EventBus, Subscription, involved_workers
 from gpufleet.server.deps import runtime
 from gpufleet.server.principal import Principal, PrincipalKind
 from gpufleet.server.runtime import ServerRuntime
@@ -73,15 +73,15 @@ Listed = list[tuple[int, dict[str, object]]]  # (id, the object as JSON)
 
 
 async def _workers(db: Database, principal: Principal) -> Listed:
-    return [(w.id, w.model_dump(mode="json")) for w in await worker_service.list_workers(db)]
+    return [(w.id, w.model_dump(mode="json")) for w in (await worker_service.list_workers(db))[0]]
 
 
 async def _models(db: Database, principal: Principal) -> Listed:
-    return [(m.id, m.model_dump(mode="json")) for m in await model_service.list_models(db)]
+    return [(m.id, m.model_dump(mode="json")) for m in (await model_service.list_models(db))[0]]
 
 
 async def _instances(db: Database, principal: Principal) -> Listed:
-    return [(i.id, i.model_dump(mode="json")) for i in await instance_service.list_instances(db, principal)]
+    return [(i.id, i.model_dump(mode="json")) for i in (await instance_service.list_instances(db, principal))[0]]
 
 
 # What a (re)connecting watcher is sent first, per kind: every object, as ``added`` events.
@@ -108,12 +108,12 @@ async def _stream(
     principal: Principal,
     still_valid: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[bytes]:
-    mine: set[int] = set()  # instance ids this worker has been sent as involving it
-    async with bus.subscribe() as subscription:
+    worker_id = principal.worker_id if principal.kind == PrincipalKind.WORKER else None
+    async with bus.subscribe(kinds, worker_id) as subscription:
         for kind in sorted(kinds):
             for listed in await _listing(db, kind, principal):
-                if kind == EventKind.INSTANCES and listed.id is not None:
-                    mine.add(listed.id)
+                if kind == EventKind.INSTANCES and listed.id is not None and worker_id is not None:
+                    subscription.hold(listed.id)
                 yield _line(listed)
         yield _line(Event(type=EventType.SYNCED))
         clock = asyncio.get_running_loop().time
@@ -139,8 +139,8 @@ async def _stream(
                 return
             if event.kind not in kinds:
                 continue
-            if principal.kind == PrincipalKind.WORKER and event.kind == EventKind.INSTANCES:
-                filtered = _for_worker(event, principal.worker_id, mine)
+            if worker_id is not None and event.kind == EventKind.INSTANCES:
+                filtered = _for_worker(event, worker_id, subscription)
                 if filtered is None:
                     continue
                 event = filtered
@@ -157,13 +157,15 @@ def _ends_stream(event: Event, principal: Principal) -> bool:
     )
 
 
-def _for_worker(event: Event, worker_id: int | None, mine: set[int]) -> Event | None:
-    assert worker_id is not None and event.id is not None
-    involved = event.type != EventType.DELETED and instance_service.involves_worker(event.object or {}, worker_id)
+def _for_worker(event: Event, worker_id: int, subscription: Subscription) -> Event | None:
+    """An instance event as this worker must see it: as it is while the instance involves the worker;
+    once it no longer does (moved, released, deleted), one ``DELETED``; then nothing."""
+    assert event.id is not None
+    involved = event.type != EventType.DELETED and worker_id in involved_workers(event.object)
     if involved:
-        mine.add(event.id)
+        subscription.hold(event.id)
         return event
-    if event.id in mine:
-        mine.discard(event.id)
+    if event.id in subscription.held:
+        subscription.release(event.id)
         return event if event.type == EventType.DELETED else event.model_copy(update={"type": EventType.DELETED})
     return None

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Depends, Request
 
 from gpufleet.common.errors import Forbidden
 from gpufleet.db.session import Database
+from gpufleet.schemas.pages import Page
 from gpufleet.schemas.workers import (
+    HeartbeatAck,
     WorkerHeartbeat,
     WorkerJoin,
     WorkerPublic,
@@ -16,6 +18,7 @@ from gpufleet.schemas.workers import (
 )
 from gpufleet.server.auth import ADMIN, ADMIN_OR_WORKER, REGISTRANT, WORKER, allow
 from gpufleet.server.deps import database, runtime
+from gpufleet.server.listing import Listing, answer
 from gpufleet.server.principal import Principal
 from gpufleet.server.runtime import ServerRuntime
 from gpufleet.server.services import workers as worker_service
@@ -35,21 +38,34 @@ async def register(
     return result
 
 
-@router.post("/{worker_id}/heartbeat", response_model=WorkerPublic)
+@router.post("/{worker_id}/heartbeat", response_model=HeartbeatAck)
 async def heartbeat(
     worker_id: int,
     body: WorkerHeartbeat,
     principal: Principal = Depends(allow(*WORKER)),
-    db: Database = Depends(database),
-) -> WorkerPublic:
+    server: ServerRuntime = Depends(runtime),
+) -> HeartbeatAck:
+    """A plain heartbeat of a live worker is answered from memory (``server.heartbeats``); a status
+    change, a ``leaving`` one, or one from a worker not known to be live goes to the database."""
     if principal.worker_id != worker_id:
         raise Forbidden("a worker may only send its own heartbeat")
-    return await worker_service.heartbeat(db, worker_id, body)
+    if body.status is None and not body.leaving:
+        ack = server.heartbeats.beat(worker_id)
+        if ack is not None:
+            return ack
+    public = await worker_service.heartbeat(server.db, worker_id, body)
+    ack = HeartbeatAck(id=public.id, state=public.state, state_message=public.state_message)
+    server.heartbeats.known(ack)
+    return ack
 
 
-@router.get("", response_model=list[WorkerPublic])
-async def list_workers(_: Principal = Depends(admin), db: Database = Depends(database)) -> list[WorkerPublic]:
-    return await worker_service.list_workers(db)
+@router.get("", response_model=list[WorkerPublic] | Page[WorkerPublic])
+async def list_workers(
+    params: Listing, _: Principal = Depends(admin), db: Database = Depends(database)
+) -> list[WorkerPublic] | Page[WorkerPublic]:
+    """Every worker; with ``limit``, one page of them (``state``, ``label=k=v``, ``q`` filter)."""
+    items, total = await worker_service.list_workers(db, params)
+    return answer(params, items, total)
 
 
 @router.get("/join", response_model=WorkerJoin)

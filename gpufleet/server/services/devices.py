@@ -12,6 +12,7 @@ from gpufleet.db.session import Database
 from gpufleet.db.tables import Device, ModelInstance, Worker
 from gpufleet.schemas.devices import DeviceDetail, DeviceHolder, DevicePublic, DeviceReport, DeviceType
 from gpufleet.schemas.states import InstanceState
+from gpufleet.server.listing import EVERY_ROW, ListParams, count
 
 CPU_SORT_KEY = 1_000_000  # CPU after every GPU
 
@@ -95,20 +96,26 @@ async def holders_by_device(session: AsyncSession) -> dict[str, list[DeviceHolde
     return result
 
 
-async def list_devices(db: Database, worker_id: int | None = None) -> list[DeviceDetail]:
-    """Devices with the bytes allocated on each and the instances holding them (two queries in all)."""
+async def list_devices(
+    db: Database, worker_id: int | None = None, params: ListParams = EVERY_ROW
+) -> tuple[list[DeviceDetail], int | None]:
+    """Devices with the bytes allocated on each and the instances holding them (two queries in all).
+
+    Filters: ``state`` and ``label`` are the worker's, ``q`` the device id (``node1:cuda:0``) or name."""
     query = select(Device, Worker.name).join(Worker, Worker.id == Device.worker_id)
     if worker_id is not None:
         query = query.where(Device.worker_id == worker_id)
+    query = params.filtered(query, state=Worker.state, labels=Worker.labels, name=Device.id + " " + Device.name)
     async with db.read() as session:
-        rows = (await session.execute(query.order_by(Worker.name, Device.sort_key))).all()
+        total = await count(session, query) if params.limit is not None else None
+        rows = (await session.execute(params.paged(query.order_by(Worker.name, Device.sort_key)))).all()
         holders = await holders_by_device(session)
     result = []
     for device, name in rows:
         held = holders.get(device.id, [])
         public = device_public(device, name).model_dump()
         result.append(DeviceDetail(**public, allocated=sum(h.bytes for h in held), holders=held))
-    return result
+    return result, total
 
 
 async def existing_device_ids(session: AsyncSession, ids: list[str]) -> set[str]:

@@ -17,6 +17,7 @@ from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subordinate
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server import lifecycle
+from gpufleet.server.listing import EVERY_ROW, ListParams, count
 from gpufleet.server.principal import Principal, PrincipalKind
 
 PENDING_MESSAGE = "waiting to be scheduled: no placement has been made for this instance yet"
@@ -132,18 +133,28 @@ async def forget(session: AsyncSession, row: ModelInstance) -> None:
     )
 
 
-async def list_instances(db: Database, principal: Principal, model_id: int | None = None) -> list[InstancePublic]:
-    query = select(ModelInstance).order_by(ModelInstance.id)
+async def list_instances(
+    db: Database, principal: Principal, model_id: int | None = None, params: ListParams = EVERY_ROW
+) -> tuple[list[InstancePublic], int | None]:
+    """Instances by id, filtered (``state``, ``q`` on the name) and paged; a worker sees its own (unpaged)."""
+    query = select(ModelInstance)
     if model_id is not None:
         query = query.where(ModelInstance.model_id == model_id)
+    query = params.filtered(query, state=ModelInstance.state, name=ModelInstance.name)
+    worker_id = principal.worker_id if principal.kind == PrincipalKind.WORKER else None
     async with db.read() as session:
-        rows = (await session.execute(query)).scalars().all()
+        total = await count(session, query) if params.limit is not None and worker_id is None else None
+        paged = (
+            query.order_by(ModelInstance.id)
+            if worker_id is not None
+            else params.paged(query.order_by(ModelInstance.id))
+        )
+        rows = (await session.execute(paged)).scalars().all()
     result = [to_public(row) for row in rows]
-    if principal.kind == PrincipalKind.WORKER:
-        assert principal.worker_id is not None
-        worker_id = principal.worker_id
+    if worker_id is not None:
         result = [i for i in result if involves_worker(i, worker_id)]
-    return result
+        total = len(result)
+    return result, total
 
 
 async def get_instance(db: Database, principal: Principal, instance_id: int) -> InstancePublic:

@@ -21,6 +21,8 @@ from gpufleet.engines import ENGINES, backend_name
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.models import ModelPublic, ModelSpec, ModelUpdate
 from gpufleet.schemas.states import InstanceState
+from gpufleet.server.listing import EVERY_ROW, ListParams
+from gpufleet.server.listing import count as count_rows
 from gpufleet.server.services.devices import existing_device_ids
 from gpufleet.server.services.spec_hash import spec_hash
 
@@ -189,11 +191,14 @@ async def delete_model(db: Database, model_id: int) -> None:
         )
 
 
-async def list_models(db: Database) -> list[ModelPublic]:
+async def list_models(db: Database, params: ListParams = EVERY_ROW) -> tuple[list[ModelPublic], int | None]:
+    """Deployments by id (``q`` on the name), with their replica counts in one grouped query."""
+    query = params.filtered(select(Model), name=Model.name)
     async with db.read() as session:
-        rows = list((await session.execute(select(Model).order_by(Model.id))).scalars().all())
+        total = await count_rows(session, query) if params.limit is not None else None
+        rows = list((await session.execute(params.paged(query.order_by(Model.id)))).scalars().all())
         counts = await _replica_counts(session, rows)
-    return [to_public(row, counts[row.id]) for row in rows]
+    return [to_public(row, counts[row.id]) for row in rows], total
 
 
 async def get_model(db: Database, model_id: int) -> ModelPublic:

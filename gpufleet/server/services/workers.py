@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.common.clock import utcnow
 from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, NotFound
-from gpufleet.db.session import Database, record_event
+from gpufleet.db.session import Database, record_credentials_change, record_event
 from gpufleet.db.tables import ModelInstance, Worker
 from gpufleet.schemas.devices import DeviceType
 from gpufleet.schemas.events import Event, EventKind, EventType
@@ -35,6 +35,7 @@ from gpufleet.schemas.workers import (
     WorkerUpdate,
 )
 from gpufleet.server import secrets
+from gpufleet.server.listing import EVERY_ROW, ListParams, count
 from gpufleet.server.principal import Principal, PrincipalKind
 from gpufleet.server.services import instances as instance_service
 from gpufleet.server.services import rpc_servers
@@ -275,10 +276,13 @@ async def _lose_instances(session: AsyncSession, worker: Worker) -> None:
     await rpc_servers.lose_parts(session, worker)
 
 
-async def list_workers(db: Database) -> list[WorkerPublic]:
+async def list_workers(db: Database, params: ListParams = EVERY_ROW) -> tuple[list[WorkerPublic], int | None]:
+    """Workers by name (their devices in one more query), filtered and paged; the total when paged."""
+    query = params.filtered(select(Worker), state=Worker.state, labels=Worker.labels, name=Worker.name)
     async with db.read() as session:
-        rows = (await session.execute(select(Worker).order_by(Worker.name))).scalars().all()
-    return [to_public(row) for row in rows]
+        total = await count(session, query) if params.limit is not None else None
+        rows = (await session.execute(params.paged(query.order_by(Worker.name)))).scalars().all()
+    return [to_public(row) for row in rows], total
 
 
 async def get_worker(db: Database, principal: Principal, worker_id: int) -> WorkerPublic:
@@ -325,6 +329,7 @@ async def delete_worker(db: Database, worker_id: int) -> None:
             await instance_service.release_or_forget(session, instance, f"worker {row.name} was deleted")
         public = to_public(row)
         await session.delete(row)
+        record_credentials_change(session)  # its credential stops working at once, cached or not
         record_event(
             session,
             Event(

@@ -1,0 +1,119 @@
+"""Heartbeats that cost next to nothing: received in memory, written in batches.
+
+A plain heartbeat (no status change, not leaving) of a worker the server knows to be heartbeating
+(``ready``, ``unreachable`` or ``maintenance``) is answered from memory: the server's clock time of
+its arrival is noted, and a background task writes the noted times to ``workers.heartbeat_at`` once
+per ``flush_interval`` with one set-based ``UPDATE … WHERE id IN (…)``. Everything else — the first
+heartbeat after a server restart, a worker coming back from ``not_ready``, a status change, a
+``leaving`` heartbeat — takes the transaction of ``services.workers.heartbeat`` as before.
+
+Invariants:
+- Liveness is judged on the server's clock, from what is in the database (any server replica can
+  judge it): the stale-worker sweep flushes first, so a heartbeat the server has answered is never
+  judged missing.
+- A flush writes the batch's *earliest* arrival time for all of it: a stored ``heartbeat_at`` is never
+  later than the worker's real last heartbeat, and at most one flush interval earlier. A server that
+  crashes loses at most one interval of arrivals (a heartbeat received just before the crash is at
+  most one flush interval old after the restart), and the sweep's grace after a restart covers that.
+- The worker states used by the fast path follow every committed change of a worker (the database's
+  event listener), so a worker marked ``not_ready`` goes through the transaction again on its next
+  heartbeat, which revives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlalchemy import update
+
+from gpufleet.common.clock import utcnow
+from gpufleet.db.session import Database
+from gpufleet.db.tables import Worker
+from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.states import WorkerState
+from gpufleet.schemas.workers import HeartbeatAck
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 1.0  # seconds between writes of the arrivals noted in memory
+LIVE = frozenset({WorkerState.READY.value, WorkerState.UNREACHABLE.value, WorkerState.MAINTENANCE.value})
+
+
+class HeartbeatLedger:
+    def __init__(self, db: Database, flush_interval: float = FLUSH_INTERVAL) -> None:
+        self.db = db
+        self.flush_interval = flush_interval
+        self._states: dict[int, tuple[str, str | None]] = {}  # worker id -> (state, message), as committed
+        self._arrivals: dict[int, datetime] = {}  # worker id -> earliest unwritten arrival
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        db.add_listener(self.on_event)
+
+    # --- fed by the database and the slow path ----------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        if event.kind != EventKind.WORKERS or event.id is None:
+            return
+        if event.type == EventType.DELETED:
+            self._states.pop(event.id, None)
+            self._arrivals.pop(event.id, None)
+        elif event.object and isinstance(event.object.get("state"), str):
+            self._states[event.id] = (event.object["state"], event.object.get("state_message"))
+
+    def known(self, ack: HeartbeatAck) -> None:
+        """What the transaction of a heartbeat left the worker in."""
+        self._states[ack.id] = (ack.state.value, ack.state_message)
+
+    # --- the fast path ------------------------------------------------------------------------------
+    def beat(self, worker_id: int) -> HeartbeatAck | None:
+        """Note a plain heartbeat and answer it, or None when it needs the transaction."""
+        known = self._states.get(worker_id)
+        if known is None or known[0] not in LIVE:
+            return None
+        self._arrivals.setdefault(worker_id, utcnow())
+        return HeartbeatAck(id=worker_id, state=WorkerState(known[0]), state_message=known[1])
+
+    # --- writing ------------------------------------------------------------------------------------
+    async def flush(self) -> int:
+        """Write the noted arrivals (one UPDATE); returns how many workers it covered."""
+        async with self._lock:
+            if not self._arrivals:
+                return 0
+            batch, self._arrivals = self._arrivals, {}
+            earliest = min(batch.values())
+            try:
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(Worker)
+                        .where(Worker.id.in_(list(batch)))
+                        .values(heartbeat_at=earliest)
+                        .execution_options(synchronize_session=False)
+                    )
+            except BaseException:
+                for worker_id, at in batch.items():  # keep them for the next flush
+                    self._arrivals[worker_id] = min(at, self._arrivals.get(worker_id, at))
+                raise
+            return len(batch)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="heartbeat-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        try:
+            await self.flush()
+        except Exception:  # the server is stopping: the next start grants workers a grace
+            logger.exception("could not write the last heartbeat times before stopping")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("could not write heartbeat times; retrying in %.1fs", self.flush_interval)
