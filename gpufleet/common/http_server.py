@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+KEEP_ALIVE_SECONDS = 75
+
 
 class EmbeddedServer(uvicorn.Server):
     @contextmanager
@@ -34,6 +36,10 @@ def make_server(app: FastAPI, sock: socket.socket, log_level: str) -> EmbeddedSe
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # Longer than a heartbeat interval (10 s by default): a worker's next heartbeat reuses its
+        # connection instead of racing the server closing it (uvicorn's default is 5 s), and thousands
+        # of workers cost no TCP handshake per beat.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         server_header=False,
     )
     return EmbeddedServer(config)

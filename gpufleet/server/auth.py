@@ -40,6 +40,9 @@ PUBLIC_API = {("POST", "/api/auth/login")}
 
 
 CACHE_TTL = 5.0  # seconds a verified session or API key is trusted without reading the database
+# A worker's credential is only ever revoked by deleting the worker, which empties this server's cache
+# at once (and ends the worker's watch stream by its event); the TTL bounds other replicas' trust.
+WORKER_CACHE_TTL = 120.0
 CACHE_LIMIT = 10_000  # verified credentials kept at most; the cache starts over beyond
 
 
@@ -124,7 +127,7 @@ class PrincipalResolver:
         if principal is not None and generation == self._generation:
             if len(self._verified) >= CACHE_LIMIT:
                 self._verified.clear()
-            self._verified[digest] = _Verified(principal, None, time.monotonic() + CACHE_TTL)
+            self._verified[digest] = _Verified(principal, None, time.monotonic() + WORKER_CACHE_TTL)
         return principal
 
     async def _worker_lookup(self, credential: str) -> Principal | None:

@@ -11,10 +11,13 @@ Invariants:
 - Liveness is judged on the server's clock, from what is in the database (any server replica can
   judge it): the stale-worker sweep flushes first, so a heartbeat the server has answered is never
   judged missing.
-- A flush writes the batch's *earliest* arrival time for all of it: a stored ``heartbeat_at`` is never
-  later than the worker's real last heartbeat, and at most one flush interval earlier. A server that
-  crashes loses at most one interval of arrivals (a heartbeat received just before the crash is at
-  most one flush interval old after the restart), and the sweep's grace after a restart covers that.
+- A flush writes each worker's own arrival, rounded down to a tick (a quarter of the flush interval),
+  with one ``UPDATE`` per tick (four or five per flush): a stored ``heartbeat_at`` is never later than
+  the worker's real heartbeat and at most one tick earlier, however late the flush runs or however
+  many failed before it (arrivals kept for a retry are never merged with later ones).
+- A server that crashes loses at most the arrivals since its last flush: a heartbeat received just
+  before the crash is at most one flush interval old after the restart, and the sweep's grace after a
+  restart covers that.
 - The worker states used by the fast path follow every committed change of a worker (the database's
   event listener), so a worker marked ``not_ready`` goes through the transaction again on its next
   heartbeat, which revives it.
@@ -24,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from collections import defaultdict
+from datetime import UTC, datetime
 
 from sqlalchemy import update
 
@@ -38,6 +42,7 @@ from gpufleet.schemas.workers import HeartbeatAck
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 1.0  # seconds between writes of the arrivals noted in memory
+TICKS_PER_FLUSH = 4  # arrivals are stored rounded down to a quarter of the flush interval
 LIVE = frozenset({WorkerState.READY.value, WorkerState.UNREACHABLE.value, WorkerState.MAINTENANCE.value})
 
 
@@ -76,20 +81,20 @@ class HeartbeatLedger:
 
     # --- writing ------------------------------------------------------------------------------------
     async def flush(self) -> int:
-        """Write the noted arrivals (one UPDATE); returns how many workers it covered."""
+        """Write the noted arrivals (one UPDATE per tick); returns how many workers it covered."""
         async with self._lock:
             if not self._arrivals:
                 return 0
             batch, self._arrivals = self._arrivals, {}
-            earliest = min(batch.values())
             try:
                 async with self.db.transaction() as session:
-                    await session.execute(
-                        update(Worker)
-                        .where(Worker.id.in_(list(batch)))
-                        .values(heartbeat_at=earliest)
-                        .execution_options(synchronize_session=False)
-                    )
+                    for at, ids in _by_tick(batch, self.flush_interval / TICKS_PER_FLUSH).items():
+                        await session.execute(
+                            update(Worker)
+                            .where(Worker.id.in_(ids))
+                            .values(heartbeat_at=at)
+                            .execution_options(synchronize_session=False)
+                        )
             except BaseException:
                 for worker_id, at in batch.items():  # keep them for the next flush
                     self._arrivals[worker_id] = min(at, self._arrivals.get(worker_id, at))
@@ -117,3 +122,12 @@ class HeartbeatLedger:
                 await self.flush()
             except Exception:
                 logger.exception("could not write heartbeat times; retrying in %.1fs", self.flush_interval)
+
+
+def _by_tick(arrivals: dict[int, datetime], tick: float) -> dict[datetime, list[int]]:
+    """Worker ids grouped by their arrival rounded down to a multiple of ``tick`` seconds (UTC epoch)."""
+    groups: dict[datetime, list[int]] = defaultdict(list)
+    for worker_id, at in arrivals.items():
+        stamp = at.timestamp()
+        groups[datetime.fromtimestamp(stamp - stamp % tick, tz=UTC)].append(worker_id)
+    return groups

@@ -53,7 +53,9 @@ class ServerClient:
         self.cluster_token = cluster_token
         self.credential: str | None = None
         self._current = 0
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False)
+        # Heartbeats reuse one connection: kept open 60 s idle (the server keeps it 75 s), not 5 s.
+        limits = httpx.Limits(keepalive_expiry=60.0)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, limits=limits)
 
     @property
     def url(self) -> str:

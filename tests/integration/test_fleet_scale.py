@@ -5,7 +5,8 @@ endpoints that page and filter."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import contextlib
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from sqlalchemy import select, update
 
 from gpufleet.common.clock import as_utc, utcnow
 from gpufleet.db.tables import Worker
+from gpufleet.schemas.states import WorkerState
+from gpufleet.schemas.workers import HeartbeatAck
 from gpufleet.server.heartbeats import HeartbeatLedger
 from tests.support.builders import register_worker
 from tests.support.server import RunningServer, running_server
@@ -30,56 +33,79 @@ async def join(server: RunningServer, admin: httpx.AsyncClient, count: int) -> l
 
     async def one(i: int) -> tuple[int, str]:
         async with gate:
-            labels = {"zone": "eu" if i % 2 else "us", "tier": str(i % 5)}
-            body = await register_worker(
-                admin, server.token, f"w{i:03d}", gpus=2, port=server.settings.port, labels=labels
-            )
-            return int(body["worker"]["id"]), str(body["credential"])
+            return await _register(server, admin, i)
 
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-async def beat_for(server: RunningServer, workers: list[tuple[int, str]], seconds: float) -> list[int]:
-    """Every worker heartbeats ``{}`` once an interval, spread over it; returns the status codes.
+async def _register(server: RunningServer, admin: httpx.AsyncClient, i: int) -> tuple[int, str]:
+    labels = {"zone": "eu" if i % 2 else "us", "tier": str(i % 5)}
+    body = await register_worker(admin, server.token, f"w{i:03d}", gpus=2, port=server.settings.port, labels=labels)
+    return int(body["worker"]["id"]), str(body["credential"])
 
-    aiohttp, one pool: the load shares the server's event loop, so the client must cost little."""
-    loop = asyncio.get_running_loop()
-    until = loop.time() + seconds
-    codes: list[int] = []
 
-    async def worker(session: aiohttp.ClientSession, position: int, worker_id: int, credential: str) -> None:
-        headers = {"Authorization": f"Bearer {credential}"}
-        next_at = loop.time() + INTERVAL * position / len(workers)
-        while next_at < until:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            next_at += INTERVAL
-            async with session.post(f"{server.url}/api/workers/{worker_id}/heartbeat", json={}, headers=headers) as r:
-                codes.append(r.status)
+class Fleet:
+    """``count`` simulated workers that, like real ones, heartbeat ``{}`` once an interval from their
+    registration on (a worker that registered and then waited for the others would rightly be judged
+    silent). Their beats are spread over the interval: position ``i`` beats at ``i / count`` of it.
 
-    async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(worker(session, i, wid, cred) for i, (wid, cred) in enumerate(workers)))
-    return codes
+    aiohttp, one pool: the load shares the server's event loop, so the client must cost little.
+    """
+
+    def __init__(self, server: RunningServer, admin: httpx.AsyncClient, count: int) -> None:
+        self.server, self.admin, self.count = server, admin, count
+        self.codes: dict[int, list[tuple[float, int]]] = {}  # worker id -> (loop time, HTTP status)
+        self._gate = asyncio.Semaphore(16)  # registrations at once
+
+    async def run(self, until: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        origin = loop.time()
+        async with aiohttp.ClientSession() as session:
+
+            async def worker(i: int) -> None:
+                async with self._gate:
+                    worker_id, credential = await _register(self.server, self.admin, i)
+                codes = self.codes.setdefault(worker_id, [])
+                headers = {"Authorization": f"Bearer {credential}"}
+                url = f"{self.server.url}/api/workers/{worker_id}/heartbeat"
+                next_at = origin + INTERVAL * i / self.count
+                while not until.is_set():
+                    next_at = max(next_at + INTERVAL, loop.time())  # never a burst to catch up
+                    async with session.post(url, json={}, headers=headers) as response:
+                        codes.append((loop.time(), response.status))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(until.wait(), max(0.0, next_at - loop.time()))
+
+            await asyncio.gather(*(worker(i) for i in range(self.count)))
 
 
 async def test_hundreds_of_workers_stay_ready_and_lists_page(tmp_path: Path) -> None:
     async with running_server(tmp_path, heartbeat_interval=INTERVAL) as server, await server.admin() as admin:
-        workers = await join(server, admin, WORKERS)
+        fleet, stop = Fleet(server, admin, WORKERS), asyncio.Event()
+        beating = asyncio.create_task(fleet.run(stop))
         flapped: list[dict[str, Any]] = []
 
         def watch(event: Any) -> None:  # every committed change of a worker's state
             if event.kind == "workers" and event.object and event.object["state"] == "not_ready":
                 flapped.append(event.object)
 
-        codes_task = asyncio.create_task(beat_for(server, workers, 6 * INTERVAL))
-
         async def all_ready() -> bool:
             page = (await admin.get("/api/workers", params={"state": "ready", "limit": 1})).json()
-            return page["total"] == WORKERS
+            return bool(page["total"] == WORKERS)
 
-        await eventually(all_ready, timeout=15, what="every worker ready")
-        server.runtime.db.add_listener(watch)
-        codes = await codes_task
-        assert set(codes) == {200} and len(codes) == WORKERS * 6
+        try:
+            await eventually(all_ready, timeout=60, what="every worker ready")
+            server.runtime.db.add_listener(watch)
+            loop = asyncio.get_running_loop()
+            measured_from = loop.time()
+            await asyncio.sleep(6 * INTERVAL)  # the measured window: 6 intervals of plain heartbeats
+        finally:
+            stop.set()
+            await beating
+        window = [status for codes in fleet.codes.values() for at, status in codes if at >= measured_from]
+        assert set(window) == {200}
+        # every worker kept beating through the window (at least 5 of its 6 beats fell inside it)
+        assert min(sum(at >= measured_from for at, _ in codes) for codes in fleet.codes.values()) >= 5
         assert flapped == [], f"{len(flapped)} workers flapped to not_ready, e.g. {flapped[0]['state_message']}"
         page = (await admin.get("/api/workers", params={"state": "ready", "limit": 1})).json()
         assert page["total"] == WORKERS  # still all ready after 6 intervals of plain heartbeats
@@ -111,27 +137,41 @@ async def test_hundreds_of_workers_stay_ready_and_lists_page(tmp_path: Path) -> 
 
 async def test_heartbeat_times_reach_the_database_in_batches(tmp_path: Path) -> None:
     async with running_server(tmp_path, heartbeat_interval=INTERVAL) as server, await server.admin() as admin:
-        ((worker_id, credential),) = await join(server, admin, 1)
-        ledger: HeartbeatLedger = server.runtime.heartbeats
-        async with server.client(credential) as client:
+        (first, first_credential), (second, _) = await join(server, admin, 2)
+        async with server.client(first_credential) as client:
 
-            async def stored() -> Any:
-                async with server.runtime.db.read() as session:
-                    return (
-                        await session.execute(select(Worker.heartbeat_at).where(Worker.id == worker_id))
-                    ).scalar_one()
+            async def fast() -> bool:  # the worker is known to be live: a plain heartbeat skips the database
+                answer = (await client.post(f"/api/workers/{first}/heartbeat", json={})).json()
+                noted = server.runtime.heartbeats._arrivals.get(first) is not None
+                return noted and answer == {"id": first, "state": "ready", "state_message": None}
 
-            async def fast() -> bool:  # the worker is known to be live: plain heartbeats skip the database
-                await client.post(f"/api/workers/{worker_id}/heartbeat", json={})
-                return ledger._arrivals.get(worker_id) is not None
+            await eventually(fast, timeout=5, what="a heartbeat answered from memory, tiny")
 
-            await eventually(fast, timeout=5, what="a heartbeat answered from memory")
-            received = ledger._arrivals[worker_id]
-            assert as_utc(await stored()) < received  # not written yet
-            assert await ledger.flush() == 1
-            assert as_utc(await stored()) == received  # one UPDATE wrote it: the server's receive time
-            answer = (await client.post(f"/api/workers/{worker_id}/heartbeat", json={})).json()
-            assert answer == {"id": worker_id, "state": "ready", "state_message": None}
+        async def stored(worker_id: int) -> datetime:
+            async with server.runtime.db.read() as session:
+                query = select(Worker.heartbeat_at).where(Worker.id == worker_id)
+                value = (await session.execute(query)).scalar_one()
+                assert value is not None
+                return as_utc(value)
+
+        # The batching itself, on a ledger of our own (the server's flushes on its own clock): fed the
+        # workers' states like the server's, noting arrivals only in memory until it flushes.
+        ledger = HeartbeatLedger(server.runtime.db, flush_interval=1.0)
+        for worker_id in (first, second):
+            ledger.known(HeartbeatAck(id=worker_id, state=WorkerState.READY))
+        assert ledger.beat(first) is not None
+        noted_first = ledger._arrivals[first]
+        await asyncio.sleep(0.6)  # more than a tick (0.25 s): the two arrivals fall in different ticks
+        assert ledger.beat(second) is not None
+        noted_second = ledger._arrivals[second]
+        assert await stored(first) < noted_first  # not written yet: nothing but a flush writes
+        assert await ledger.flush() == 2  # one transaction for the batch
+        for worker_id, noted in ((first, noted_first), (second, noted_second)):
+            written = await stored(worker_id)
+            # its own arrival rounded down to the tick, never the batch's earliest for everyone
+            assert noted - timedelta(seconds=0.25) < written <= noted
+        assert await stored(second) > noted_first
+        assert await ledger.flush() == 0  # nothing new noted, nothing written
 
 
 async def test_liveness_after_a_restart_gets_a_grace(tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ from collections.abc import Hashable, Iterable
 
 from gpufleet.common.errors import InvalidTransition, NotFound
 from gpufleet.db.session import Database
-from gpufleet.db.tables import ModelInstance
-from gpufleet.scheduler.framework import Placement
+from gpufleet.db.tables import Model, ModelInstance
+from gpufleet.scheduler.framework import Placement, Unschedulable
 from gpufleet.scheduler.scheduler import schedule
+from gpufleet.scheduler.snapshot import ClusterSnapshot
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.controllers.base import Controller
 from gpufleet.server.services import instances as instance_service
@@ -55,11 +56,12 @@ class SchedulingController(Controller):
                 continue  # its deployment is gone: the deployments controller removes it
             started = time.perf_counter()
             try:
-                request = await asyncio.to_thread(scheduling.build_request, instance, model)
+                # In a thread with the estimate: thousands of workers make a decision take milliseconds,
+                # which the event loop (heartbeats, the API) must not wait for. Snapshots are immutable.
+                result = await asyncio.to_thread(_decide, instance, model, snapshot)
             except scheduling.CannotEstimate as exc:
                 await self._say(instance, str(exc))
                 continue
-            result = schedule(request, snapshot)
             self.decisions += 1
             self.last_decision_seconds = time.perf_counter() - started
             if isinstance(result, Placement):
@@ -87,3 +89,8 @@ class SchedulingController(Controller):
                 await instance_service.transition_and_publish(session, instance, InstanceState.PENDING, message)
         except (InvalidTransition, NotFound):
             return
+
+
+def _decide(instance: ModelInstance, model: Model, snapshot: ClusterSnapshot) -> Placement | Unschedulable:
+    """Estimate (reads the model's header, memoised) and place. Blocking."""
+    return schedule(scheduling.build_request(instance, model), snapshot)

@@ -32,6 +32,9 @@ router = APIRouter(prefix="/api", tags=["watch"])
 
 PING_INTERVAL = 15.0
 CREDENTIAL_CHECK_INTERVAL = 5.0  # a revoked credential's stream ends within about this many seconds
+# A worker's stream ends at once with its worker's deletion event; the periodic check is a safety net,
+# and thousands of worker streams checking every 5 s would cost more than everything else they do.
+WORKER_CHECK_INTERVAL = 30.0
 _QUIET = Event(type=EventType.PING)  # marks "no event within the check interval"
 WORKER_KINDS = {EventKind.INSTANCES, EventKind.MODELS}
 
@@ -117,14 +120,15 @@ async def _stream(
                 yield _line(listed)
         yield _line(Event(type=EventType.SYNCED))
         clock = asyncio.get_running_loop().time
+        check_interval = WORKER_CHECK_INTERVAL if worker_id is not None else CREDENTIAL_CHECK_INTERVAL
         checked_at = pinged_at = clock()
         while True:
             try:
-                event = await asyncio.wait_for(subscription.get(), CREDENTIAL_CHECK_INTERVAL)
+                event = await asyncio.wait_for(subscription.get(), min(check_interval, PING_INTERVAL))
             except TimeoutError:
                 event = _QUIET
             # Time-based, so a busy stream is checked as often as a quiet one.
-            if clock() - checked_at >= CREDENTIAL_CHECK_INTERVAL:
+            if clock() - checked_at >= check_interval:
                 if not await still_valid():
                     return
                 checked_at = clock()
