@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from gpufleet import __version__
 from gpufleet.common.fastapi_app import quiet_fastapi
+from gpufleet.common.gc_tuning import tune_for_server
 from gpufleet.server import errors, ui
 from gpufleet.server.auth import AuthMiddleware
 from gpufleet.server.gateway import routes as gateway
@@ -56,6 +57,7 @@ def create_app(runtime: ServerRuntime, ui_assets: UiAssets | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tune_for_server()
         runtime.start_controllers()
         try:
             yield

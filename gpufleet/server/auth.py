@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -267,11 +267,12 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers: lis
     await send({"type": "http.response.body", "body": payload})
 
 
-def allow(*kinds: PrincipalKind) -> Callable[[Request], Principal]:
-    """A route dependency: the caller's principal, if its kind is one of ``kinds``; else 403."""
+def allow(*kinds: PrincipalKind) -> Callable[[Request], Awaitable[Principal]]:
+    """A route dependency: the caller's principal, if its kind is one of ``kinds``; else 403.
+    (``async``: FastAPI would run a plain function in its thread pool, per request.)"""
     accepted = frozenset(kinds)
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:  # only reachable on PUBLIC_API routes, which do not use this
             raise Forbidden("this route needs a credential")

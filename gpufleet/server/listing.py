@@ -64,7 +64,7 @@ def answer(params: ListParams, items: list[T], total: int | None) -> list[T] | P
     return items if params.limit is None else Page[T](items=items, total=total if total is not None else len(items))
 
 
-def list_params(
+async def list_params(  # async: FastAPI runs a plain function in its thread pool
     limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="page size; without it, every row")] = None,
     offset: Annotated[int, Query(ge=0, description="rows to skip (with limit)")] = 0,
     state: Annotated[str | None, Query(description="only rows in this state")] = None,

@@ -137,7 +137,7 @@ class ServerRuntime:
             return
         lost = (event.object or {}).get("state") == WorkerState.NOT_READY
         if event.type == EventType.ADDED or lost:
-            self.probes.enqueue(event.id)
+            self.probes.probe_now(event.id)
         if event.type == EventType.DELETED or lost:
             # Instances stopping on a worker that went away can no longer be acknowledged.
             self.deployments.enqueue(worker_key(event.id))

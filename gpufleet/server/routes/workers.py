@@ -34,7 +34,7 @@ async def register(
     server: ServerRuntime = Depends(runtime),
 ) -> WorkerRegistered:
     result = await worker_service.register(server.db, principal, body)
-    server.probes.enqueue(result.worker.id)
+    server.probes.probe_now(result.worker.id)
     return result
 
 
