@@ -13,6 +13,7 @@ of receipt. States:
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -60,7 +61,9 @@ def auto_labels(status: WorkerStatus) -> dict[str, str]:
 
 
 def to_public(row: Worker) -> WorkerPublic:
-    status = WorkerStatus.model_validate(row.status)
+    # ``status`` was validated (WorkerStatus) before it was stored: read the few fields shown, rather
+    # than validating every device report again for each worker of a list.
+    status: dict[str, Any] = row.status
     gpus = [d for d in row.devices if d.type != DeviceType.CPU.value]
     return WorkerPublic(
         id=row.id,
@@ -74,16 +77,16 @@ def to_public(row: Worker) -> WorkerPublic:
         heartbeat_at=row.heartbeat_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        cpu_cores=status.cpu_cores,
-        memory_total=status.memory_total,
-        memory_used=status.memory_used,
+        cpu_cores=status["cpu_cores"],
+        memory_total=status["memory_total"],
+        memory_used=status["memory_used"],
         gpu_count=len(gpus),
         vram_total=sum(d.memory_total for d in gpus),
         vram_used=sum(d.memory_used for d in gpus),
-        os=status.os,
-        arch=status.arch,
-        gpufleet_version=status.gpufleet_version,
-        engines=status.engines,
+        os=status["os"],
+        arch=status["arch"],
+        gpufleet_version=status["gpufleet_version"],
+        engines=status.get("engines", {}),
         devices=[device_public(d, row.name) for d in row.devices],
     )
 
