@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import resource
 import subprocess
 import sys
 import tempfile
@@ -418,6 +419,19 @@ def _serve_health(port: int) -> None:
     asyncio.run(main())
 
 
+def _open_files_for(workers: int) -> None:
+    """Each simulated worker holds two sockets in its load process and two in the server (which
+    inherits this limit): 10,000 workers need more than the usual 20,000. Root may raise the hard limit."""
+    needed = 2 * workers + 1_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(needed, hard), max(needed, hard)))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < needed:
+        console.print(f"[yellow]open-files limit {soft} is below the {needed} this run needs (ulimit -n)[/]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", default="500,2000")
@@ -427,6 +441,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="load processes sharing the workers")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    _open_files_for(max(int(n) for n in args.workers.split(",")))
     with tempfile.TemporaryDirectory(prefix="gpufleet-scale-models-") as models_dir:
         models = Path(models_dir)
         write_model(models / "llama-8b.gguf", preset("llama-3.1-8b"), "q8_0", sparse=True)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from gpufleet import __version__
 from gpufleet.common.fastapi_app import quiet_fastapi
 from gpufleet.common.gc_tuning import tune_for_server
+from gpufleet.common.process_limits import raise_open_files_limit
 from gpufleet.server import errors, ui
 from gpufleet.server.auth import AuthMiddleware
 from gpufleet.server.gateway import routes as gateway
@@ -58,6 +59,7 @@ def create_app(runtime: ServerRuntime, ui_assets: UiAssets | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tune_for_server()
+        raise_open_files_limit()  # two sockets per worker: thousands of workers need more than 1,024
         runtime.start_controllers()
         try:
             yield
