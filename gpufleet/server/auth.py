@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -42,8 +43,12 @@ PUBLIC_API = {("POST", "/api/auth/login")}
 CACHE_TTL = 5.0  # seconds a verified session or API key is trusted without reading the database
 # A worker's credential is only ever revoked by deleting the worker, which empties this server's cache
 # at once (and ends the worker's watch stream by its event); the TTL bounds other replicas' trust.
+# (each worker's is remembered for between half and one and a half times this, at random, so that
+# thousands of workers that registered together are not all looked up again in the same second)
 WORKER_CACHE_TTL = 120.0
-CACHE_LIMIT = 10_000  # verified credentials kept at most; the cache starts over beyond
+# Verified credentials kept at most (about 300 bytes each): above every worker of a large fleet plus
+# its users' sessions and keys. Beyond it, the expired go first; the cache starts over only if none has.
+CACHE_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -98,10 +103,16 @@ class PrincipalResolver:
         principal, expires_at = found
         if generation != self._generation:  # revoked or changed while we read: answer, but do not remember
             return principal
-        if len(self._verified) >= CACHE_LIMIT:
-            self._verified.clear()
-        self._verified[digest] = _Verified(principal, expires_at, time.monotonic() + CACHE_TTL)
+        self._remember(digest, _Verified(principal, expires_at, time.monotonic() + CACHE_TTL))
         return principal
+
+    def _remember(self, digest: str, verified: _Verified) -> None:
+        if len(self._verified) >= CACHE_LIMIT:
+            now = time.monotonic()
+            self._verified = {k: v for k, v in self._verified.items() if v.fresh_until > now}
+            if len(self._verified) >= CACHE_LIMIT:
+                self._verified.clear()
+        self._verified[digest] = verified
 
     async def _session(self, token: str) -> tuple[Principal, datetime | None] | None:
         async with self.db.read() as session:
@@ -125,9 +136,8 @@ class PrincipalResolver:
         generation = self._generation
         principal = await self._worker_lookup(credential)
         if principal is not None and generation == self._generation:
-            if len(self._verified) >= CACHE_LIMIT:
-                self._verified.clear()
-            self._verified[digest] = _Verified(principal, None, time.monotonic() + WORKER_CACHE_TTL)
+            ttl = WORKER_CACHE_TTL * (0.5 + random.random())
+            self._remember(digest, _Verified(principal, None, time.monotonic() + ttl))
         return principal
 
     async def _worker_lookup(self, credential: str) -> Principal | None:

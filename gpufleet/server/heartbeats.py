@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import update
@@ -83,23 +85,35 @@ class HeartbeatLedger:
     async def flush(self) -> int:
         """Write the noted arrivals (one UPDATE per tick); returns how many workers it covered."""
         async with self._lock:
-            if not self._arrivals:
-                return 0
-            batch, self._arrivals = self._arrivals, {}
-            try:
-                async with self.db.transaction() as session:
-                    for at, ids in _by_tick(batch, self.flush_interval / TICKS_PER_FLUSH).items():
-                        await session.execute(
-                            update(Worker)
-                            .where(Worker.id.in_(ids))
-                            .values(heartbeat_at=at)
-                            .execution_options(synchronize_session=False)
-                        )
-            except BaseException:
-                for worker_id, at in batch.items():  # keep them for the next flush
-                    self._arrivals[worker_id] = min(at, self._arrivals.get(worker_id, at))
-                raise
-            return len(batch)
+            return await self._flush()
+
+    @asynccontextmanager
+    async def flushed(self) -> AsyncIterator[None]:
+        """Write the noted arrivals, and hold further flushes until the block ends: the stale sweep
+        judges in it, seeing every heartbeat answered so far, and its set-based UPDATE never runs beside
+        a flush's (two of them over the same rows, in different orders, deadlock on PostgreSQL)."""
+        async with self._lock:
+            await self._flush()
+            yield
+
+    async def _flush(self) -> int:
+        if not self._arrivals:
+            return 0
+        batch, self._arrivals = self._arrivals, {}
+        try:
+            async with self.db.transaction() as session:
+                for at, ids in _by_tick(batch, self.flush_interval / TICKS_PER_FLUSH).items():
+                    await session.execute(
+                        update(Worker)
+                        .where(Worker.id.in_(ids))
+                        .values(heartbeat_at=at)
+                        .execution_options(synchronize_session=False)
+                    )
+        except BaseException:
+            for worker_id, at in batch.items():  # keep them for the next flush
+                self._arrivals[worker_id] = min(at, self._arrivals.get(worker_id, at))
+            raise
+        return len(batch)
 
     def start(self) -> None:
         if self._task is None:

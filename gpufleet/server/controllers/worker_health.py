@@ -18,6 +18,7 @@ aiohttp (a quarter of httpx's CPU per request, as in the gateway). A probe asked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Hashable, Iterable
 
@@ -137,11 +138,10 @@ class StaleWorkerSweep:
         judging_from = asyncio.get_running_loop().time() + self.grace
         while True:
             try:
-                if self.heartbeats is not None:
-                    await self.heartbeats.flush()
                 marked: list[int] = []
-                if asyncio.get_running_loop().time() >= judging_from:
-                    marked = await worker_service.mark_stale(self.db, self.heartbeat_interval, period)
+                async with self.heartbeats.flushed() if self.heartbeats is not None else contextlib.nullcontext():
+                    if asyncio.get_running_loop().time() >= judging_from:
+                        marked = await worker_service.mark_stale(self.db, self.heartbeat_interval, period)
                 if marked:
                     logger.warning("workers %s stopped sending heartbeats: now not_ready", marked)
             except asyncio.CancelledError:

@@ -104,9 +104,7 @@ def _buckets(since: date, until: date, step: UsageStep) -> list[datetime]:
     return [first + width * i for i in range(count)]
 
 
-async def series(
-    db: Database, principal: Principal, since: date, until: date, step: UsageStep
-) -> UsageSeries:
+async def series(db: Database, principal: Principal, since: date, until: date, step: UsageStep) -> UsageSeries:
     """Requests and tokens per model per hour or day of ``since``..``until`` (UTC days, inclusive)."""
     if since > until:
         raise InvalidInput(f"from ({since}) is after to ({until})", field="from")
