@@ -36,6 +36,9 @@ from gpufleet.server.services.workers import HEARTBEATING, STALE_AFTER_HEARTBEAT
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 3.0
+# Probes that read or write the database at once: the HTTP GETs run 64 at a time, but their queries
+# must leave the connection pool to the API (10,000 workers registering enqueue 10,000 probes).
+PROBE_DB_CONCURRENCY = 4
 
 
 ProbeTarget = tuple[str, int, bool | None, str]  # ip, port, reachable, state: what a probe needs of a row
@@ -53,6 +56,7 @@ class WorkerProbeController(Controller):
         self.resync_interval = 3 * heartbeat_interval
         self._listed: dict[int, ProbeTarget] = {}  # the last resync's rows, each used by one probe
         self._http: aiohttp.ClientSession | None = None
+        self._db_gate = asyncio.Semaphore(PROBE_DB_CONCURRENCY)
 
     def probe_now(self, worker_id: int) -> None:
         """The worker's row changed (registered, gone quiet): probe it, reading the row afresh."""
@@ -82,10 +86,11 @@ class WorkerProbeController(Controller):
         if ok and reachable is True and state in (WorkerState.READY, WorkerState.MAINTENANCE):
             return  # confirmed: nothing to write
         # record_probe reads the row in its transaction: a listed row that went stale decides nothing
-        await worker_service.record_probe(self.db, key, ok, detail)
+        async with self._db_gate:
+            await worker_service.record_probe(self.db, key, ok, detail)
 
     async def _read(self, worker_id: int) -> ProbeTarget | None:
-        async with self.db.read() as session:
+        async with self._db_gate, self.db.read() as session:
             query = select(Worker.ip, Worker.port, Worker.reachable, Worker.state).where(Worker.id == worker_id)
             row = (await session.execute(query)).first()
         return None if row is None else (row[0], row[1], row[2], row[3])
