@@ -1,7 +1,8 @@
 """Heartbeats that cost next to nothing: received in memory, written in batches.
 
 A plain heartbeat (no status change, not leaving) of a worker the server knows to be heartbeating
-(``ready``, ``unreachable`` or ``maintenance``) is answered from memory: the server's clock time of
+(``ready``, ``unreachable`` or ``maintenance``, or ``not_ready`` only because its first probe is
+still to come: thousands registering at once) is answered from memory: the server's clock time of
 its arrival is noted, and a background task writes the noted times to ``workers.heartbeat_at`` once
 per ``flush_interval`` with one set-based ``UPDATE … WHERE id IN (…)``. Everything else — the first
 heartbeat after a server restart, a worker coming back from ``not_ready``, a status change, a
@@ -40,6 +41,7 @@ from gpufleet.db.tables import Worker
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.states import WorkerState
 from gpufleet.schemas.workers import HeartbeatAck
+from gpufleet.server.services.workers import awaiting_first_probe
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class HeartbeatLedger:
     def beat(self, worker_id: int) -> HeartbeatAck | None:
         """Note a plain heartbeat and answer it, or None when it needs the transaction."""
         known = self._states.get(worker_id)
-        if known is None or known[0] not in LIVE:
+        if known is None or not (known[0] in LIVE or awaiting_first_probe(*known)):
             return None
         self._arrivals.setdefault(worker_id, utcnow())
         return HeartbeatAck(id=worker_id, state=WorkerState(known[0]), state_message=known[1])

@@ -112,10 +112,19 @@ def _show(row: Worker, state: str, message: str | None) -> None:
         row.state, row.state_message = state, message
 
 
+AWAITING_FIRST_PROBE = "waiting for the server to reach the worker"
+
+
+def awaiting_first_probe(state: str, message: str | None) -> bool:
+    """A worker registered (or re-registered) and heartbeating, not yet probed: its heartbeats change
+    nothing but their time until the probe decides, so they may be answered from memory too."""
+    return state == WorkerState.NOT_READY and (message or "").startswith(AWAITING_FIRST_PROBE)
+
+
 def _live_state(row: Worker, probe_detail: str | None = None) -> tuple[str, str | None]:
     """The liveness a worker that is heartbeating deserves, given the last reachability probe."""
     if row.reachable is None:
-        return WorkerState.NOT_READY, f"waiting for the server to reach the worker at {row.ip}:{row.port}"
+        return WorkerState.NOT_READY, f"{AWAITING_FIRST_PROBE} at {row.ip}:{row.port}"
     if row.reachable is False:
         if probe_detail is None and row.state == WorkerState.UNREACHABLE:
             return row.state, row.state_message  # keep the last probe's detail
