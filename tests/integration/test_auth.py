@@ -156,3 +156,16 @@ async def test_malformed_json_and_unknown_fields_are_clear_4xx(server: RunningSe
         assert unknown.status_code == 422
         assert unknown.json()["errors"] == [{"field": "colour", "message": unknown.json()["errors"][0]["message"]}]
         assert "unknown field" in unknown.json()["detail"]
+
+
+async def test_changing_your_password_ends_your_other_sessions(server: RunningServer) -> None:
+    """Someone who learned the old password is logged out with it; the session that changed it stays."""
+    this, other = await server.login(), await server.login()
+    async with server.client(this) as client, server.client(other) as elsewhere:
+        assert (await elsewhere.get("/api/auth/me")).status_code == 200
+        changed = await client.post(
+            "/api/auth/password", json={"current_password": ADMIN_PASSWORD, "new_password": "another-password-1"}
+        )
+        assert changed.status_code == 204
+        assert (await elsewhere.get("/api/auth/me")).status_code == 401  # at once: the cache was dropped
+        assert (await client.get("/api/auth/me")).status_code == 200

@@ -54,6 +54,13 @@ async def me(principal: Principal = Depends(allow(*USERS)), db: Database = Depen
 
 @router.post("/password", status_code=204)
 async def change_password(
-    body: PasswordChange, principal: Principal = Depends(allow(*USERS)), db: Database = Depends(database)
+    body: PasswordChange,
+    request: Request,
+    principal: Principal = Depends(allow(*USERS)),
+    db: Database = Depends(database),
 ) -> None:
-    await user_service.change_own_password(db, principal, body.current_password, body.new_password)
+    """Change your password; your other sessions end (this one stays, if it is a session)."""
+    this_session = credential_from_scope(request.scope) if principal.authenticated_by == "session" else None
+    await user_service.change_own_password(
+        db, principal, body.current_password, body.new_password, keep_session=this_session
+    )

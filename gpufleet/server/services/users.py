@@ -95,7 +95,11 @@ async def logout(db: Database, token: str) -> None:
         record_credentials_change(session)
 
 
-async def change_own_password(db: Database, principal: Principal, current: str, new: str) -> None:
+async def change_own_password(
+    db: Database, principal: Principal, current: str, new: str, keep_session: str | None = None
+) -> None:
+    """Change the caller's password. Every other session of the user ends (someone who learned the old
+    password is logged out with it); ``keep_session``, the session token the change came with, stays."""
     assert principal.user_id is not None
     async with db.read() as session:
         user = await session.get(User, principal.user_id)
@@ -112,6 +116,10 @@ async def change_own_password(db: Database, principal: Principal, current: str, 
             raise NotFound("your user no longer exists")
         row.password_hash = new_hash
         row.must_change_password = False
+        others = delete(UserSession).where(UserSession.user_id == row.id)
+        if keep_session is not None:
+            others = others.where(UserSession.token_hash != secrets.sha256(keep_session))
+        await session.execute(others)
         record_credentials_change(session)
 
 
