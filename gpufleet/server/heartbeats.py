@@ -122,6 +122,8 @@ class HeartbeatLedger:
             self._task = asyncio.create_task(self._run(), name="heartbeat-flush")
 
     async def stop(self) -> None:
+        """Stop the writer and write what is noted. Cancelling it mid-commit is safe: a batch put back
+        and written again stores the same times (unlike the gateway's usage sums, which would double)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

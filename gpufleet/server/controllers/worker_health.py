@@ -18,7 +18,6 @@ aiohttp (a quarter of httpx's CPU per request, as in the gateway). A probe asked
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Hashable, Iterable
 
@@ -123,7 +122,7 @@ class StaleWorkerSweep:
     interval of them, and who kept beating against a server that was down) are not marked falsely.
     """
 
-    def __init__(self, db: Database, heartbeat_interval: float, heartbeats: HeartbeatLedger | None = None) -> None:
+    def __init__(self, db: Database, heartbeat_interval: float, heartbeats: HeartbeatLedger) -> None:
         self.db = db
         self.heartbeat_interval = heartbeat_interval
         self.heartbeats = heartbeats
@@ -144,7 +143,7 @@ class StaleWorkerSweep:
         while True:
             try:
                 marked: list[int] = []
-                async with self.heartbeats.flushed() if self.heartbeats is not None else contextlib.nullcontext():
+                async with self.heartbeats.flushed():
                     if asyncio.get_running_loop().time() >= judging_from:
                         marked = await worker_service.mark_stale(self.db, self.heartbeat_interval, period)
                 if marked:

@@ -65,11 +65,10 @@ async def load_snapshot(session: AsyncSession) -> ClusterSnapshot:
             ).where(ModelInstance.worker_id.is_not(None), ModelInstance.state.in_(PLACED))
         )
     ).all()
-    rows = [tuple(r) for r in workers], [tuple(r) for r in devices], [tuple(r) for r in claims]
-    return await asyncio.to_thread(_snapshot, *rows)
+    return await asyncio.to_thread(_snapshot, workers, devices, claims)  # rows are plain, immutable data
 
 
-Rows = Sequence[tuple[Any, ...]]
+Rows = Sequence[Any]  # result rows, unpacked by position
 
 
 def _snapshot(workers: Rows, devices: Rows, claims: Rows) -> ClusterSnapshot:
@@ -80,15 +79,13 @@ def _snapshot(workers: Rows, devices: Rows, claims: Rows) -> ClusterSnapshot:
             for holder, resources in held_by_instance(worker_name, claim, subordinates):
                 for device, amount in resources.by_device(holder).items():
                     target[device] += amount
-    by_worker: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    by_worker: dict[int, list[Any]] = defaultdict(list)
     for row in devices:
         by_worker[row[1]].append(row)  # (id, worker_id, …)
     return ClusterSnapshot(tuple(_worker_view(w, by_worker[w[0]], claimed, running) for w in workers))
 
 
-def _worker_view(
-    worker: tuple[Any, ...], devices: Rows, claimed: dict[str, int], running: dict[str, int]
-) -> WorkerView:
+def _worker_view(worker: Any, devices: Rows, claimed: dict[str, int], running: dict[str, int]) -> WorkerView:
     worker_id, worker_name, state, labels, reserved = worker
     labels, reserved = dict(labels or {}), reserved or {}
     views = []
