@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpufleet.common.errors import GpufleetError
 from gpufleet.server.gateway.errors import GatewayError, error_response
+from gpufleet.server.login_throttle import TooManyAttempts
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,10 @@ async def _gpufleet(_: Request, exc: Exception) -> JSONResponse:
     body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
     if exc.field:
         body["errors"] = [{"field": exc.field, "message": exc.message}]
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(status_code=exc.status_code, content=body, headers=headers or None)
 
 
 def _openai(request: Request) -> bool:

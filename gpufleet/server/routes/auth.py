@@ -11,15 +11,32 @@ from gpufleet.schemas.auth import LoginRequest, Me, PasswordChange, TokenRespons
 from gpufleet.schemas.users import Role
 from gpufleet.server.auth import SESSION_COOKIE, SESSION_LIFETIME, USERS, allow, credential_from_scope
 from gpufleet.server.deps import database
+from gpufleet.server.login_throttle import LoginThrottle
 from gpufleet.server.principal import Principal
 from gpufleet.server.services import users as user_service
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
+async def login_throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
+
+
 @router.post("/login", response_model=TokenResponse)
-async def login(body: LoginRequest, response: Response, db: Database = Depends(database)) -> TokenResponse:
-    token = await user_service.login(db, body.username, body.password)
+async def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    db: Database = Depends(database),
+    throttle: LoginThrottle = Depends(login_throttle),
+) -> TokenResponse:
+    """Sign in; the answer carries a session token, also set as the session cookie.
+
+    Too many wrong passwords for one username or from one address within a minute answer 429 with
+    ``Retry-After`` (seconds) until the lockout ends."""
+    address = request.client.host if request.client else None
+    token = await user_service.login(db, body.username, body.password, throttle, address)
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True, samesite="lax"
     )

@@ -17,6 +17,7 @@ from gpufleet.db.tables import User, UserSession
 from gpufleet.schemas.users import Role, UserCreate, UserPublic, UserUpdate
 from gpufleet.server import secrets
 from gpufleet.server.auth import SESSION_LIFETIME
+from gpufleet.server.login_throttle import LoginThrottle
 from gpufleet.server.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -56,18 +57,40 @@ async def bootstrap_admin(db: Database, password_file: Path, bootstrap_password:
 def write_secret_file(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only: an older 0644 one is narrowed too
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
 
 
-async def login(db: Database, username: str, password: str) -> str:
-    """Check a password and open a session; returns the session token."""
+async def login(db: Database, username: str, password: str, throttle: LoginThrottle, address: str | None) -> str:
+    """Check a password and open a session; returns the session token.
+
+    ``throttle`` refuses the attempt (429) while the username or the client ``address`` is locked
+    out, before any password work; the outcome is counted there."""
+    throttle.begin(username, address)
+    verdict: bool | None = None
+    try:
+        user = await _verified_user(db, username, password)
+        verdict = user is not None
+    finally:
+        throttle.end(username, address, succeeded=verdict)
+    if user is None:
+        raise Unauthorized("wrong username or password")
+    return await _open_session(db, user)
+
+
+async def _verified_user(db: Database, username: str, password: str) -> User | None:
+    """The user, if the password is theirs. An unknown name costs the same argon2 check (against a
+    dummy hash) and gets the same answer as a wrong password, so neither reveals which names exist."""
     async with db.read() as session:
         user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
-    # Verify against a dummy hash for unknown users too, so timing does not reveal which names exist.
     stored = user.password_hash if user else await _dummy_hash()
     if not await secrets.verify_password(stored, password) or user is None:
-        raise Unauthorized("wrong username or password")
+        return None
+    return user
+
+
+async def _open_session(db: Database, user: User) -> str:
     token = secrets.new_session_token()
     async with db.transaction() as session:
         # Expired logins of this user are of no use to anyone: drop them while we are here.
