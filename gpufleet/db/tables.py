@@ -120,9 +120,10 @@ class Worker(Timestamped, Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True, index=True)
     # Result of the server's last probe of ip:port; None until the first probe.
     reachable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    # A secret the worker chose at registration; the server presents it when it calls the worker's
-    # own API (instance logs, inference proxy). Per worker, so one leaked worker exposes no other.
-    api_token: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # SHA-256 of the API token the worker chose at this start (never the token): the server calls the
+    # worker's own API (instance logs) with an HMAC of it under the cluster token
+    # (``common.worker_api_token``). None for a worker too old to send one.
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     devices: Mapped[list[Device]] = relationship(
         back_populates="worker", cascade="all, delete-orphan", order_by="Device.sort_key", lazy="selectin"

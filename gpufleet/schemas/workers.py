@@ -43,6 +43,10 @@ class WorkerRegister(RequestModel):
     # the server, never returned by the API; absent from workers older than it (their logs cannot
     # be read through the server).
     api_token: str | None = Field(default=None, min_length=32, max_length=128, repr=False)
+    # The worker's own credential (from its data dir's worker.json), sent beside the cluster token:
+    # it says which worker this is, so that worker is re-attached, renamed or moved to this name and
+    # address (a credential alone, as the bearer, may not do that). Never stored or returned.
+    credential: str | None = Field(default=None, min_length=1, max_length=256, repr=False)
 
 
 class WorkerHeartbeat(RequestModel):

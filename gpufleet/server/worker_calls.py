@@ -1,8 +1,9 @@
 """The server calling a worker's own API (``http://<worker ip>:<worker port>``), with its token.
 
-Every worker makes a random API token at each start and sends it when it registers
-(``workers.api_token``); the worker's private routes answer 401 to anything else. This module is
-the one place that builds those calls: address, ``Authorization: Bearer <token>``, timeouts,
+Every worker makes a random API token at each start and sends it when it registers; the server
+keeps its hash (``workers.api_token_hash``) and presents a bearer derived from that hash and the
+cluster token (``common.worker_api_token``); the worker's private routes answer 401 to anything
+else. This module is the one place that builds those calls: address, the bearer, timeouts,
 and errors that say which worker failed and how (``BadGateway``, HTTP 502). Instance logs use it
 now; the gateway's inference proxy will too.
 
@@ -14,13 +15,14 @@ worker is always closed and the worker sees its client leave.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 import anyio
 import httpx
 
 from gpufleet.common.errors import BadGateway
+from gpufleet.common.worker_api_token import server_bearer
 from gpufleet.db.tables import Worker
 
 logger = logging.getLogger(__name__)
@@ -31,16 +33,16 @@ READ_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class WorkerEndpoint:
-    """Where a worker's API is and the token it expects (never printed)."""
+    """Where a worker's API is and the hash of its API token (never printed)."""
 
     name: str
     ip: str
     port: int
-    api_token: str | None = field(repr=False)
+    api_token_hash: str | None = field(repr=False)
 
     @classmethod
     def of(cls, row: Worker) -> WorkerEndpoint:
-        return cls(name=row.name, ip=row.ip, port=row.port, api_token=row.api_token)
+        return cls(name=row.name, ip=row.ip, port=row.port, api_token_hash=row.api_token_hash)
 
     @property
     def address(self) -> str:
@@ -60,7 +62,9 @@ def detail_of(response: httpx.Response) -> str:
 class WorkerCalls:
     """One HTTP connection pool for all server→worker calls of this server process."""
 
-    def __init__(self, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(self, cluster_token: Callable[[], str], connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        """``cluster_token``: read at each call (the server knows it only once it has prepared)."""
+        self.cluster_token = cluster_token
         self.connect_timeout = connect_timeout
         self._http = httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(READ_TIMEOUT, connect=connect_timeout))
 
@@ -79,7 +83,7 @@ class WorkerCalls:
         for hours). Raises ``BadGateway`` when the worker has no token on record, cannot be
         reached, or refuses the token; any other status is returned for the caller to judge.
         """
-        if worker.api_token is None:
+        if worker.api_token_hash is None:
             raise BadGateway(
                 f"worker {worker.name} did not register an API token (it runs an older gpufleet): "
                 "upgrade and restart it to reach its engines through the server"
@@ -88,7 +92,7 @@ class WorkerCalls:
             method,
             f"http://{worker.address}{path}",
             params={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (params or {}).items()},
-            headers={"Authorization": f"Bearer {worker.api_token}"},
+            headers={"Authorization": f"Bearer {server_bearer(self.cluster_token(), worker.api_token_hash)}"},
             timeout=httpx.Timeout(read_timeout, connect=self.connect_timeout),
         )
         try:

@@ -1,9 +1,10 @@
-"""Who may call the worker's private routes: the server, with the token this worker gave it.
+"""Who may call the worker's private routes: the server, with the bearer this worker's token gives it.
 
 The worker makes a new random token at every start and sends it in its registration; the server
-stores it and presents ``Authorization: Bearer <token>`` when it calls the worker (instance logs;
-the gateway's inference proxy later). A token per worker and per run means a leaked token exposes
-only that worker, and only until it restarts. ``/healthz`` and ``/metrics`` stay open.
+stores only its hash and presents ``Authorization: Bearer <HMAC of that hash under the cluster
+token>`` when it calls the worker (``common.worker_api_token``; instance logs). A token per worker
+and per run means a leaked bearer exposes only that worker, and only until it restarts; a copy of
+the server's database exposes none. ``/healthz`` and ``/metrics`` stay open.
 """
 
 from __future__ import annotations

@@ -11,7 +11,13 @@ import httpx
 
 from gpufleet.common.errors import BadGateway, GpufleetError
 from gpufleet.schemas.events import Event
-from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition, RpcServerReport
+from gpufleet.schemas.instances import (
+    EngineKeyPublic,
+    InstancePublic,
+    InstanceRelease,
+    InstanceTransition,
+    RpcServerReport,
+)
 from gpufleet.schemas.model_files import ModelFilePublic, ModelFileReport
 from gpufleet.schemas.models import ModelPublic
 from gpufleet.schemas.workers import HeartbeatAck, WorkerHeartbeat, WorkerRegister, WorkerRegistered
@@ -100,10 +106,10 @@ class ServerClient:
             return response
         raise ServerUnavailable(f"no server could answer ({last_error})")
 
-    async def register(self, body: WorkerRegister, *, with_credential: bool) -> WorkerRegistered:
-        response = await self._request(
-            "POST", "/api/workers/register", use_token=not with_credential, body=body.model_dump_json()
-        )
+    async def register(self, body: WorkerRegister) -> WorkerRegistered:
+        """Always with the cluster token: a known worker proves which one it is by ``body.credential``
+        (a worker credential alone may not change its worker's name or address)."""
+        response = await self._request("POST", "/api/workers/register", use_token=True, body=body.model_dump_json())
         return WorkerRegistered.model_validate(response.json())
 
     async def heartbeat(self, worker_id: int, body: WorkerHeartbeat, timeout: float | None = None) -> HeartbeatAck:
@@ -123,6 +129,11 @@ class ServerClient:
     async def instance(self, instance_id: int) -> InstancePublic:
         response = await self._request("GET", f"/api/model-instances/{instance_id}")
         return InstancePublic.model_validate(response.json())
+
+    async def engine_key(self, instance_id: int) -> str:
+        """The API key the instance's engine must require (only its main worker may read it)."""
+        response = await self._request("GET", f"/api/model-instances/{instance_id}/engine-key")
+        return EngineKeyPublic.model_validate(response.json()).api_key
 
     async def report_rpc_server(self, instance_id: int, body: RpcServerReport) -> InstancePublic:
         response = await self._request(

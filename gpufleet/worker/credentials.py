@@ -1,8 +1,11 @@
 """The worker's own credential, kept in ``<data-dir>/worker.json`` (mode 0600).
 
-With it a restarted worker is the same worker again (same id, same devices),
-not a name clash. Without it (first start, or the admin deleted the worker) the
-worker registers with the cluster token and stores the credential it gets back.
+With it a restarted worker is the same worker again (same id, same devices, same
+instances), not a name clash — even under another ``--worker-name``, which renames it:
+the agent sends it beside the cluster token when it registers. ``worker_name`` is the
+name last registered, rewritten after a rename. Without it (first start, or the admin
+deleted the worker) the worker registers with the cluster token and stores the
+credential it gets back.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gpufleet.common.worker_api_token import server_bearer
 from tests.support.engine_cluster import Engines, chat
 from tests.support.processes import run_cli
 
@@ -62,7 +63,7 @@ def test_following_shows_what_the_engine_writes_next(engines: Engines, running: 
     with engines.admin.stream("GET", url, params={"tail": 0, "follow": "true"}, timeout=30) as followed:
         assert followed.status_code == 200
         # Everything written once the headers are here is in the stream.
-        answer = chat(running["port"], "tiny-logs")
+        answer = chat(running, "tiny-logs")
         assert answer.status_code == 200, answer.text
         prompt_tokens = answer.json()["usage"]["prompt_tokens"]
         seen = read_until(followed.iter_lines(), "print_timing")
@@ -79,10 +80,14 @@ def test_the_workers_log_route_wants_the_servers_token(engines: Engines, running
     # The admin's own credential is no worker token either.
     assert httpx.get(url, headers=dict(engines.admin.headers), trust_env=False).status_code == 401
     with sqlite3.connect(engines.cluster.root / "server" / "gpufleet.db") as db:
-        [(token,)] = db.execute("SELECT api_token FROM workers WHERE name = 'main'").fetchall()
+        [(stored,)] = db.execute("SELECT api_token_hash FROM workers WHERE name = 'main'").fetchall()
+    # What the database holds opens nothing; with the cluster token it gives the server's bearer.
+    from_db = httpx.get(url, headers={"Authorization": f"Bearer {stored}"}, trust_env=False)
+    assert from_db.status_code == 401
+    token = server_bearer((engines.cluster.root / "server" / "token").read_text().strip(), stored)
     right = httpx.get(url, params={"tail": 3}, headers={"Authorization": f"Bearer {token}"}, trust_env=False)
     assert right.status_code == 200 and 1 <= len(right.text.splitlines()) <= 3
-    assert token not in engines.admin.get("/api/workers").text
+    assert token not in engines.admin.get("/api/workers").text and stored not in engines.admin.get("/api/workers").text
 
 
 def test_who_may_read_logs_is_who_may_read_the_instance(engines: Engines, running: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from gpufleet.common.net import free_port
+from gpufleet.common.worker_api_token import token_hash
 from gpufleet.db.tables import Worker
 from testkit.synthetic import preset, write_model
 from tests.support.builders import worker_registration
@@ -35,7 +36,9 @@ async def register(server: RunningServer, name: str, port: int, token: str | Non
     body = worker_registration(name, gpus=1, port=port, labels={"w": name})
     if token is not None:
         body["api_token"] = token
-    async with server.client(extra.pop("credential", server.token)) as client:
+    if "credential" in extra:  # a restarted worker: the cluster token, and its stored credential (as the agent sends)
+        body["credential"] = extra.pop("credential")
+    async with server.client(server.token) as client:
         response = await client.post("/api/workers/register", json=body)
     assert response.status_code == 200, response.text
     registered: dict[str, Any] = response.json()
@@ -74,10 +77,13 @@ async def test_the_worker_api_token_is_stored_and_never_shown(tmp_path: Path) ->
         registered = await register(server, "w1", server.settings.port, first)
         worker_id = registered["worker"]["id"]
         # A restarted worker re-attaches with its credential and a new token, which replaces the old one.
+        # Only its hash is kept: no column of the database holds either token in clear.
         again = await register(server, "w1", server.settings.port, second, credential=registered["credential"])
         async with server.runtime.db.read() as session:
             row = await session.get(Worker, worker_id)
-            assert row is not None and row.api_token == second
+            assert row is not None and row.api_token_hash == token_hash(second)
+            stored = str([getattr(row, column.key) for column in Worker.__table__.columns])
+            assert first not in stored and second not in stored
         shown = [
             str(registered),
             str(again),
@@ -102,7 +108,7 @@ async def test_logs_are_relayed_from_the_worker(
     async with (
         running_server(tmp_path / "server") as server,
         await server.admin() as admin,
-        worker_api("logw", token, logs) as port,
+        worker_api("logw", token, logs, server.token) as port,
     ):
         await register(server, "logw", port, token)
         instance = await placed_on(admin, model_file, "logw")
@@ -161,7 +167,7 @@ async def test_worker_troubles_are_clear_errors(tmp_path: Path, model_file: Path
     async with (
         running_server(tmp_path) as server,
         await server.admin() as admin,
-        worker_api("liar", secrets.token_urlsafe(32), {}) as liar_port,
+        worker_api("liar", secrets.token_urlsafe(32), {}, server.token) as liar_port,
     ):
         await register(server, "old", server.settings.port, None)  # an older worker: no token
         old = await placed_on(admin, model_file, "old")

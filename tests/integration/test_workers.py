@@ -56,12 +56,17 @@ async def test_registration_needs_the_cluster_token(server: RunningServer) -> No
         )
         assert clash.status_code == 409 and "already registered" in clash.json()["detail"]
 
-    # The stored credential re-attaches the same worker, with a new address.
-    async with server.client(body["credential"]) as as_worker:
-        again = await as_worker.post("/api/workers/register", json=worker_registration("w", ip="127.0.0.2"))
+    # The stored credential re-attaches the same worker, with a new address: beside the cluster token,
+    # as the agent sends it (a credential alone may not move its worker: test_worker_identity.py).
+    async with server.client(server.token) as as_agent:
+        moved = worker_registration("w", ip="127.0.0.2") | {"credential": body["credential"]}
+        again = await as_agent.post("/api/workers/register", json=moved)
         assert again.status_code == 200
         assert again.json()["worker"]["id"] == worker["id"] and again.json()["credential"] is None
         assert again.json()["worker"]["ip"] == "127.0.0.2"
+    async with server.client(body["credential"]) as as_worker:
+        same = await as_worker.post("/api/workers/register", json=worker_registration("w", ip="127.0.0.2"))
+        assert same.status_code == 200 and same.json()["worker"]["id"] == worker["id"]
 
 
 async def test_worker_credential_is_limited_to_its_own_worker(server: RunningServer) -> None:

@@ -13,15 +13,19 @@ from pathlib import Path
 
 from gpufleet.common.http_server import make_server
 from gpufleet.common.net import bind_socket, free_port
+from gpufleet.common.worker_api_token import server_bearer, token_hash
 from gpufleet.worker.app import create_worker_app
 
 
 @asynccontextmanager
-async def worker_api(name: str, api_token: str, logs: dict[int, Path]) -> AsyncIterator[int]:
-    """Serve the worker app; yields its port. ``logs`` maps instance id → log file, read live."""
+async def worker_api(name: str, api_token: str, logs: dict[int, Path], cluster_token: str) -> AsyncIterator[int]:
+    """Serve the worker app; yields its port. ``logs`` maps instance id → log file, read live.
+
+    It expects what a real worker with ``api_token`` in a cluster of ``cluster_token`` expects."""
     port = free_port()
     sock = bind_socket("127.0.0.1", port, "--worker-port")
-    app = create_worker_app(lambda: b"", lambda: name, api_token=api_token, log_path=logs.get)
+    bearer = server_bearer(cluster_token, token_hash(api_token))
+    app = create_worker_app(lambda: b"", lambda: name, api_token=bearer, log_path=logs.get)
     server = make_server(app, sock, "warning")
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -45,12 +45,6 @@ def sync_devices(worker: Worker, reports: list[DeviceReport]) -> None:
         row.sort_key = CPU_SORT_KEY + report.index if report.type == DeviceType.CPU else report.index
 
 
-def rename_devices(worker: Worker, reports: list[DeviceReport]) -> None:
-    """Device ids embed the worker name: after a rename, rebuild the rows under the new ids."""
-    worker.devices.clear()
-    sync_devices(worker, reports)
-
-
 def device_public(row: Device, worker_name: str) -> DevicePublic:
     return DevicePublic(
         id=row.id,

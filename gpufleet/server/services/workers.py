@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.common.clock import utcnow
 from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gpufleet.common.worker_api_token import token_hash
 from gpufleet.db.session import Database, record_credentials_change, record_event
 from gpufleet.db.tables import ModelInstance, Worker
 from gpufleet.schemas.devices import DeviceType
@@ -40,7 +41,8 @@ from gpufleet.server.listing import EVERY_ROW, ListParams, count
 from gpufleet.server.principal import Principal, PrincipalKind
 from gpufleet.server.services import instances as instance_service
 from gpufleet.server.services import rpc_servers
-from gpufleet.server.services.devices import device_public, rename_devices, sync_devices
+from gpufleet.server.services.devices import device_public, sync_devices
+from gpufleet.server.services.worker_rename import rename_device_rows, rename_placements
 
 AUTO_LABELS = ("os", "arch", "gpu-vendor")
 STALE_AFTER_HEARTBEATS = 3
@@ -136,27 +138,80 @@ def _live_state(row: Worker, probe_detail: str | None = None) -> tuple[str, str 
 
 
 async def register(db: Database, principal: Principal, body: WorkerRegister) -> WorkerRegistered:
-    """Create a worker (cluster token) or re-attach one (its own credential)."""
+    """Create a worker, or re-attach (and maybe rename or move) an existing one.
+
+    Who may do what — a worker's credential says *which* worker this is; the cluster token says the
+    caller may join machines to the cluster. Changing a worker's name or address takes both:
+
+    - cluster token, no ``credential`` in the body: a new worker (409 if the name is taken);
+    - cluster token and the worker's own ``credential`` in the body (what the agent sends when it
+      starts with a ``worker.json``): that worker, renamed and moved to what the body says — same
+      id, devices and instances (``worker_rename``); 409 naming the other worker if the new name
+      is taken, 404 if no worker holds the credential (it was deleted: register without it);
+    - the worker's credential alone (a bearer, no cluster token): re-attaches the worker as it is.
+      It may refresh status, labels and its API token, but never change the name, ip or port — 409
+      saying so. A stolen or replayed credential cannot rename the worker or point the server at
+      another address (the agent's heartbeats carry no name or address at all).
+    """
     try:
         return await _register(db, principal, body)
-    except IntegrityError as exc:  # two registrations of one name raced; the other one won
-        raise Conflict(
-            f"a worker named {body.name!r} was registered at the same moment; choose another --worker-name"
-        ) from exc
+    except IntegrityError as exc:
+        raise _integrity_conflict(body, exc) from exc
+
+
+def _integrity_conflict(body: WorkerRegister, exc: IntegrityError) -> Conflict:
+    """Say what really clashed: only a unique name taken between our check and our write is a race."""
+    cause = str(exc.orig)
+    if "workers.name" in cause or "workers_name_key" in cause:
+        return Conflict(f"a worker named {body.name!r} was registered at the same moment; choose another --worker-name")
+    return Conflict(f"registering worker {body.name!r} conflicts with stored data: {cause.splitlines()[0]}")
+
+
+async def _registering_row(session: AsyncSession, principal: Principal, body: WorkerRegister) -> Worker | None:
+    """The existing worker this registration is for, or None for a new one (see ``register``)."""
+    if principal.kind == PrincipalKind.WORKER:
+        row = await session.get(Worker, principal.worker_id)
+        if row is None:
+            raise NotFound("this worker was deleted; register again with the cluster token")
+        moved = [
+            f"{what} {old!r} → {new!r}"
+            for what, old, new in (
+                ("name", row.name, body.name),
+                ("ip", row.ip, str(body.ip)),
+                ("port", row.port, body.port),
+            )
+            if old != new
+        ]
+        if moved:
+            raise Conflict(
+                f"a worker credential alone may not rename its worker or change its address ({', '.join(moved)}); "
+                "the worker agent does that when it restarts (it registers with the cluster token and its stored "
+                "credential)"
+            )
+        return row
+    if body.credential is None:
+        return None
+    row = (
+        await session.execute(select(Worker).where(Worker.credential_hash == secrets.sha256(body.credential)))
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(
+            "no worker holds this credential (the worker was deleted): register without it to join as a new worker"
+        )
+    return row
 
 
 async def _register(db: Database, principal: Principal, body: WorkerRegister) -> WorkerRegistered:
     credential: str | None = None
     async with db.transaction() as session:
+        row = await _registering_row(session, principal, body)
         clash = (await session.execute(select(Worker).where(Worker.name == body.name))).scalar_one_or_none()
-        if principal.kind == PrincipalKind.WORKER:
-            row = await session.get(Worker, principal.worker_id)
-            if row is None:
-                raise NotFound("this worker was deleted; register again with the cluster token")
-            if clash is not None and clash.id != row.id:
-                raise Conflict(f"another worker is already named {body.name!r}; choose another --worker-name")
-            renamed = row.name != body.name
-        else:
+        if row is not None and clash is not None and clash.id != row.id:
+            raise Conflict(
+                f"cannot rename worker {row.name!r} (id {row.id}) to {body.name!r}: another worker (id {clash.id}) "
+                "has that name; choose another --worker-name, or delete that worker (DELETE /api/workers/{id})"
+            )
+        if row is None:
             if clash is not None:
                 raise Conflict(
                     f"a worker named {body.name!r} is already registered. If this is that machine, start it "
@@ -168,11 +223,12 @@ async def _register(db: Database, principal: Principal, body: WorkerRegister) ->
                 name=body.name, credential_hash=secrets.sha256(credential), labels={}, devices=[], maintenance=False
             )
             session.add(row)
-            renamed = False
+        old_name = row.name
         row.name = body.name
         row.ip = str(body.ip)
         row.port = body.port
-        row.api_token = body.api_token  # new at every worker start: the old one is void
+        # new at every worker start (the old one is void); only its hash is kept
+        row.api_token_hash = token_hash(body.api_token) if body.api_token is not None else None
         row.system_reserved = body.system_reserved.model_dump()
         row.status = body.status.model_dump(mode="json")
         row.labels = {**row.labels, **body.labels, **auto_labels(body.status)}
@@ -180,10 +236,10 @@ async def _register(db: Database, principal: Principal, body: WorkerRegister) ->
         row.reachable = None  # address may have changed: probe again before calling it ready
         _show(row, *_live_state(row))
         await session.flush()
-        if renamed:
-            rename_devices(row, body.status.devices)
-        else:
-            sync_devices(row, body.status.devices)
+        if credential is None and old_name != body.name:
+            rename_device_rows(row)
+            await rename_placements(session, row.id, old_name, body.name)
+        sync_devices(row, body.status.devices)
         await session.flush()
         public = _changed(session, row, EventType.ADDED if credential else EventType.MODIFIED)
     return WorkerRegistered(worker=public, credential=credential)
