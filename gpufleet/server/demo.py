@@ -83,7 +83,7 @@ async def deploy(db: Database, path: Path) -> None:
         ctx_size=4096,
         description="SmolLM2-135M-Instruct (Q4_1), deployed by gpufleet start --demo",
     )
-    await model_service.create_model(db, spec)
+    await model_service.create_model(db, spec, model_dirs=[path.parent])  # the package's own file
     logger.info("demo: deployed %s from %s", DEMO_MODEL, path)
 
 

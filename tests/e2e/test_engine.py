@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from testkit.synthetic import preset, scaled, write_model
-from tests.support.engine_cluster import Engines, alive, chat
+from tests.support.engine_cluster import Engines, alive, chat, engine_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ def test_a_local_model_runs_and_answers_through_its_engine(engines: Engines) -> 
     assert "--metrics" in cmdline
     assert os.getsid(instance["pid"]) == instance["pid"]  # its own session: survives the worker
 
-    answer = chat(instance["port"], "tiny-chat")
+    answer = chat(instance, "tiny-chat")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["model"] == "tiny-chat"
@@ -48,6 +48,7 @@ def test_a_local_model_runs_and_answers_through_its_engine(engines: Engines) -> 
         "POST",
         f"http://127.0.0.1:{instance['port']}/v1/chat/completions",
         json={"model": "tiny-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": True},
+        headers=engine_headers(instance["pid"]),
         timeout=60,
         trust_env=False,
     ) as streamed:
@@ -69,7 +70,7 @@ def test_scale_up_and_down_starts_and_stops_engines(engines: Engines) -> None:
     three = engines.wait_running(model["id"], 3)
     assert len({x["port"] for x in three}) == 3 and len({x["pid"] for x in three}) == 3
     for instance in three:
-        assert chat(instance["port"], "tiny-scale").status_code == 200
+        assert chat(instance, "tiny-scale").status_code == 200
 
     assert engines.admin.patch(f"/api/models/{model['id']}", json={"replicas": 1}).status_code == 200
     [kept] = engines.wait_running(model["id"], 1)
@@ -98,7 +99,7 @@ def test_a_killed_engine_is_restarted(engines: Engines) -> None:
         "the engine to be restarted",
     )
     assert after["id"] == before["id"] and after["restart_count"] == before["restart_count"] + 1
-    assert chat(after["port"], "tiny-crash").status_code == 200
+    assert chat(after, "tiny-crash").status_code == 200
     history = engines.server.output()
     assert "tiny-crash" in history
 
@@ -108,7 +109,7 @@ def test_a_restarted_gpufleet_adopts_running_engines(engines: Engines) -> None:
     [before] = engines.wait_running(model["id"], 1)
     assert engines.server.stop() == 0  # server and embedded worker go; the engine stays
     assert alive(before["pid"])
-    assert chat(before["port"], "tiny-adopt").status_code == 200
+    assert chat(before, "tiny-adopt").status_code == 200
 
     engines.server.start()
     engines.server.wait_http(f"{engines.cluster.url}/healthz")
@@ -119,16 +120,18 @@ def test_a_restarted_gpufleet_adopts_running_engines(engines: Engines) -> None:
     [after] = engines.wait_running(model["id"], 1)
     assert after["pid"] == before["pid"] and after["port"] == before["port"]
     assert after["restart_count"] == before["restart_count"]
-    assert chat(after["port"], "tiny-adopt").status_code == 200
+    assert chat(after, "tiny-adopt").status_code == 200
 
 
 def test_a_model_outside_the_allowed_directories_is_refused_with_the_reason(engines: Engines) -> None:
     outside = write_model(engines.cluster.root / "elsewhere" / "llama-tiny.gguf", preset("llama-tiny"))
-    model = engines.deploy("tiny-outside", outside)
-    [instance] = engines.wait(
-        model["id"], lambda xs: len(xs) == 1 and xs[0]["state"] == "error", "the instance to fail to start"
-    )
-    assert "allowed" in instance["state_message"] and str(engines.models) in instance["state_message"]
+    # refused by the server before anything runs (the worker would refuse it too: unit tests)
+    body = {"name": "tiny-outside", "source": "local_path", "local_path": str(outside), "cpu_offloading": True}
+    refused = engines.admin.post("/api/models", json=body)
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    assert "outside the directories" in detail and str(engines.models) in detail, detail
+    assert all(m["name"] != "tiny-outside" for m in engines.admin.get("/api/models").json())
 
 
 def test_an_embedding_model_serves_embeddings(engines: Engines) -> None:
@@ -140,6 +143,7 @@ def test_an_embedding_model_serves_embeddings(engines: Engines) -> None:
     answer = httpx.post(
         f"http://127.0.0.1:{instance['port']}/v1/embeddings",
         json={"model": "tiny-embed", "input": ["hello world", "goodbye"]},
+        headers=engine_headers(instance["pid"]),
         timeout=60,
         trust_env=False,
     )

@@ -220,7 +220,7 @@ async def test_two_schedulers_never_place_one_instance_twice(
                 )
             )
     first, second = Database(database_url), Database(database_url)
-    a, b = SchedulingController(first), SchedulingController(second)
+    a, b = SchedulingController(first, model_dirs=[models_dir]), SchedulingController(second, model_dirs=[models_dir])
     try:
         await asyncio.gather(a.reconcile("pending"), b.reconcile("pending"))
         async with setup.read() as session:

@@ -8,6 +8,7 @@ for example to place an instance the way the scheduler will.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ def server_settings(data_dir: Path, database_url: str | None = None, **overrides
         "bootstrap_password": ADMIN_PASSWORD,
         "disable_worker": True,
         "log_level": "warning",
+        # local_path models: the tests' own files (pytest's temp dirs) and the placeholder path of
+        # ``builders.local_model``, absent on purpose (a file only the workers would have)
+        "allowed_model_dirs": f"{Path(tempfile.gettempdir()).resolve()},/models",
     }
     values.update(overrides)
     return Settings(**values)

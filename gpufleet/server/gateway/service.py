@@ -24,7 +24,8 @@ from gpufleet.server.gateway.balancer import Balancer
 from gpufleet.server.gateway.errors import GatewayError
 from gpufleet.server.gateway.limits import RequestRateLimiter
 from gpufleet.server.gateway.metrics import GatewayMetrics
-from gpufleet.server.gateway.proxy import Outcome, Proxy
+from gpufleet.server.gateway.not_running import InstanceStatus, not_running_message
+from gpufleet.server.gateway.proxy import EngineKey, Outcome, Proxy
 from gpufleet.server.gateway.routing import Route, RoutingTable
 from gpufleet.server.gateway.usage import UsageRecorder, seconds_until_tomorrow
 from gpufleet.server.principal import Principal, PrincipalKind
@@ -47,14 +48,14 @@ class Call:
 
 
 class Gateway:
-    def __init__(self, db: Database, timeout: float) -> None:
+    def __init__(self, db: Database, timeout: float, engine_key: EngineKey) -> None:
         self.db = db
         self.routes = RoutingTable(db)
         self.balancer = Balancer()
         self.limiter = RequestRateLimiter()
         self.usage = UsageRecorder(db)
         self.metrics = GatewayMetrics()
-        self.proxy = Proxy(self.balancer, timeout)
+        self.proxy = Proxy(self.balancer, timeout, engine_key)
 
     def start(self) -> None:
         self.usage.start()
@@ -135,7 +136,8 @@ class Gateway:
     async def _deployment(self, principal: Principal, name: str) -> Route:
         deployment = await self._named(principal, name)
         if not deployment.endpoints:
-            raise GatewayError(503, await self._why_not_running(deployment), "model_not_running")
+            states = await self._instance_states(deployment)
+            raise GatewayError(503, not_running_message(principal, deployment.model_name, states), "model_not_running")
         return deployment
 
     async def _named(self, principal: Principal, name: str) -> Route:
@@ -178,7 +180,7 @@ class Gateway:
                     retry_after=wait,
                 )
 
-    async def _why_not_running(self, deployment: Route) -> str:
+    async def _instance_states(self, deployment: Route) -> list[InstanceStatus]:
         async with self.db.read() as session:
             rows = (
                 await session.execute(
@@ -187,19 +189,7 @@ class Gateway:
                     .order_by(ModelInstance.id)
                 )
             ).all()
-        if not rows:
-            return f"model {deployment.model_name!r} has no instances (replicas is 0); scale it up to serve it"
-        states = "; ".join(
-            f"{name} is {state}" + (f": {_gist(message)}" if message else "") for name, state, message in rows
-        )
-        return f"model {deployment.model_name!r} has no running instance yet: {states}"
-
-
-def _gist(message: str, limit: int = 240) -> str:
-    """The first line of an instance's message, shortened: callers of /v1 are told why, not shown
-    engine logs (admins read those in the instance's ``state_message`` and logs)."""
-    line = message.strip().splitlines()[0] if message.strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+        return [InstanceStatus(name, state, message) for name, state, message in rows]
 
 
 def _model_object(route: Route) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from gpufleet.schemas.models import ModelCreate, ModelPublic, ModelUpdate
 from gpufleet.schemas.pages import Page
 from gpufleet.schemas.preview import PreviewResult
 from gpufleet.server.auth import ADMIN, USERS, WORKER, allow
-from gpufleet.server.deps import database
+from gpufleet.server.deps import database, runtime
 from gpufleet.server.listing import Listing, answer
 from gpufleet.server.principal import Principal
+from gpufleet.server.runtime import ServerRuntime
 from gpufleet.server.services import models as model_service
+from gpufleet.server.services import placeable
 from gpufleet.server.services import preview as preview_service
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -31,17 +33,19 @@ async def list_models(
 
 @router.post("", response_model=ModelPublic, status_code=201)
 async def create_model(
-    body: ModelCreate, _: Principal = Depends(admin), db: Database = Depends(database)
+    body: ModelCreate, _: Principal = Depends(admin), server: ServerRuntime = Depends(runtime)
 ) -> ModelPublic:
-    return await model_service.create_model(db, body)
+    """Creates the deployment; the answer says how many replicas can be placed now (``placeable_replicas``)."""
+    created = await model_service.create_model(server.db, body, model_dirs=server.settings.model_dirs)
+    return await placeable.with_outlook(server.db, created, server.settings.model_dirs)
 
 
 @router.post("/preview", response_model=PreviewResult)
 async def preview_model(
-    body: ModelCreate, _: Principal = Depends(admin), db: Database = Depends(database)
+    body: ModelCreate, _: Principal = Depends(admin), server: ServerRuntime = Depends(runtime)
 ) -> PreviewResult:
     """Where the deployment's replicas would be placed now; creates nothing (200 also when nothing fits)."""
-    return await preview_service.preview(db, body)
+    return await preview_service.preview(server.db, body, server.settings.model_dirs)
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
@@ -51,9 +55,10 @@ async def get_model(model_id: int, _: Principal = Depends(readers), db: Database
 
 @router.patch("/{model_id}", response_model=ModelPublic)
 async def update_model(
-    model_id: int, body: ModelUpdate, _: Principal = Depends(admin), db: Database = Depends(database)
+    model_id: int, body: ModelUpdate, _: Principal = Depends(admin), server: ServerRuntime = Depends(runtime)
 ) -> ModelPublic:
-    return await model_service.update_model(db, model_id, body)
+    updated = await model_service.update_model(server.db, model_id, body, model_dirs=server.settings.model_dirs)
+    return await placeable.with_outlook(server.db, updated, server.settings.model_dirs)
 
 
 @router.delete("/{model_id}", status_code=204)

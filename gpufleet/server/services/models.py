@@ -6,7 +6,10 @@ deployments controller then replaces its instances one at a time.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,6 +27,7 @@ from gpufleet.schemas.states import InstanceState
 from gpufleet.server.listing import EVERY_ROW, ListParams
 from gpufleet.server.listing import count as count_rows
 from gpufleet.server.services.devices import existing_device_ids
+from gpufleet.server.services.local_paths import server_spec
 from gpufleet.server.services.spec_hash import spec_hash
 
 SPEC_FIELDS = tuple(ModelSpec.model_fields)
@@ -79,6 +83,22 @@ def check_engine_parameters(spec: ModelSpec) -> None:
         raise InvalidInput(f"backend_parameters: {exc.message}", field="backend_parameters") from exc
 
 
+async def check_model_file(spec: ModelSpec, model_dirs: Sequence[Path]) -> None:
+    """Refuse (422, with the reason) what the preview knows cannot run: a ``local_path`` outside
+    ``model_dirs``, or one readable here that is not a complete GGUF the engine can estimate.
+
+    A path absent on the server is accepted (it may exist on the workers only); its instances say
+    why they stay pending. Other sources are estimated by the scheduler (network reads: not here).
+    """
+    if not spec.local_path:
+        return
+    readable = await asyncio.to_thread(server_spec, spec, model_dirs)
+    engine = ENGINES.get(backend_name(spec.backend))
+    if readable is spec or engine is None:
+        return
+    await asyncio.to_thread(engine.estimator, readable)  # CannotEstimate (422) says why
+
+
 async def _check_devices(session: AsyncSession, spec: ModelSpec) -> None:
     if spec.gpu_selector is None:
         return
@@ -118,8 +138,10 @@ def _publish(session: AsyncSession, row: Model, kind: EventType, counts: Replica
     return public
 
 
-async def create_model(db: Database, spec: ModelSpec) -> ModelPublic:
+async def create_model(db: Database, spec: ModelSpec, *, model_dirs: Sequence[Path]) -> ModelPublic:
+    """``model_dirs``: where ``local_path`` models may come from (``Settings.model_dirs``)."""
     check_engine_parameters(spec)
+    await check_model_file(spec, model_dirs)
     try:
         async with db.transaction() as session:
             await _check_devices(session, spec)
@@ -140,7 +162,19 @@ async def _check_name_free(session: AsyncSession, name: str, except_id: int | No
         raise Conflict(f"a model named {name!r} already exists (id {existing}); choose another name", field="name")
 
 
-async def update_model(db: Database, model_id: int, body: ModelUpdate) -> ModelPublic:
+async def update_model(db: Database, model_id: int, body: ModelUpdate, *, model_dirs: Sequence[Path]) -> ModelPublic:
+    """``model_dirs`` as for ``create_model``: a changed ``local_path`` is checked the same way."""
+    async with db.read() as session:
+        current = await session.get(Model, model_id)
+        if current is None:
+            raise NotFound(f"model {model_id} does not exist")
+        before_path = current.local_path
+        try:
+            wanted = body.merged_onto(spec_of(current))
+        except ValidationError as exc:
+            raise InvalidInput(_first_error(exc)) from exc
+    if wanted.local_path != before_path:  # checked before the write transaction: the check reads files
+        await check_model_file(wanted, model_dirs)
     try:
         async with db.transaction() as session:
             row = await session.get(Model, model_id)
@@ -150,6 +184,8 @@ async def update_model(db: Database, model_id: int, body: ModelUpdate) -> ModelP
                 spec = body.merged_onto(spec_of(row))
             except ValidationError as exc:
                 raise InvalidInput(_first_error(exc)) from exc
+            if spec.local_path != wanted.local_path:
+                raise Conflict(f"model {model_id} changed meanwhile; send the update again", field="local_path")
             check_engine_parameters(spec)
             if spec.name != row.name:
                 await _check_name_free(session, spec.name, except_id=row.id)

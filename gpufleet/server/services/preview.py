@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from pathlib import Path
 
 from gpufleet.db.session import Database
 from gpufleet.scheduler.framework import Placement, Request
 from gpufleet.scheduler.scheduler import schedule
 from gpufleet.schemas.models import ModelSpec
 from gpufleet.schemas.preview import PreviewPlacement, PreviewResult, WorkerReason
-from gpufleet.server.services import scheduling
+from gpufleet.server.services import local_paths, scheduling
 from gpufleet.server.services.models import check_engine_parameters
 
 
-async def preview(db: Database, spec: ModelSpec) -> PreviewResult:
+async def preview(db: Database, spec: ModelSpec, model_dirs: Sequence[Path]) -> PreviewResult:
+    """``model_dirs``: where ``local_path`` models may come from; a path outside them is refused (422)
+    before the server reads anything (``local_paths``)."""
     check_engine_parameters(spec)
     async with db.read() as session:
         snapshot = await scheduling.load_snapshot(session)
     try:
-        estimator = await asyncio.to_thread(scheduling.estimator_for, spec)
+        readable = await asyncio.to_thread(local_paths.server_spec, spec, model_dirs)
+        estimator = await asyncio.to_thread(scheduling.estimator_for, readable)
     except scheduling.CannotEstimate as exc:
         return PreviewResult(schedulable=False, placements=[], message=str(exc), reasons=[])
     placements: list[PreviewPlacement] = []

@@ -12,6 +12,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,6 +29,7 @@ from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
 from gpufleet.schemas.models import ModelSpec
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.services import instances as instance_service
+from gpufleet.server.services.local_paths import LocalPathNotAllowed, confined_spec
 from gpufleet.server.services.models import spec_of
 
 __all__ = ["CannotEstimate", "build_request", "commit", "estimator_for", "load_pending", "load_snapshot"]
@@ -187,9 +189,15 @@ async def load_pending(session: AsyncSession) -> tuple[list[ModelInstance], dict
     return rows, models
 
 
-def build_request(instance: ModelInstance, model: Model) -> Request:
-    """Blocking (the estimate reads the model's header): call in a thread."""
-    spec = stored_spec(model)
+def build_request(instance: ModelInstance, model: Model, model_dirs: Sequence[Path]) -> Request:
+    """Blocking (the estimate reads the model's header): call in a thread.
+
+    A ``local_path`` is read only inside ``model_dirs``, checked again here: a symlink may have been
+    re-pointed, or the allowed directories changed, since the deployment was saved."""
+    try:
+        spec = confined_spec(stored_spec(model), model_dirs)
+    except LocalPathNotAllowed as exc:
+        raise CannotEstimate(exc.message) from exc
     return Request(
         instance_id=instance.id,
         instance_name=instance.name,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 
 from gpufleet.common.resources import held_by_instance, total_by_device
 from gpufleet.db.session import Database
@@ -22,8 +24,10 @@ from gpufleet.server.services.rollout import Capacity, CapacityQuestion
 logger = logging.getLogger(__name__)
 
 
-async def answer(db: Database, question: CapacityQuestion) -> Capacity:
-    """Which outdated instance, released, would let ``question.pending`` be placed (None: no need, or no use)."""
+async def answer(db: Database, question: CapacityQuestion, model_dirs: Sequence[Path]) -> Capacity:
+    """Which outdated instance, released, would let ``question.pending`` be placed (None: no need, or no use).
+
+    ``model_dirs``: where a ``local_path`` model may be read (``Settings.model_dirs``)."""
     nothing = Capacity(question.pending.id, freed_by=None)
     async with db.read() as session:
         pending = await session.get(ModelInstance, question.pending.id)
@@ -35,7 +39,7 @@ async def answer(db: Database, question: CapacityQuestion) -> Capacity:
         outdated = [row for r in question.outdated if (row := await session.get(ModelInstance, r.id)) is not None]
         snapshot = await scheduling.load_snapshot(session)
     try:
-        request = await asyncio.to_thread(scheduling.build_request, pending, model)
+        request = await asyncio.to_thread(scheduling.build_request, pending, model, model_dirs)
     except scheduling.CannotEstimate as exc:
         logger.info("%s cannot be estimated (%s): no old instance is stopped to make room for it", pending.name, exc)
         return nothing
