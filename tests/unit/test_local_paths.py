@@ -56,3 +56,14 @@ def test_the_worker_refuses_the_same_escapes(tree: tuple[Path, Path]) -> None:
         with pytest.raises(ModelFileError, match="outside the directories this worker allows"):
             resolve_local(escape, [models])
     assert resolve_local(str(models / "in.gguf"), [models]) == models / "real.gguf"
+
+
+def test_the_worker_refuses_a_directory_whose_chosen_gguf_links_out(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    write_model(models / "b-real.gguf", preset("llama-tiny"), sparse=True)
+    secret = tmp_path / "outside" / "secret.gguf"
+    secret.parent.mkdir()
+    secret.write_text("root:x\n")
+    (models / "a-link.gguf").symlink_to(secret)  # first by name: the one a directory resolves to
+    with pytest.raises(ModelFileError, match="outside the directories this worker allows"):
+        resolve_local(str(models), [models])

@@ -9,12 +9,21 @@ from gpufleet.common.gguf_files import ModelFileError, local_gguf
 
 
 def resolve_local(path: str, allowed: list[Path]) -> Path:
-    """The GGUF to load for a ``local_path`` (a file, or a directory's first GGUF), if it is allowed."""
-    target = Path(path).expanduser().resolve()
-    if not any(target == root or root in target.parents for root in allowed):
+    """The GGUF to load for a ``local_path`` (a file, or a directory's first GGUF), if it is allowed.
+
+    Both the given path and the file finally chosen are confined after resolving: a directory
+    inside the allowed dirs may hold a symlink that points out of them."""
+    target = _confined(Path(path).expanduser().resolve(), path, allowed)
+    chosen = Path(local_gguf(str(target), "on this worker"))
+    _confined(chosen.resolve(), str(chosen), allowed)
+    return chosen
+
+
+def _confined(resolved: Path, shown: str, allowed: list[Path]) -> Path:
+    if not any(resolved == root or root in resolved.parents for root in allowed):
         roots = ", ".join(str(r) for r in allowed)
         raise ModelFileError(
-            f"local_path {path} is outside the directories this worker allows ({roots}); "
+            f"local_path {shown} is outside the directories this worker allows ({roots}); "
             "start the worker with --allowed-model-dirs to allow it"
         )
-    return Path(local_gguf(str(target), "on this worker"))
+    return resolved
