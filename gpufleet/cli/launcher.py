@@ -2,8 +2,10 @@
 
 Order: prepare the server (migrations, admin, token) → bind its port → start
 serving → start the embedded worker (it registers over loopback HTTP, the same
-path as any remote worker). SIGINT/SIGTERM stop the worker first (it tells the
-server it is leaving), then the server.
+path as any remote worker). First of all, the data dir is made private (0700, its
+files and the SQLite database 0600). Secrets never go on a command line here:
+the embedded worker runs in this process, and engines get their keys by environment.
+SIGINT/SIGTERM stop the worker first (it tells the server it is leaving), then the server.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from gpufleet.common.demo_model import DemoReady, DemoUnavailable, demo_model_file
+from gpufleet.common.errors import GpufleetError
 from gpufleet.common.http_server import make_server
 from gpufleet.common.net import bind_socket
+from gpufleet.common.paths import secure_data_dir
 from gpufleet.config import Settings
 from gpufleet.server import demo
 from gpufleet.server.app import create_app
@@ -38,12 +45,21 @@ class Banner:
     ui_problem: str | None = None  # the web UI is not there: what to do about it
 
 
+def _sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file of the server, if it uses one."""
+    if not settings.effective_database_url.startswith("sqlite"):
+        return None  # another database (or a malformed URL, which the database layer explains)
+    database = make_url(settings.effective_database_url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
 async def run(
     settings: Settings,
     announce: Callable[[Banner], None],
     announce_demo: Callable[[DemoReady | str], None] = print,
 ) -> None:
     stop = asyncio.Event()
+    secure_data_dir(settings.data_dir, _sqlite_file(settings) if settings.runs_server else None)
     demo_file = None
     if settings.demo:
         if not settings.runs_server:
@@ -101,7 +117,11 @@ async def run(
 
     waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     waiters += [t for t in (server_task, worker_task) if t is not None]
-    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if worker_task in done and server_task is not None and not server_task.done() and not stop.is_set():
+        _embedded_worker_ended(worker_task)  # the server stays up: its API and other workers still work
+        await asyncio.wait([waiters[0], server_task], return_when=asyncio.FIRST_COMPLETED)
+        worker_task = None
     stop.set()
     if demo_task is not None:
         demo_task.cancel()
@@ -116,3 +136,16 @@ async def run(
             server.should_exit = True
             await server_task
         waiters[0].cancel()
+
+
+def _embedded_worker_ended(task: asyncio.Task[None]) -> None:
+    """Log why the embedded worker stopped while its server runs on (the server is not stopped for it)."""
+    exc = task.exception()
+    if exc is None:
+        logger.error("the embedded worker stopped; the server keeps running without it")
+    else:
+        logger.error(
+            "the embedded worker stopped: %s. The server keeps running without it; restart gpufleet to try again",
+            exc,
+            exc_info=exc if not isinstance(exc, GpufleetError) else None,
+        )

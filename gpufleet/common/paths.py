@@ -1,12 +1,55 @@
-"""Per-machine locations: the cache of slow builds and downloads."""
+"""Per-machine locations: the cache of slow builds and downloads, and the private data directory."""
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PRIVATE_DIR = 0o700  # the data dir: database, secrets, engine records and logs; its owner only
+PRIVATE_FILE = 0o600
+# SQLite's files beside a database: created with the database file's own mode (unix VFS)
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 
 def cache_dir() -> Path:
     """``$GPUFLEET_CACHE_DIR``, else ``~/.cache/gpufleet``: engine builds and downloads, kept across runs."""
     configured = os.environ.get("GPUFLEET_CACHE_DIR")
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "gpufleet"
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (mode 0700), or take an existing one's group and other permissions away."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != PRIVATE_DIR:
+        logger.info("%s was readable by others: made it private (0700)", path)
+        path.chmod(PRIVATE_DIR)
+
+
+def make_private_file(path: Path) -> None:
+    """Mode 0600 for an existing file (one written by an older gpufleet with the default 0644)."""
+    try:
+        if stat.S_IMODE(path.stat().st_mode) != PRIVATE_FILE:
+            path.chmod(PRIVATE_FILE)
+    except FileNotFoundError:
+        return
+
+
+def secure_data_dir(data_dir: Path, sqlite_path: Path | None) -> None:
+    """The data dir 0700 and the files directly in it 0600 (database, cluster token, initial
+    password, worker credential, demo key); the SQLite database, wherever it is, 0600 with its
+    WAL and shared-memory files, created empty with that mode when missing, so SQLite never
+    creates it world-readable (it gives its WAL and -shm files the database file's mode)."""
+    make_private_dir(data_dir)
+    for entry in data_dir.iterdir():
+        if entry.is_file() and not entry.is_symlink():
+            make_private_file(entry)
+    if sqlite_path is None:
+        return
+    sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(sqlite_path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    for suffix in ("", *SQLITE_SIDECARS):
+        make_private_file(sqlite_path.with_name(sqlite_path.name + suffix))

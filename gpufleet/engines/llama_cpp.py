@@ -1,5 +1,6 @@
 """llama.cpp as the control plane sees it: GGUF models on every device type, estimated from the
-GGUF header (``estimate/``) for the run settings its flags give (``llama_cpp_flags``)."""
+GGUF header (``estimate/``) for the run settings its flags give (``llama_cpp_flags``); only the
+flags of its allow-list (``llama_cpp_allowed``) are accepted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from gpufleet.common.gguf_files import ModelFileError
 from gpufleet.engines.base import CannotEstimate
 from gpufleet.engines.gguf_location import location_of
-from gpufleet.engines.llama_cpp_flags import BackendParameterError, check_placement_flags, run_config_for
+from gpufleet.engines.llama_cpp_flags import BackendParameterError, check_backend_parameters, run_config_for
 from gpufleet.estimate.gguf import GGUFError
 from gpufleet.estimate.loader import load_estimator
 from gpufleet.estimate.memory import Estimator
@@ -24,11 +25,12 @@ class LlamaCpp:
     device_types = frozenset({"cuda", "rocm", "metal", "cpu"})
 
     def check_parameters(self, ctx_size: int | None, parameters: Sequence[str]) -> None:
-        check_placement_flags(parameters)
-        run_config_for(ctx_size, parameters)
+        check_backend_parameters(ctx_size, parameters)
 
     def estimator(self, spec: ModelSpec) -> Estimator:
         try:
+            # a deployment stored before a flag was refused stays pending, saying which flag
+            check_backend_parameters(spec.ctx_size, spec.backend_parameters)
             return load_estimator(location_of(spec), run_config_for(spec.ctx_size, spec.backend_parameters))
         except ESTIMATE_ERRORS as exc:
             raise CannotEstimate(f"cannot estimate the model's memory: {exc}") from exc

@@ -2,9 +2,10 @@
 
 The scheduler estimates memory for exactly these settings, and the worker starts llama-server
 with them: both call ``run_config_for``. ``backend_parameters`` may change the memory-relevant
-ones (slots, context, cache types, batch sizes, flash attention, mmap); the flags that the
-placement decides (``PLACEMENT_FLAGS``) are refused, since a user value would contradict where
-the instance was put.
+ones (slots, context, cache types, batch sizes, flash attention, the load mode's mmap). Only the flags of the
+allow-list (``llama_cpp_allowed``) are accepted; the ones the placement decides
+(``PLACEMENT_FLAGS``) are refused with a message that says what to use instead, since a user
+value would contradict where the instance was put, and ``-c`` is refused next to ``ctx_size``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gpufleet.common.errors import InvalidInput
+from gpufleet.engines.llama_cpp_allowed import ALLOWED_NAMES, BY_SPELLING
 from gpufleet.estimate.config import RunConfig
 
 DEFAULT_PARALLEL = 4  # llama-server's own "auto"
@@ -35,8 +37,6 @@ VALUE_FLAGS: dict[str, tuple[str, type]] = {
     "--flash-attn": ("flash_attn", str),
 }
 SWITCHES: dict[str, tuple[str, bool]] = {
-    "--no-mmap": ("mmap", False),
-    "--mmap": ("mmap", True),
     "-kvu": ("kv_unified", True),
     "--kv-unified": ("kv_unified", True),
     "-no-kvu": ("kv_unified", False),
@@ -44,6 +44,11 @@ SWITCHES: dict[str, tuple[str, bool]] = {
     "--swa-full": ("swa_full", True),
 }
 
+
+# ``--load-mode``: whether the model file is memory-mapped (what the estimate needs); the flag itself
+# is passed on as given (mlock, direct I/O are llama.cpp's business). llama.cpp has no --no-mmap now.
+LOAD_MODE_FLAGS = ("-lm", "--load-mode")
+LOAD_MODES = {"auto": True, "mmap": True, "mmap+mlock": True, "none": False, "mlock": False, "dio": False}
 
 # llama.cpp's spellings of a tri-state value (common/arg.cpp: is_truthy, is_falsey, is_autoy)
 TRUTHY = ("on", "enabled", "true", "1")
@@ -88,43 +93,81 @@ class BackendParameterError(InvalidInput, ValueError):
     code = "invalid_backend_parameter"
 
 
-def check_placement_flags(parameters: Sequence[str]) -> None:
-    """Refuse empty parameters and the flags the placement decides, saying what to use instead."""
+def split_parameters(parameters: Sequence[str]) -> list[str]:
+    """The tokens of ``backend_parameters``: each entry is a flag, a value, ``--flag value`` or
+    ``--flag=value`` (split at whichever of ``=`` and a space comes first, so a value may hold either)."""
+    tokens: list[str] = []
     for parameter in parameters:
         if not parameter.strip():
             raise BackendParameterError("contains an empty parameter")
-        flag = parameter.strip().split("=", 1)[0].split(None, 1)[0]
-        if flag in PLACEMENT_FLAGS:
-            raise BackendParameterError(
-                f"{flag} is set by gpufleet from the placement (layers, devices, ports, model kind); "
-                "use gpu_selector, ctx_size or cpu_offloading instead"
-            )
+        text = parameter.strip() if parameter.strip().startswith("-") else parameter
+        cut = [i for i in (text.find("="), text.find(" ")) if i > 0] if text.startswith("-") else []
+        if cut:
+            at = min(cut)
+            tokens += [text[:at], text[at + 1 :].strip()]
+        else:
+            tokens.append(text)
+    return tokens
+
+
+def _refused(flag: str) -> BackendParameterError:
+    if flag in PLACEMENT_FLAGS:
+        return BackendParameterError(
+            f"{flag} is set by gpufleet from the placement (layers, devices, ports, model kind); "
+            "use gpu_selector, ctx_size or cpu_offloading instead"
+        )
+    if not flag.startswith("-"):
+        return BackendParameterError(f"{flag!r} follows no flag that takes a value")
+    return BackendParameterError(f"{flag} is not an allowed llama.cpp flag; allowed: {ALLOWED_NAMES}")
+
+
+def flag_pairs(parameters: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``backend_parameters`` as (flag, value or None) pairs, refusing any flag not on the allow-list
+    (``llama_cpp_allowed``) by name."""
+    tokens = split_parameters(parameters)
+    pairs: list[tuple[str, str | None]] = []
+    index = 0
+    while index < len(tokens):
+        spelling = tokens[index]
+        flag = BY_SPELLING.get(spelling)
+        if flag is None:
+            raise _refused(spelling)
+        if not flag.takes_value:
+            pairs.append((spelling, None))
+            index += 1
+            continue
+        if index + 1 >= len(tokens):
+            raise BackendParameterError(f"backend parameter {spelling} needs a value")
+        pairs.append((spelling, tokens[index + 1]))
+        index += 2
+    return pairs
+
+
+def check_backend_parameters(ctx_size: int | None, parameters: Sequence[str]) -> None:
+    """Everything a deployment's flags must satisfy: allowed, well-formed, not contradicting ``ctx_size``."""
+    pairs = flag_pairs(parameters)
+    if ctx_size is not None:
+        for spelling, _ in pairs:
+            if VALUE_FLAGS.get(spelling, ("",))[0] == "ctx_size":
+                raise BackendParameterError(
+                    f"{spelling} conflicts with ctx_size (both set the context size): set only one of them"
+                )
+    run_config_for(ctx_size, parameters)
 
 
 def parse_backend_parameters(parameters: Sequence[str]) -> dict[str, Any]:
     """The memory-relevant settings among llama-server flags (``--flag value`` or ``--flag=value``)."""
-    tokens: list[str] = []
-    for parameter in parameters:
-        tokens.extend(
-            parameter.split("=", 1)
-            if parameter.startswith("-") and "=" in parameter
-            else parameter.split(None, 1)
-            if parameter.startswith("-") and " " in parameter
-            else [parameter]
-        )
     settings: dict[str, Any] = {}
-    index = 0
-    while index < len(tokens):
-        flag = tokens[index]
+    for flag, raw in flag_pairs(parameters):
         if flag in SWITCHES:
             field, value = SWITCHES[flag]
             settings[field] = value
-        elif flag in VALUE_FLAGS:
+        elif flag in LOAD_MODE_FLAGS and raw is not None:
+            if raw not in LOAD_MODES:
+                raise BackendParameterError(f"{flag} takes one of {', '.join(LOAD_MODES)}, not {raw!r}")
+            settings["mmap"] = LOAD_MODES[raw]
+        elif flag in VALUE_FLAGS and raw is not None:
             field, kind = VALUE_FLAGS[flag]
-            if index + 1 >= len(tokens):
-                raise BackendParameterError(f"backend parameter {flag} needs a value")
-            raw = tokens[index + 1]
-            index += 1
             if field == "flash_attn":
                 if raw not in TRUTHY + FALSEY + AUTO:
                     raise BackendParameterError(f"{flag} takes on, off or auto, not {raw!r}")
@@ -134,7 +177,6 @@ def parse_backend_parameters(parameters: Sequence[str]) -> dict[str, Any]:
                     settings[field] = kind(raw)
                 except ValueError:
                     raise BackendParameterError(f"{flag} needs a number, not {raw!r}") from None
-        index += 1
     return settings
 
 

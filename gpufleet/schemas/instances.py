@@ -95,3 +95,10 @@ class RpcServerReport(RequestModel):
     rpc_port: int | None = Field(None, ge=1, le=65535)
     rpc_pid: int | None = Field(None, ge=1)
     message: str | None = Field(None, max_length=8000)
+
+
+class EngineKeyPublic(PublicModel):
+    """The API key an instance's engine must require, told only to the worker that runs it: the
+    gateway presents it, so requests that bypass the gateway are refused by the engine."""
+
+    api_key: str

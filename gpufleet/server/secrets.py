@@ -6,6 +6,9 @@
   enough to store them and fast enough to check on every request; comparisons
   are constant-time.
 - The cluster registration token is a shared secret compared in constant time.
+- Engine API keys ``gfe_…`` are not stored at all: each instance's is derived from the cluster
+  token (``engine_key``), so every server replica presents the same key for an instance without
+  a shared table, and the worker running the instance is told it on its private route.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
+import weakref
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -21,12 +26,28 @@ from argon2.exceptions import InvalidHashError, VerificationError
 SESSION_PREFIX = "gfs_"
 WORKER_PREFIX = "gfw_"
 API_KEY_PREFIX = "gf_"
+ENGINE_KEY_PREFIX = "gfe_"
 
 _hasher = PasswordHasher()
 
+# Each argon2 hash or check takes ``_hasher.memory_cost`` KiB (64 MiB) and a core for a while: at most
+# one per core runs at a time, so a burst of logins waits its turn instead of growing the server by
+# 64 MiB per request. One semaphore per event loop (asyncio primitives belong to one loop).
+ARGON2_SLOTS = max(1, os.cpu_count() or 1)
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _argon2_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = asyncio.Semaphore(ARGON2_SLOTS)
+    return slots
+
 
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    async with _argon2_slots():
+        return await asyncio.to_thread(_hasher.hash, password)
 
 
 async def verify_password(password_hash: str, password: str) -> bool:
@@ -36,7 +57,8 @@ async def verify_password(password_hash: str, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.to_thread(_verify)
+    async with _argon2_slots():
+        return await asyncio.to_thread(_verify)
 
 
 def sha256(value: str) -> str:
@@ -79,3 +101,13 @@ def new_cluster_token() -> str:
 
 def new_password() -> str:
     return secrets.token_urlsafe(18)
+
+
+def engine_key(cluster_token: str, instance_id: int) -> str:
+    """The API key of one instance's engine: HMAC-SHA256 of the instance id under the cluster token.
+
+    The cluster token is the cluster's root secret already (it lets a machine join and receive
+    models); a key leaked from one engine opens no other instance's engine.
+    """
+    message = f"gpufleet engine key:{instance_id}".encode()
+    return ENGINE_KEY_PREFIX + hmac.new(cluster_token.encode(), message, hashlib.sha256).hexdigest()

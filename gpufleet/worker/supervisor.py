@@ -20,7 +20,9 @@ Engines are reached through ``worker.engines`` (one ``Engine`` per backend, chos
 deployment's ``backend``): this module knows no engine's binaries, flags or health endpoint.
 
 Engines recorded by an earlier run of this worker and still alive are re-adopted (same pid), not
-restarted. ``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
+restarted, when they were started with the instance's current engine API key (fetched from the
+server's worker-only route and passed to the engine in its environment); others are restarted.
+``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import ModelFiles, Progress
 from gpufleet.worker.engines.base import Engine, ServerRequest
-from gpufleet.worker.engines.process import EngineProcess, adoptable, forget
+from gpufleet.worker.engines.process import EngineProcess, adoptable, forget, key_digest
 from gpufleet.worker.ports import PortPool
 from gpufleet.worker.rpc_part import ROLE as RPC_ROLE
 from gpufleet.worker.rpc_part import PartLaunch, RpcPart
@@ -168,6 +170,10 @@ class Supervisor:
     # --- decisions ------------------------------------------------------------------------------
     async def _converge(self, instance: InstancePublic) -> None:
         if instance.worker_id != self.worker_id:
+            if instance.id in self.runners or instance.id in self.adopted:
+                # placed elsewhere since (this worker was lost for longer than the reschedule grace)
+                logger.info("instance %s now runs on %s: stopping its engine here", instance.name, instance.worker_name)
+                await self._stop(instance.id)
             await self._converge_part(instance)
             return
         runner = self.runners.get(instance.id)
@@ -236,7 +242,7 @@ class Supervisor:
             backoff=self.restart_backoff,
             start_timeout=self.start_timeout,
             engine_host=self.engine_host,
-            adopted=self.adopted.pop(instance.id, None),
+            adopted=await self._adopted_server(instance),
         )
         self.runners[instance.id] = runner
         runner.start()
@@ -262,32 +268,66 @@ class Supervisor:
         except ModelFileError as exc:
             raise PrepareError(str(exc)) from exc
         parts = await wait_parts()
+        api_key = await self._engine_key(instance.id)
+        avoid = self._ports_of_others(instance.id)
+        threads = self._cpu_share() if _uses_cpu(instance) else None
 
         def blocking() -> Launch:
             port = None
             try:
                 engine.ensure_installed()
-                port = self.ports.acquire()
-                request = ServerRequest(model, instance, path, self.bind_host, port, [p.endpoint for p in parts])
+                port = self.ports.acquire(avoid)
+                endpoints = [p.endpoint for p in parts]
+                request = ServerRequest(
+                    model, instance, path, self.bind_host, port, api_key, endpoints, threads=threads
+                )
                 launch = engine.server_launch(request)
             except (GpufleetError, OSError) as exc:
                 if port is not None:
                     self.ports.release(port)
                 raise PrepareError(str(exc)) from exc
             log = self.logs / f"{instance.name}.log"
-            return Launch(launch.command, launch.env, port, log, parts_of(parts), engine.program, engine.health_path)
+            program, health = engine.program, engine.health_path
+            return Launch(launch.command, launch.env, port, log, parts_of(parts), program, health, key_digest(api_key))
 
         return await asyncio.to_thread(blocking)
 
+    async def _engine_key(self, instance_id: int) -> str:
+        try:
+            return await self.client.engine_key(instance_id)
+        except (ServerRejected, ServerUnavailable) as exc:
+            raise PrepareError(f"cannot read the engine's API key: {exc}") from exc
+
+    async def _adopted_server(self, instance: InstancePublic) -> EngineProcess | None:
+        """The engine an earlier run left for this instance, if it may go on serving: one started
+        without an API key (by a gpufleet before engines had keys, listening to anyone, maybe on
+        every interface) or with another key is stopped, and the runner starts a fresh one."""
+        process = self.adopted.pop(instance.id, None)
+        if process is None:
+            return None
+        if process.record.key_digest:
+            try:
+                if process.record.key_digest == key_digest(await self.client.engine_key(instance.id)):
+                    return process
+            except ServerUnavailable:
+                return process  # cannot tell now: keep it serving (it requires a key either way)
+            except ServerRejected:
+                pass
+        logger.info("restarting the engine of instance %s: it was started without its current API key", instance.name)
+        await process.stop()
+        forget(self.records, instance.id, process.record.role)
+        self.ports.release(process.port)
+        return None
+
     async def _plan_rpc(self, instance: InstancePublic, part: Subordinate) -> PartLaunch:
         engine = self._engine(await self._model(instance))
+        threads = self._cpu_share()
 
         def blocking() -> PartLaunch:
             port = None
             try:
                 engine.ensure_installed()
                 port = self.rpc_ports.acquire()
-                threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
                 launch = engine.part_launch(host=self.bind_host, port=port, device_ids=part.device_ids, threads=threads)
             except (GpufleetError, OSError) as exc:
                 if port is not None:
@@ -296,6 +336,28 @@ class Supervisor:
             return PartLaunch(launch.command, launch.env, port, engine.part_program)
 
         return await asyncio.to_thread(blocking)
+
+    def _ports_of_others(self, instance_id: int) -> set[int]:
+        """The engine ports the server lists for this worker's other instances: never given to a new engine."""
+        return {
+            i.port
+            for i in self.desired.values()
+            if i.id != instance_id and i.worker_id == self.worker_id and i.port is not None
+        }
+
+    def _cpu_share(self) -> int:
+        """Threads for a CPU engine: the cores shared among the CPU engines this worker is asked to run
+        (memory decides how many fit; this keeps them from each taking every core). At least 1."""
+        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+        mine = [i for i in self.desired.values() if i.state in ENGINE_STATES]
+        engines = sum(1 for i in mine if i.worker_id == self.worker_id and _uses_cpu(i))
+        parts = sum(
+            1
+            for i in mine
+            for p in i.subordinates
+            if p.worker_id == self.worker_id and all(":cpu:" in d for d in p.device_ids)
+        )
+        return max(1, cores // max(1, engines + parts))
 
     # --- read by the worker's API -----------------------------------------------------------------
     def log_path(self, instance_id: int) -> Path | None:
@@ -308,3 +370,8 @@ class Supervisor:
         if instance is None or self.worker_id is None or instance.worker_id != self.worker_id:
             return None
         return self.logs / f"{instance.name}.log"
+
+
+def _uses_cpu(instance: InstancePublic) -> bool:
+    """Whether the instance's main engine computes on this worker's CPU (a CPU or GPU+CPU placement)."""
+    return any(":cpu:" in d for d in instance.device_ids)

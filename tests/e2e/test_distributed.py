@@ -59,7 +59,7 @@ def _serve_over_rpc(engines: Engines) -> None:
 
     server_cmd = psutil.Process(instance["pid"]).cmdline()
     assert server_cmd[server_cmd.index("--rpc") + 1] == f"127.0.0.1:{part['rpc_port']}"
-    answer = chat(instance["port"], "tiny-rpc")
+    answer = chat(instance, "tiny-rpc")
     assert answer.status_code == 200, answer.text
     assert answer.json()["usage"]["completion_tokens"] >= 1
 

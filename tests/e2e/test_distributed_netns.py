@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from testkit.synthetic import preset, write_model
+from tests.support.engine_cluster import engine_headers
 from tests.support.engines import find_llama_server, llama_server_missing_reason
 from tests.support.netns import TwoHosts, two_hosts, unavailable_reason
 from tests.support.processes import GpufleetProcess
@@ -81,12 +82,13 @@ class Hosts:
         listed = self.admin.get("/api/model-instances", params={"model_id": model_id}).json()
         return listed[0] if listed else None
 
-    def chat(self, port: int) -> httpx.Response:
-        return httpx.post(
-            f"http://{self.net.a_from_test}:{port}/v1/chat/completions",
+    def chat(self) -> httpx.Response:
+        """Through the gateway: the engine listens on A's advertised address only, which the test's
+        network does not reach (see ``test_..._generates_and_survives_a_cut_link``)."""
+        return self.admin.post(
+            "/v1/chat/completions",
             json={"model": "tiny-2hosts", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8},
             timeout=60,
-            trust_env=False,
         )
 
 
@@ -136,7 +138,16 @@ def test_a_model_over_two_hosts_generates_and_survives_a_cut_link(hosts: Hosts) 
     command = psutil.Process(running["pid"]).cmdline()
     assert command[command.index("--rpc") + 1] == endpoint
 
-    answer = hosts.chat(running["port"])
+    # the engine listens on A's advertised address (a_ip), not on A's other interface
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(
+            f"http://{hosts.net.a_from_test}:{running['port']}/v1/chat/completions",
+            json={"model": "tiny-2hosts", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8},
+            headers=engine_headers(running["pid"]),
+            timeout=10,
+            trust_env=False,
+        )
+    answer = hosts.chat()
     assert answer.status_code == 200, answer.text
     assert answer.json()["usage"]["completion_tokens"] >= 1
     log = (hosts.root / "a" / "logs" / "instances" / f"{running['name']}.log").read_text()
@@ -160,5 +171,5 @@ def test_a_model_over_two_hosts_generates_and_survives_a_cut_link(hosts: Hosts) 
         timeout=90,
     )
     assert back["pid"] == running["pid"] and back["subordinates"][0]["message"] is None
-    again = hosts.chat(back["port"])
+    again = hosts.chat()
     assert again.status_code == 200, again.text

@@ -63,7 +63,7 @@ def test_a_hugging_face_model_is_downloaded_once_and_runs(cluster: Engines, hub:
     [instance] = cluster.wait_running(first["id"], 1)
     assert instance["download_progress"] is not None  # it went through "downloading"
     assert len(hub.downloads("llama-tiny-F16.gguf")) == 1
-    answer = chat(instance["port"], "hf-tiny")
+    answer = chat(instance, "hf-tiny")
     assert answer.status_code == 200, answer.text
     assert answer.json()["usage"]["completion_tokens"] >= 1
 
@@ -83,7 +83,7 @@ def test_an_ollama_model_is_downloaded_and_runs(cluster: Engines, hub: MimicHub)
     assert instance["download_progress"] is not None
     digest = hub.manifests["library/tiny:f16"]["layers"][0]["digest"]
     assert len(hub.downloads(digest)) == 1
-    assert chat(instance["port"], "ollama-tiny").status_code == 200
+    assert chat(instance, "ollama-tiny").status_code == 200
 
 
 def test_a_download_that_fails_is_the_instances_error(cluster: Engines) -> None:

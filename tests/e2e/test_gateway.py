@@ -19,7 +19,7 @@ import pytest
 
 from gpufleet.server.gateway.proxy import INSTANCE_HEADER
 from testkit.synthetic import preset, scaled, write_model
-from tests.support.engine_cluster import GATEWAY_TIMEOUT, Engines
+from tests.support.engine_cluster import GATEWAY_TIMEOUT, Engines, alive, engine_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -206,6 +206,7 @@ def test_a_client_that_goes_away_mid_stream_frees_the_engine(engines: Engines) -
     try:
         [instance] = engines.wait_running(model["id"], 1)
         engine_metrics = f"http://127.0.0.1:{instance['port']}/metrics"
+        engine = engine_headers(instance["pid"])  # /metrics of an engine wants its key too
         long = {"model": "gw-cancel", "messages": HI, "max_tokens": 1500, "stream": True, "ignore_eos": True}
         headers = {"Authorization": f"Bearer {api_key(engines, 'gw-cancel')}"}
         with (
@@ -214,17 +215,17 @@ def test_a_client_that_goes_away_mid_stream_frees_the_engine(engines: Engines) -
         ):
             lines = streaming.iter_lines()
             next(lines)
-            assert processing(engine_metrics) == 1
+            assert processing(engine_metrics, engine) == 1
         gone = time.monotonic()  # the client closed its connection
-        while processing(engine_metrics) and time.monotonic() - gone < 1.0:
+        while processing(engine_metrics, engine) and time.monotonic() - gone < 1.0:
             time.sleep(0.02)
-        assert processing(engine_metrics) == 0, "the engine still generates for a client that left"
+        assert processing(engine_metrics, engine) == 0, "the engine still generates for a client that left"
     finally:
         engines.admin.delete(f"/api/models/{model['id']}")
 
 
-def processing(metrics_url: str) -> int:
-    text = httpx.get(metrics_url, trust_env=False, timeout=10).text
+def processing(metrics_url: str, headers: dict[str, str]) -> int:
+    text = httpx.get(metrics_url, headers=headers, trust_env=False, timeout=10).text
     [line] = [x for x in text.splitlines() if x.startswith("llamacpp:requests_processing ")]
     return int(float(line.split()[1]))
 
@@ -252,8 +253,20 @@ def test_requests_keep_succeeding_when_an_engine_dies(engines: Engines, chat_mod
     gpt = client(engines, api_key(engines, "gw-failover"))
     assert gpt.chat.completions.create(model="gw-chat", messages=HI, max_tokens=2).usage is not None
     victim = engines.instances(chat_model["id"])[0]
+    # A running instance's pid is its live engine's (finding 14: an engine that lost its port to another
+    # was once reported running, with the pid of a process already exiting).
+    assert victim["state"] == "running" and alive(victim["pid"]), victim
     os.kill(victim["pid"], signal.SIGKILL)
     for _ in range(8):  # the gateway still lists the dead one until its worker reports the crash
         answer = gpt.chat.completions.with_raw_response.create(model="gw-chat", messages=HI, max_tokens=2)
         assert answer.headers[INSTANCE_HEADER] != victim["name"]
-    engines.wait_running(chat_model["id"], 2)  # and the crashed engine is restarted
+    # and the crashed engine is restarted: waited for by its new pid, never by a listing that may predate the crash
+    engines.wait(
+        chat_model["id"],
+        lambda xs: (
+            len(xs) == 2
+            and all(x["state"] == "running" and alive(x["pid"]) for x in xs)
+            and all(x["pid"] != victim["pid"] for x in xs)
+        ),
+        "the killed engine restarted under a new pid",
+    )

@@ -82,7 +82,7 @@ def test_a_ctx_size_change_starts_the_new_engine_before_the_old_one_stops(engine
     assert old_engine.died_by is not None and became_running < old_engine.died_by
     assert replacement["id"] != old["id"] and replacement["pid"] != old["pid"]
     assert ctx_flag(replacement["pid"]) == "1024"
-    assert chat(replacement["port"], "tiny-roll").status_code == 200
+    assert chat(replacement, "tiny-roll").status_code == 200
     final = engines.admin.get(f"/api/models/{model['id']}").json()
     assert (final["ready_replicas"], final["updated_replicas"], final["outdated_replicas"]) == (1, 1, 0)
 

@@ -47,6 +47,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/model-instances/{instance_id}/transition"): {W},
     ("POST", "/api/model-instances/{instance_id}/release"): {W},
     ("POST", "/api/model-instances/{instance_id}/rpc-server"): {W},
+    ("GET", "/api/model-instances/{instance_id}/engine-key"): {W},
     ("GET", "/api/model-files"): {A},
     ("PUT", "/api/model-files"): {W},
     ("GET", "/api/watch"): {A, W},

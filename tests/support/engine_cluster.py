@@ -132,16 +132,26 @@ def alive(pid: int) -> bool:
         return False
 
 
-def chat(port: int, model: str) -> httpx.Response:
-    """A short, deterministic chat completion straight to an engine's port."""
+def engine_headers(pid: int) -> dict[str, str]:
+    """What the gateway presents to an engine: its API key, read where gpufleet put it, the engine
+    process's environment (readable by its owner only; never its command line)."""
+    environ = dict(
+        item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in item
+    )
+    return {"Authorization": f"Bearer {environ[b'LLAMA_API_KEY'].decode()}"}
+
+
+def chat(instance: dict[str, Any], model: str) -> httpx.Response:
+    """A short, deterministic chat completion straight to an instance's engine, with its API key."""
     return httpx.post(
-        f"http://127.0.0.1:{port}/v1/chat/completions",
+        f"http://127.0.0.1:{instance['port']}/v1/chat/completions",
         json={
             "model": model,
             "messages": [{"role": "user", "content": "Say something."}],
             "max_tokens": 8,
             "temperature": 0,
         },
+        headers=engine_headers(instance["pid"]),
         timeout=60,
         trust_env=False,
     )

@@ -44,6 +44,7 @@ def test_the_command_carries_the_estimated_settings_and_the_placement(llama: Mod
         device_ids=["w:cuda:1", "w:cuda:3"],
         host="0.0.0.0",
         port=40001,
+        api_key="gfe_secret",
         rpc_endpoints=["10.0.0.2:41000", "10.0.0.3:41000"],
         backend_parameters=["--ctx-size", "4096", "--temp=0.2", "-np 2", "--jinja"],
     )
@@ -66,6 +67,9 @@ def test_the_command_carries_the_estimated_settings_and_the_placement(llama: Mod
     assert launch.env["CUDA_VISIBLE_DEVICES"] == "1,3" and launch.env["HIP_VISIBLE_DEVICES"] == ""
     assert launch.env["HF_HUB_DISABLE_TELEMETRY"] == "1"
     assert "--embeddings" not in command
+    # the engine's API key is in its environment only: a command line shows in ``ps`` to everyone
+    assert launch.env["LLAMA_API_KEY"] == "gfe_secret"
+    assert not any("gfe_secret" in token for token in command) and "--api-key" not in command
 
 
 def test_a_cpu_placement_hides_every_gpu_and_offloads_nothing(llama: ModelInfo) -> None:
@@ -79,6 +83,7 @@ def test_a_cpu_placement_hides_every_gpu_and_offloads_nothing(llama: ModelInfo) 
         device_ids=[],
         host="127.0.0.1",
         port=40002,
+        api_key="k",
     )
     assert _value(launch.command, "-ngl") == "0"
     assert "-ts" not in launch.command and "--rpc" not in launch.command
@@ -96,6 +101,7 @@ def test_an_embedding_model_serves_embeddings(bert: ModelInfo) -> None:
         device_ids=[],
         host="127.0.0.1",
         port=40003,
+        api_key="k",
     )
     assert "--embeddings" in launch.command
 
@@ -128,11 +134,13 @@ def test_rpc_server_command(device_ids: list[str], flags: list[str]) -> None:
 
 
 def test_user_parameters_drop_only_what_the_run_settings_carry() -> None:
-    assert user_parameters(["-c", "8", "--flash-attn=on", "--no-mmap", "--top-k", "5", "--jinja"]) == [
+    assert user_parameters(["-c", "8", "--flash-attn=on", "--swa-full", "--top-k", "5", "--jinja"]) == [
         "--top-k",
         "5",
         "--jinja",
     ]
+    # the load mode is read for the estimate (mmap or not) and passed on as given
+    assert user_parameters(["-lm", "mlock"]) == ["-lm", "mlock"]
 
 
 def test_engine_logs_are_rotated_past_their_limit(tmp_path: Path) -> None:

@@ -4,6 +4,9 @@ The engine is called directly at its worker's address and port, through one pool
 server process. That client is aiohttp's: on this path it costs a quarter of what httpx does per
 request (measured in BENCHMARKS.md), and per-request cost is all a gateway adds.
 
+Each request bears the instance's engine API key (``Authorization: Bearer``): engines refuse
+requests without it, so the gateway's API keys, limits and usage cannot be bypassed.
+
 A request is retried once on another running instance when it failed before any byte reached the
 client: the connection could not be made or was dropped before the response began, or the engine
 answered 503 (loading, or no free slot). A streamed response is passed on as bytes as they arrive;
@@ -58,12 +61,15 @@ class Outcome:
 
 
 Finished = Callable[[Outcome], None]
+# An instance's engine API key (``secrets.engine_key``): engines serve only requests that bear it.
+EngineKey = Callable[[int], str]
 
 
 class Proxy:
-    def __init__(self, balancer: Balancer, timeout: float) -> None:
+    def __init__(self, balancer: Balancer, timeout: float, engine_key: EngineKey) -> None:
         self.balancer = balancer
         self.timeout = timeout
+        self.engine_key = engine_key
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -104,7 +110,8 @@ class Proxy:
             tried.append(endpoint.instance_id)
             self.balancer.acquire(endpoint)
             try:
-                upstream = await self.session.post(endpoint.url + path, data=body, headers=JSON_HEADERS)
+                headers = {**JSON_HEADERS, "authorization": f"Bearer {self.engine_key(endpoint.instance_id)}"}
+                upstream = await self.session.post(endpoint.url + path, data=body, headers=headers)
             except UNREACHABLE as exc:
                 self.balancer.release(endpoint)
                 self.balancer.unreachable(endpoint)
@@ -123,6 +130,16 @@ class Proxy:
                 self.balancer.release(endpoint)
                 failure = f"instance {endpoint.instance_name} answered 503 (busy or loading)"
                 continue
+            if upstream.status == 401:  # not the client's fault: the engine holds another key than ours
+                upstream.release()
+                self.balancer.release(endpoint)
+                finished(Outcome(502, None, None, endpoint.instance_id))
+                logger.error(
+                    "gateway: instance %s refused its engine key: its engine was started under another cluster "
+                    "token; restart its worker to restart the engine with its key",
+                    endpoint.instance_name,
+                )
+                raise GatewayError(502, f"instance {endpoint.instance_name} refused the gateway", "engine_error")
             if stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
                 return self._streamed(upstream, endpoint, started, strip_usage, finished)
             try:

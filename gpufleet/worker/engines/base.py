@@ -46,14 +46,19 @@ class ServerLaunch:
 
 @dataclass(frozen=True)
 class ServerRequest:
-    """What the main worker serves: this instance of this deployment, from this file, on this port."""
+    """What the main worker serves: this instance of this deployment, from this file, on this port,
+    to requests bearing ``api_key`` (the engine must take it from its environment or a file, never
+    from its command line, which every user of the machine can read)."""
 
     model: ModelPublic
     instance: InstancePublic
     model_path: Path
     host: str
     port: int
+    api_key: str
     rpc_endpoints: Sequence[str] = ()  # the devices other workers lend to it (distributed placements)
+    # CPU threads: its share of the cores among this worker's CPU engines (None: the engine's default)
+    threads: int | None = None
 
 
 @dataclass(frozen=True)

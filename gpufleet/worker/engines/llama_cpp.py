@@ -9,7 +9,11 @@ split, RPC servers), so llama.cpp allocates what was planned:
 - ``--offline`` and telemetry switched off in the environment;
 - ``-lv 4``: the log shows the layers and buffers on each device (local, RPC);
 - ``--embeddings`` / ``--rerank`` for embedding and reranking models (from the GGUF header);
-- the user's other ``backend_parameters`` last.
+- ``-t``: a CPU engine's share of the worker's cores, so co-located CPU engines do not each take
+  them all (unless ``backend_parameters`` set ``-t``);
+- the user's other ``backend_parameters`` last (only flags of the allow-list, ``engines.llama_cpp_allowed``);
+- the instance's engine API key in the environment (``LLAMA_API_KEY``), never on the command line:
+  only the gateway, which presents it, is served.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gpufleet.engines.llama_cpp_flags import SWITCHES, VALUE_FLAGS
+from gpufleet.engines.llama_cpp_flags import SWITCHES, VALUE_FLAGS, flag_pairs
 from gpufleet.estimate.config import RunConfig
 from gpufleet.estimate.memory import Estimator
 from gpufleet.estimate.model_info import ModelInfo, ModelKind
@@ -30,29 +34,23 @@ from gpufleet.worker.engines.binaries import LlamaCppBinaries
 # what a person needs to see when memory runs short; the worker rotates the log (engines.process).
 LOG_VERBOSITY = 4
 QUIET_ENV = {"HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+# llama-server reads its ``--api-key`` from here (common/arg.cpp): a key on the command line would
+# show in ``ps`` to every user of the machine; a process's environment is readable by its owner only.
+API_KEY_ENV = "LLAMA_API_KEY"
 VISIBLE_DEVICES = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES"}
+THREAD_FLAGS = ("-t", "--threads")
 
 
 def user_parameters(parameters: Sequence[str]) -> list[str]:
-    """``backend_parameters`` minus the memory-relevant ones (already part of the run settings)."""
-    tokens: list[str] = []
-    for parameter in parameters:
-        if parameter.startswith("-") and ("=" in parameter or " " in parameter):
-            tokens.extend(parameter.replace("=", " ", 1).split(None, 1))
-        else:
-            tokens.append(parameter)
+    """``backend_parameters`` minus the memory-relevant ones (already part of the run settings).
+
+    Raises ``BackendParameterError`` for a flag off the allow-list: a deployment stored before
+    that flag was refused fails to start, saying which flag, instead of passing it on."""
     kept: list[str] = []
-    skip = False
-    for token in tokens:
-        if skip:
-            skip = False
+    for flag, value in flag_pairs(parameters):
+        if flag in VALUE_FLAGS or flag in SWITCHES:
             continue
-        if token in VALUE_FLAGS:
-            skip = True
-            continue
-        if token in SWITCHES:
-            continue
-        kept.append(token)
+        kept += [flag] if value is None else [flag, value]
     return kept
 
 
@@ -74,16 +72,16 @@ def run_flags(config: RunConfig, n_ctx: int) -> list[str]:
         "on" if config.flash_attn else "off",
         "-kvu" if config.kv_unified else "-no-kvu",
     ]
-    if not config.mmap:
-        flags.append("--no-mmap")
     if config.swa_full:
         flags.append("--swa-full")
     return flags
 
 
 def base_env() -> dict[str, str]:
-    """The worker's environment for an engine, less gpufleet's own settings (tokens among them)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GPUFLEET_")} | QUIET_ENV
+    """The worker's environment for an engine, less gpufleet's own settings (tokens among them) and
+    any llama.cpp setting (``LLAMA_ARG_*``, ``LLAMA_API_KEY``) that would override what gpufleet sets."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("GPUFLEET_", "LLAMA_ARG_", API_KEY_ENV))}
+    return inherited | QUIET_ENV
 
 
 def device_env(device_ids: Sequence[str]) -> dict[str, str]:
@@ -107,9 +105,12 @@ def server_launch(
     device_ids: Sequence[str],
     host: str,
     port: int,
+    api_key: str,
     rpc_endpoints: Sequence[str] = (),
     backend_parameters: Sequence[str] = (),
+    threads: int | None = None,
 ) -> ServerLaunch:
+    """llama-server for one instance; it answers only requests bearing ``api_key`` (``/health`` stays open)."""
     n_ctx = Estimator(info, config).n_ctx  # the model's context when none is asked for, capped like the estimate
     command = [
         str(binaries.server),
@@ -143,8 +144,11 @@ def server_launch(
         command.append("--embeddings")
     elif info.kind == ModelKind.RERANKER:
         command.append("--rerank")
-    command += user_parameters(backend_parameters)
-    env = base_env() | device_env(device_ids)
+    user = user_parameters(backend_parameters)
+    if threads is not None and not any(token in THREAD_FLAGS for token in user):
+        command += ["-t", str(max(1, threads))]  # the user's -t, if any, wins
+    command += user
+    env = base_env() | device_env(device_ids) | {API_KEY_ENV: api_key}
     return ServerLaunch(command, env)
 
 

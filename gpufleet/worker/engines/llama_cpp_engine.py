@@ -78,7 +78,9 @@ class LlamaCppEngine:
             device_ids=[d for d in instance.device_ids if ":cpu:" not in d],
             host=request.host,
             port=request.port,
+            api_key=request.api_key,
             rpc_endpoints=request.rpc_endpoints,
+            threads=request.threads,
             backend_parameters=model.backend_parameters,
         )
 

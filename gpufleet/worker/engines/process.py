@@ -3,12 +3,14 @@
 Engines run in their own process session (``start_new_session``), so they survive the worker and
 the server being killed. Each one is recorded in ``<data-dir>/engines/<instance id>.json`` (pid,
 port, command, start time); a restarted worker re-adopts a recorded process that is still alive
-with the same command line, keeping its pid, instead of starting it again.
+with the same command line, keeping its pid, instead of starting it again. A record keeps a digest
+of the engine's API key, never the key (the key reaches the engine through its environment).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -38,6 +40,9 @@ class EngineRecord:
     # What the engine's process is called in messages, and where it answers once healthy (servers).
     program: str = ""
     health_path: str = ""
+    # ``key_digest`` of the API key the engine was started with; "" for none (rpc servers, and servers
+    # started before engines had keys: those are restarted rather than adopted, see the supervisor).
+    key_digest: str = ""
 
     def __post_init__(self) -> None:
         if not self.program:  # recorded before these fields existed, when every engine was llama.cpp's
@@ -109,6 +114,7 @@ def launch(
     *,
     program: str,
     health_path: str = "",
+    key_digest: str = "",
 ) -> EngineProcess:
     """Start ``command`` in its own session with output appended to ``log``; record it."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -120,9 +126,16 @@ def launch(
         started = psutil.Process(child.pid).create_time()
     except psutil.Error:
         started = 0.0
-    record = EngineRecord(instance_id, role, child.pid, port, command, str(log), started, program, health_path)
+    record = EngineRecord(
+        instance_id, role, child.pid, port, command, str(log), started, program, health_path, key_digest
+    )
     save(record_dir, record)
     return EngineProcess(record, child)
+
+
+def key_digest(api_key: str) -> str:
+    """What a record keeps of an engine's API key: enough to tell whether it changed, not the key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32]
 
 
 def _path(record_dir: Path, instance_id: int, role: str) -> Path:
