@@ -101,7 +101,7 @@ def _announce(banner: Banner) -> None:
     if banner.password_file:
         out.print(f"  Login:       user [bold]admin[/], password in {banner.password_file}")
     if banner.token_file:
-        out.print(f"  Workers join with: gpufleet start --server-url {banner.url} --token $(cat {banner.token_file})")
+        out.print(f"  Workers join with: GPUFLEET_TOKEN=$(cat {banner.token_file}) gpufleet start --server-url {banner.url}")
     sys.stdout.flush()
 
 

@@ -118,4 +118,4 @@ async def test_the_join_command_names_this_server_and_its_token(tmp_path: Path) 
     async with running_server(tmp_path) as server, await server.admin() as admin:
         join = (await admin.get("/api/workers/join")).json()
         assert join["server_url"] == server.url and join["token"] == server.token
-        assert join["command"] == f"gpufleet start --server-url {server.url} --token {server.token}"
+        assert join["command"] == f"GPUFLEET_TOKEN={server.token} gpufleet start --server-url {server.url}"

@@ -72,10 +72,13 @@ async def list_workers(
 async def join_command(
     request: Request, _: Principal = Depends(admin), server: ServerRuntime = Depends(runtime)
 ) -> WorkerJoin:
-    """How another machine joins this cluster: the registration token and the command to run there."""
+    """How another machine joins this cluster: the registration token and the command to run there.
+
+    The command hands the token over in the environment, not as ``--token``: a flag's value is
+    readable by every user of that machine in ``ps``."""
     url = str(request.base_url).rstrip("/")
     token = server.cluster_token
-    return WorkerJoin(server_url=url, token=token, command=f"gpufleet start --server-url {url} --token {token}")
+    return WorkerJoin(server_url=url, token=token, command=f"GPUFLEET_TOKEN={token} gpufleet start --server-url {url}")
 
 
 @router.get("/{worker_id}", response_model=WorkerPublic)
