@@ -2,8 +2,10 @@
 
 The database publishes an event here after each commit (``Database.add_listener``). Each watcher
 gets a bounded queue; a watcher too slow to keep up is dropped (its stream ends) rather than slowing
-everyone down: the client reconnects and receives a fresh listing, so nothing is lost. Crossing
-server replicas (PostgreSQL LISTEN/NOTIFY) plugs in here, in the high-availability issue.
+everyone down: the client reconnects and receives a fresh listing, so nothing is lost. Changes
+committed on other server replicas arrive here the same way (``server/notify.py``: PostgreSQL
+``NOTIFY``, delivered through ``Database.deliver``), so a watch stream on any server, a worker's
+included, sees every change whichever server committed it.
 
 Routing, so that thousands of worker streams cost what their own events cost:
 

@@ -11,8 +11,12 @@ from gpufleet.db.tables import Device, ModelInstance, Worker
 from gpufleet.schemas.states import InstanceState, WorkerState
 
 
-async def render(db: Database) -> bytes:
+async def render(db: Database, leader: bool) -> bytes:
+    """``leader``: whether the answering server leads (``gpufleet_server_leader``, 1 or 0)."""
     registry = CollectorRegistry()
+    Gauge(
+        "gpufleet_server_leader", "1 if this server runs the scheduler and controllers, else 0", registry=registry
+    ).set(1 if leader else 0)
     workers = Gauge("gpufleet_workers", "Workers by state", ["state"], registry=registry)
     instances = Gauge("gpufleet_instances", "Model instances by state", ["state"], registry=registry)
     memory = Gauge(

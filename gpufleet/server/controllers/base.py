@@ -6,7 +6,10 @@ Invariants:
 - ``reconcile(key)`` reads current desired and actual state itself: it does not
   trust the event that queued it, so a missed or repeated event is harmless.
 - A failing reconcile is logged with its traceback and retried with back-off;
-  one bad key never stops the loop.
+  one bad key never stops the loop. A reconcile refused by the leader fence (``FencedOut``: this
+  server lost the leadership) is logged in one line: the controller is being stopped.
+- Controllers of leader-only work are started and stopped by ``server.leader``: a controller may be
+  started again after a stop, its queue kept.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable
+
+from gpufleet.db.session import FencedOut
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +77,9 @@ class Controller(ABC):
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
+            except FencedOut as exc:
+                logger.warning("%s: reconcile(%r) not committed: %s", self.name, key, exc)
+                asyncio.get_running_loop().call_later(self.max_backoff, self.enqueue, key)
             except Exception:
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(self.max_backoff, 0.1 * 2**failures)

@@ -6,6 +6,10 @@ changing) enqueues ``PENDING``; ``reconcile`` reads every pending instance and o
 them in order, carrying each claim into the snapshot for the next. Each placement is a
 compare-and-swap on the instance, so two servers can never both place it. A periodic resync is
 only a safety net.
+
+Only the leader of the servers sharing the database runs it (``server/leader.py``), and its commits
+are fenced: a leader that lost the lock while paused cannot commit a placement decided on a stale
+snapshot next to the new leader's.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
+from pathlib import Path
 
 from gpufleet.common.errors import InvalidTransition, NotFound
 from gpufleet.db.session import Database
@@ -34,10 +39,11 @@ PENDING = "pending"
 class SchedulingController(Controller):
     name = "scheduler"
 
-    def __init__(self, db: Database, resync_interval: float = 60.0) -> None:
+    def __init__(self, db: Database, resync_interval: float = 60.0, *, model_dirs: Sequence[Path]) -> None:
         super().__init__()
         self.db = db
         self.resync_interval = resync_interval
+        self.model_dirs = tuple(model_dirs)  # where local_path models may be read (Settings.model_dirs)
         self.decisions = 0
         self.last_decision_seconds = 0.0
 
@@ -58,7 +64,7 @@ class SchedulingController(Controller):
             try:
                 # In a thread with the estimate: thousands of workers make a decision take milliseconds,
                 # which the event loop (heartbeats, the API) must not wait for. Snapshots are immutable.
-                result = await asyncio.to_thread(_decide, instance, model, snapshot)
+                result = await asyncio.to_thread(_decide, instance, model, snapshot, self.model_dirs)
             except scheduling.CannotEstimate as exc:
                 await self._say(instance, str(exc))
                 continue
@@ -91,6 +97,8 @@ class SchedulingController(Controller):
             return
 
 
-def _decide(instance: ModelInstance, model: Model, snapshot: ClusterSnapshot) -> Placement | Unschedulable:
+def _decide(
+    instance: ModelInstance, model: Model, snapshot: ClusterSnapshot, model_dirs: Sequence[Path]
+) -> Placement | Unschedulable:
     """Estimate (reads the model's header, memoised) and place. Blocking."""
-    return schedule(scheduling.build_request(instance, model), snapshot)
+    return schedule(scheduling.build_request(instance, model, model_dirs), snapshot)

@@ -14,12 +14,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok", "role": "server", "version": __version__}
+async def healthz(server: ServerRuntime = Depends(runtime)) -> dict[str, str | bool]:
+    """Alive; ``leader``: whether this server runs the scheduler and controllers (one of all replicas)."""
+    return {"status": "ok", "role": "server", "version": __version__, "leader": server.leadership.leader}
 
 
 @router.get("/metrics")
 async def prometheus_metrics(server: ServerRuntime = Depends(runtime)) -> Response:
     """The cluster's state (read fresh from the database), then the gateway's traffic counters."""
-    cluster = await metrics.render(server.db)
+    cluster = await metrics.render(server.db, server.leadership.leader)
     return Response(cluster + server.gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
