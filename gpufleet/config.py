@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between full scheduling passes (a safety net: capacity changes trigger one at once).",
     )
+    reschedule_grace: float = Field(
+        120.0,
+        ge=0,
+        description="Seconds a lost (not_ready) worker's instances wait for it before they are placed elsewhere.",
+    )
     service_port_range: str = Field("40000-40999", description="Ports for engines on this worker.")
     rpc_server_port_range: str = Field("41000-41999", description="Ports for RPC servers lent to other workers.")
     llama_server_path: Path | None = Field(
@@ -117,7 +122,8 @@ class Settings(BaseSettings):
     rpc_server_path: Path | None = Field(None, description="A ggml-rpc-server (or rpc-server) binary to use.")
     allowed_model_dirs: str | None = Field(
         None,
-        description="Directories local_path models may come from, comma-separated [default: the data dir and home].",
+        description="Directories local_path models may come from, comma-separated; the server refuses (and never "
+        "reads) other paths, workers never load them [default: the data dir and home].",
     )
     engine_restart_backoff: float = Field(
         10.0, gt=0, description="Seconds before an engine that exited is restarted (doubling, at most 5 minutes)."
@@ -128,6 +134,23 @@ class Settings(BaseSettings):
     )
     gateway_timeout: float = Field(
         600.0, gt=0, description="Seconds an engine may take to answer a request through /v1 (beyond: 504)."
+    )
+    api_max_body_mib: float = Field(
+        1.0,
+        gt=0,
+        description="Largest request body in MiB on /api and the UI (beyond: 413); worker reports may send "
+        "up to 8 MiB, /v1 up to 32 MiB.",
+    )
+    login_failures_per_user: int = Field(
+        10, ge=1, description="Wrong passwords for one username within a minute before its logins answer 429."
+    )
+    login_failures_per_address: int = Field(
+        30, ge=1, description="Wrong passwords from one client address within a minute before its logins answer 429."
+    )
+    login_lockout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds of the first login lockout; each repeated one doubles it, up to 15 minutes.",
     )
     demo: bool = Field(
         False,
@@ -204,7 +227,7 @@ class Settings(BaseSettings):
         if self.server_url and self.disable_worker:
             raise ValueError("--server-url runs a worker only; --disable-worker would leave nothing to run")
         if self.server_url and not self.token:
-            raise ValueError("a worker joining with --server-url needs the cluster --token")
+            raise ValueError("a worker joining with --server-url needs the cluster --token (or GPUFLEET_TOKEN)")
         return self
 
     # Derived values -----------------------------------------------------------------------------

@@ -187,3 +187,7 @@ class ModelPublic(PublicModel):
     spec_hash: str | None = None  # fingerprint of the current spec; instances carry the one they were made for
     updated_replicas: int = 0  # instances (not stopping) of the current spec, in any state
     outdated_replicas: int = 0  # instances (not stopping) of an earlier spec: > 0 while a roll is under way
+    # Only in the answer to a create or an update (None elsewhere): how many of ``replicas`` the cluster
+    # has room for now, and, when that is fewer, a warning saying so and why (the rest stay pending).
+    placeable_replicas: int | None = None
+    warnings: list[str] = Field(default_factory=list)

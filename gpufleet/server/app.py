@@ -11,14 +11,18 @@ from gpufleet import __version__
 from gpufleet.common.fastapi_app import quiet_fastapi
 from gpufleet.common.gc_tuning import tune_for_server
 from gpufleet.common.process_limits import raise_open_files_limit
-from gpufleet.server import errors, ui
+from gpufleet.common.units import MiB
+from gpufleet.server import errors, openapi, ui
 from gpufleet.server.auth import AuthMiddleware
+from gpufleet.server.body_limit import BodyLimitMiddleware
 from gpufleet.server.gateway import routes as gateway
 from gpufleet.server.gateway.asgi import GatewayMiddleware
+from gpufleet.server.login_throttle import LoginThrottle
 from gpufleet.server.routes import (
     api_keys,
     auth,
     devices,
+    engine_keys,
     health,
     instances,
     model_files,
@@ -43,6 +47,7 @@ ROUTERS = (
     devices,
     models,
     instances,
+    engine_keys,
     rpc_servers,
     model_files,
     watch,
@@ -60,7 +65,7 @@ def create_app(runtime: ServerRuntime, ui_assets: UiAssets | None = None) -> Fas
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tune_for_server()
         raise_open_files_limit()  # two sockets per worker: thousands of workers need more than 1,024
-        runtime.start_controllers()
+        await runtime.start_controllers()
         try:
             yield
         finally:
@@ -73,10 +78,17 @@ def create_app(runtime: ServerRuntime, ui_assets: UiAssets | None = None) -> Fas
         description="GPU cluster manager: management API under /api, OpenAI-compatible API under /v1.",
     )
     app.state.runtime = runtime
+    settings = runtime.settings
+    app.state.login_throttle = LoginThrottle(
+        settings.login_failures_per_user, settings.login_failures_per_address, settings.login_lockout
+    )
     # Added first, so it runs inside AuthMiddleware: the caller is known when it serves /v1 inference.
     app.add_middleware(GatewayMiddleware, gateway_factory=lambda: runtime.gateway)
+    # Inside AuthMiddleware too: anonymous callers get their 401 before any body limit is checked.
+    app.add_middleware(BodyLimitMiddleware, api_max_body=int(settings.api_max_body_mib * MiB))
     app.add_middleware(AuthMiddleware, resolver_factory=lambda: runtime.resolver)
     errors.install(app)
+    openapi.install(app)  # the document says what the routes answer: error bodies, statuses, credentials
     for module in ROUTERS:
         app.include_router(module.router)
     ui.install(app, ui_assets or built_assets())

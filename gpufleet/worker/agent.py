@@ -1,7 +1,8 @@
 """The worker agent: register, heartbeat, watch desired instances, serve health and metrics.
 
 Lifecycle: bind the worker port and serve it (the server probes it) → register
-(stored credential first, else the cluster token) → run the heartbeat loop and
+(the cluster token, plus the stored credential when there is one: same worker, maybe
+renamed) → run the heartbeat loop and
 the watch loop until asked to stop → send a last ``leaving`` heartbeat so the
 server marks the worker ``not_ready`` at once instead of after 3 intervals.
 """
@@ -18,6 +19,7 @@ from gpufleet.common.errors import GpufleetError
 from gpufleet.common.http_server import make_server
 from gpufleet.common.net import bind_socket, is_loopback
 from gpufleet.common.resources import device_id
+from gpufleet.common.worker_api_token import server_bearer, token_hash
 from gpufleet.config import Settings
 from gpufleet.schemas.events import EventType
 from gpufleet.schemas.instances import InstancePublic
@@ -28,11 +30,17 @@ from gpufleet.worker.api_auth import new_api_token
 from gpufleet.worker.app import create_worker_app, render_metrics
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.devices.registry import DeviceDetection
+from gpufleet.worker.engine_bind import engine_bind_host
 from gpufleet.worker.engines import EngineOptions, engines_for
 from gpufleet.worker.status import collect_status, status_fingerprint
 from gpufleet.worker.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
+
+
+# Back-off of the embedded worker while the server refuses it (seconds): first wait, then doubling to.
+REFUSED_RETRY_FIRST = 5.0
+REFUSED_RETRY_MAX = 60.0
 
 
 class WorkerFatal(GpufleetError):
@@ -44,16 +52,15 @@ class WorkerAgent:
         self.settings = settings
         self.detection = DeviceDetection(settings.device_inventory)  # raises InventoryError for a bad file
         self.client = ServerClient(settings.server_urls, cluster_token)
-        self.api_token = new_api_token()  # the server presents it on our private routes; new at every start
+        self.api_token = new_api_token()  # sent at registration; the server keeps its hash. New at every start
         self.ip = advertised_ip(settings)
         self.worker_id: int | None = None
         self.state: str | None = None
         self.status: WorkerStatus | None = None
-        bind_host = "127.0.0.1" if is_loopback(settings.host) else settings.host
         self.supervisor = Supervisor(
             self.client,
             data_dir=settings.data_dir,
-            bind_host=bind_host,
+            bind_host=engine_bind_host(settings.host, self.ip),  # engines: the advertised address only
             ports=settings.service_ports,
             rpc_ports=settings.rpc_ports,
             allowed_model_dirs=settings.model_dirs,
@@ -76,7 +83,8 @@ class WorkerAgent:
             create_worker_app(
                 self._metrics,
                 lambda: self.settings.worker_name,
-                api_token=self.api_token,
+                # what the server presents: derived from our token and the cluster token (worker_api_token)
+                api_token=server_bearer(self.client.cluster_token, token_hash(self.api_token)),
                 log_path=self.supervisor.log_path,
             ),
             sock,
@@ -123,54 +131,71 @@ class WorkerAgent:
         )
 
     async def _register(self) -> None:
-        """Register, retrying while no server answers; fatal on a refusal a retry cannot fix."""
-        delay = 1.0
+        """Register, retrying while no server answers.
+
+        A refusal a retry cannot fix (a name taken, a wrong token) ends a worker-only process with
+        the server's reason. The embedded worker of ``gpufleet start`` keeps the server up instead:
+        it logs the reason and tries again with a longer back-off (an admin may free the name or
+        delete the old worker meanwhile).
+        """
+        delay, longest = 1.0, 10.0
         while not self._stop.is_set():
             try:
                 await self._register_once()
                 return
             except ServerUnavailable as exc:
                 logger.warning("waiting for the server: %s (retrying in %.0fs)", exc, delay)
+            except WorkerFatal as exc:
+                if not self.settings.runs_server:
+                    raise
+                delay, longest = max(delay, REFUSED_RETRY_FIRST), REFUSED_RETRY_MAX
+                logger.error(
+                    "the embedded worker cannot join its server: %s. The server keeps running without it; "
+                    "retrying in %.0fs",
+                    exc,
+                    delay,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, longest)
 
     async def _register_once(self) -> None:
+        """Register with the cluster token; with the stored credential too when there is one, which
+        re-attaches this worker (same id, devices, instances) under the current name and address."""
         path = self.settings.worker_credential_file
         stored = credentials.load(path)
         body = self._registration()
-        if stored is not None and stored.worker_name != body.name:
-            logger.warning(
-                "the credential in %s belongs to worker %r: re-attaching it renames that worker to %r. Two workers "
-                "on one machine need a data dir each (--data-dir).",
-                path,
-                stored.worker_name,
-                body.name,
-            )
         if stored is not None:
-            self.client.credential = stored.credential
+            if stored.worker_name != body.name:
+                logger.warning(
+                    "renaming worker %r (id %d, credential in %s) to %r. Two workers on one machine need a data "
+                    "dir each (--data-dir).",
+                    stored.worker_name,
+                    stored.worker_id,
+                    path,
+                    body.name,
+                )
             try:
-                result = await self.client.register(body, with_credential=True)
-                self._attached(result.worker.id, result.worker.state)
-                logger.info("rejoined as worker %s (id %d)", result.worker.name, result.worker.id)
-                return
+                result = await self.client.register(body.model_copy(update={"credential": stored.credential}))
             except ServerRejected as exc:
-                if exc.status_code == 409:
-                    raise WorkerFatal(f"cannot rejoin: {exc.detail}") from exc
-                if exc.status_code not in (401, 404):
-                    raise WorkerFatal(f"the server refused this worker: {exc.detail}") from exc
+                if exc.status_code != 404:
+                    raise self._refused(exc, "cannot rejoin") from exc
                 logger.warning("stored worker credential was refused (%s); registering anew", exc.detail)
                 credentials.forget(path)
                 self.client.credential = None
+            else:
+                if result.worker.name != stored.worker_name:
+                    credentials.save(
+                        path, credentials.StoredCredential(result.worker.id, result.worker.name, stored.credential)
+                    )
+                self.client.credential = stored.credential
+                self._attached(result.worker.id, result.worker.state)
+                logger.info("rejoined as worker %s (id %d)", result.worker.name, result.worker.id)
+                return
         try:
-            result = await self.client.register(body, with_credential=False)
+            result = await self.client.register(body)
         except ServerRejected as exc:
-            if exc.status_code == 401:
-                raise WorkerFatal(
-                    "the server refused the cluster token: pass the server's token with --token "
-                    f"(it is in the server's data dir, file 'token'). Server said: {exc.detail}"
-                ) from exc
-            raise WorkerFatal(f"registration refused: {exc.detail}") from exc
+            raise self._refused(exc, "registration refused") from exc
         assert result.credential is not None
         credentials.save(path, credentials.StoredCredential(result.worker.id, result.worker.name, result.credential))
         self.client.credential = result.credential
@@ -182,6 +207,15 @@ class WorkerAgent:
             self.ip,
             self.settings.worker_port,
         )
+
+    @staticmethod
+    def _refused(exc: ServerRejected, what: str) -> WorkerFatal:
+        if exc.status_code == 401:
+            return WorkerFatal(
+                "the server refused the cluster token: pass the server's token with --token "
+                f"(it is in the server's data dir, file 'token'). Server said: {exc.detail}"
+            )
+        return WorkerFatal(f"{what}: {exc.detail}")
 
     def _attached(self, worker_id: int, state: str) -> None:
         self.worker_id = worker_id
@@ -238,6 +272,7 @@ class WorkerAgent:
         if self._outage_logged:
             logger.info("heartbeats are getting through again")
             self._outage_logged = False
+            self._rewatch.set()  # list afresh: instances may have moved elsewhere while we were cut off
         self.state = public.state.value
         if body.status is not None:
             self._sent_fingerprint = fingerprint

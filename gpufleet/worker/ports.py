@@ -1,8 +1,20 @@
-"""Ports for engines, from a configured range: free now, and not promised to another engine of ours."""
+"""Ports for engines, from a configured range: free now, and not promised to another engine of ours.
+
+Engines are planned in threads (``asyncio.to_thread``), several at once when instances arrive
+together: choosing a port (is it promised? can it be bound?) and promising it happen under one
+lock, so two engines of this worker are never given the same port. A port stays promised until
+the engine that got it is gone (``release``), and ports the server lists for this worker's other
+instances can be passed as ``avoid``: an engine of ours may hold one that this process did not
+start (adopted, or not yet re-adopted).
+"""
 
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Collection
+
+import psutil
 
 from gpufleet.common.errors import Unavailable
 
@@ -16,19 +28,21 @@ class PortPool:
         self.ports = ports
         self.host = host
         self.taken: set[int] = set()
+        self._lock = threading.Lock()  # acquire() runs in worker threads
 
-    def acquire(self) -> int:
-        for port in self.ports:
-            if port in self.taken:
-                continue
-            with socket.socket() as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    probe.bind((self.host, port))
-                except OSError:
+    def acquire(self, avoid: Collection[int] = ()) -> int:
+        with self._lock:
+            for port in self.ports:
+                if port in self.taken or port in avoid:
                     continue
-            self.taken.add(port)
-            return port
+                with socket.socket() as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        probe.bind((self.host, port))
+                    except OSError:
+                        continue
+                self.taken.add(port)
+                return port
         raise NoFreePort(
             f"no free port in {self.ports.start}-{self.ports.stop - 1} on {self.host}: "
             "widen the range (--service-port-range / --rpc-server-port-range)"
@@ -36,7 +50,25 @@ class PortPool:
 
     def hold(self, port: int) -> None:
         """A port already in use by an engine we adopted."""
-        self.taken.add(port)
+        with self._lock:
+            self.taken.add(port)
 
     def release(self, port: int) -> None:
-        self.taken.discard(port)
+        with self._lock:
+            self.taken.discard(port)
+
+
+def listens_on(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` (or a process it started) listens on TCP ``port``; None when the system
+    will not say (no permission). Tells an engine's own answer from another process's on its port."""
+    try:
+        process = psutil.Process(pid)
+        for member in (process, *process.children(recursive=True)):
+            for connection in member.net_connections(kind="inet"):
+                if connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port:
+                    return True
+    except psutil.AccessDenied:
+        return None
+    except psutil.NoSuchProcess:
+        return False
+    return False

@@ -26,6 +26,7 @@ from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import Progress
 from gpufleet.worker.engines.process import EngineProcess, forget, launch, rotate, tail
+from gpufleet.worker.ports import listens_on
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Launch:
     parts: Parts
     program: str  # what the engine's process is called, e.g. llama-server
     health_path: str  # answers 200 once the model is loaded
+    key_digest: str = ""  # of the engine's API key (``process.key_digest``), kept in its record
 
 
 def parts_of(subordinates: Sequence[Subordinate]) -> Parts:
@@ -125,7 +127,8 @@ class InstanceRunner:
             ran = asyncio.get_running_loop().time() - started
             crashes = 1 if healthy and ran > FORGIVE_AFTER else crashes + 1
             logger.warning("instance %s: %s", self.instance.name, message.splitlines()[0])
-            await self._report(S.ERROR, message, restart_count=self.instance.restart_count + 1)
+            # pid None: the process it names is gone; a listed pid is always the live engine's
+            await self._report(S.ERROR, message, restart_count=self.instance.restart_count + 1, pid=None)
             if failed_starts >= FAILED_STARTS_BEFORE_RELEASE:
                 await self._release(f"{failed_starts} failed starts on {self.instance.worker_name}: {message[-300:]}")
                 return
@@ -149,6 +152,7 @@ class InstanceRunner:
                 plan.env,
                 program=plan.program,
                 health_path=plan.health_path,
+                key_digest=plan.key_digest,
             )
             self.parts = plan.parts
             logger.info(
@@ -231,7 +235,7 @@ class InstanceRunner:
         while loop.time() < deadline:
             if not process.alive():
                 return False
-            if await self._answers(process):
+            if await self._answers(process) and await self._owns_port(process):
                 return True
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 0.5)
@@ -245,6 +249,13 @@ class InstanceRunner:
                 return (await http.get(url)).status_code == 200
         except httpx.HTTPError:
             return False
+
+    @staticmethod
+    async def _owns_port(process: EngineProcess) -> bool:
+        """Whether the answer on the engine's port came from the engine itself: another process that
+        holds the port (the engine then fails to bind it and exits) must not make it look healthy."""
+        owner = await asyncio.to_thread(listens_on, process.pid, process.port)
+        return owner is not False and process.alive()
 
     def _cleanup(self) -> None:
         if self.process is not None:

@@ -16,7 +16,8 @@ reconcile(model_id):
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,10 +61,11 @@ def worker_key(worker_id: int) -> tuple[str, int]:
 class DeploymentsController(Controller):
     name = "deployments"
 
-    def __init__(self, db: Database, resync_interval: float = 60.0) -> None:
+    def __init__(self, db: Database, resync_interval: float = 60.0, *, model_dirs: Sequence[Path]) -> None:
         super().__init__()
         self.db = db
         self.resync_interval = resync_interval
+        self.model_dirs = tuple(model_dirs)  # where local_path models may be read, to answer surge questions
 
     async def all_keys(self) -> Iterable[Hashable]:
         async with self.db.read() as session:
@@ -119,7 +121,7 @@ class DeploymentsController(Controller):
                     await self._apply(session, model, {r.id: r for r in rows}, decision)
                     return
             # A question comes with nothing to apply; it is answered outside the write transaction.
-            capacity = await surge.answer(self.db, decision.question)
+            capacity = await surge.answer(self.db, decision.question, self.model_dirs)
 
     async def _apply(
         self, session: AsyncSession, model: Model, rows: dict[int, ModelInstance], decision: Decision

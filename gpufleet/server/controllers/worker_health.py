@@ -111,6 +111,7 @@ class WorkerProbeController(Controller):
         await super().stop()
         if self._http is not None:
             await self._http.close()
+            self._http = None  # started again when this server leads again
 
 
 class StaleWorkerSweep:

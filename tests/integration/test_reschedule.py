@@ -1,0 +1,69 @@
+"""A lost worker's instances are sent back to be placed elsewhere after ``--reschedule-grace``, and a server
+restart grants the whole grace again (finding 3). The real server and SQLite; the worker is only its API calls."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from gpufleet.db.tables import ModelInstance
+from gpufleet.schemas.states import InstanceState
+from gpufleet.server.services import instances as instance_service
+from tests.support.builders import local_model, register_worker
+from tests.support.server import RunningServer, running_server
+from tests.support.wait import eventually
+
+INTERVAL = 0.2  # heartbeat interval: a silent worker is not_ready after 0.6 s
+GRACE = 5.0
+
+
+async def _place(server: RunningServer, instance_id: int, worker: dict[str, Any]) -> None:
+    """Assign the instance the way the scheduler does (its model file exists on no machine here)."""
+    async with server.runtime.db.transaction() as session:
+        row = await session.get(ModelInstance, instance_id)
+        assert row is not None
+        await instance_service.transition_and_publish(
+            session,
+            row,
+            InstanceState.SCHEDULED,
+            "placed by test",
+            worker_id=worker["id"],
+            worker_name=worker["name"],
+            device_ids=[f"{worker['name']}:cuda:0"],
+            claim={"ram": 1024, "vram": {f"{worker['name']}:cuda:0": 2048}},
+        )
+
+
+async def _instance(server: RunningServer, model_id: int) -> dict[str, Any] | None:
+    async with await server.admin() as admin:
+        rows = (await admin.get("/api/model-instances", params={"model_id": model_id})).json()
+    return rows[0] if rows else None
+
+
+async def test_a_lost_workers_instance_moves_after_the_grace_counted_anew_after_a_restart(tmp_path: Path) -> None:
+    settings = {"heartbeat_interval": INTERVAL, "reschedule_grace": GRACE}
+    async with running_server(tmp_path, **settings) as server, await server.admin() as admin:
+        worker = (await register_worker(admin, server.token, "lost", gpus=1))["worker"]
+        model = (await admin.post("/api/models", json=local_model())).json()
+        instance = await eventually(lambda: _instance(server, model["id"]), what="the pending instance")
+        await _place(server, instance["id"], worker)
+
+        async def unreachable() -> dict[str, Any] | None:
+            row = await _instance(server, model["id"])
+            return row if row is not None and row["state"] == "unreachable" else None
+
+        await eventually(unreachable, timeout=5, what="the instance of the silent worker unreachable")
+
+    # The server restarts within the grace: the grace starts again from the restart, not from the
+    # worker's last heartbeat (heartbeats sent while no server ran were never recorded).
+    restarted = time.monotonic()
+    async with running_server(tmp_path, **settings) as server:
+
+        async def moved() -> dict[str, Any] | None:
+            row = await _instance(server, model["id"])
+            return row if row is not None and row["worker_id"] is None else None
+
+        row = await eventually(moved, timeout=GRACE + 10, interval=0.05, what="the instance moved off the lost worker")
+        assert time.monotonic() - restarted >= GRACE + 3 * INTERVAL  # never before start + window + grace
+        assert row["state"] == "pending" and row["device_ids"] == [] and row["claim"] is None
