@@ -101,7 +101,8 @@ def _announce(banner: Banner) -> None:
     if banner.password_file:
         out.print(f"  Login:       user [bold]admin[/], password in {banner.password_file}")
     if banner.token_file:
-        out.print(f"  Workers join with: GPUFLEET_TOKEN=$(cat {banner.token_file}) gpufleet start --server-url {banner.url}")
+        join = f"GPUFLEET_TOKEN=$(cat {banner.token_file}) gpufleet start --server-url {banner.url}"
+        out.print(f"  Workers join with: {join}")
     sys.stdout.flush()
 
 
