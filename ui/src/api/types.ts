@@ -111,6 +111,9 @@ export interface Model extends Required<Omit<ModelSpec, "gpu_selector">> {
   spec_hash: string | null;
   updated_replicas: number;
   outdated_replicas: number;
+  /** Only in the answer to a create or update: how many replicas can be placed now, and why not all. */
+  placeable_replicas?: number | null;
+  warnings?: string[];
 }
 
 export interface Claim {

@@ -11,6 +11,7 @@ import type { DeployForm } from "../lib/deployRequest";
 import { modelPatch, modelToForm } from "../lib/modelForm";
 import { ErrorBox } from "./ErrorBox";
 import { ModelFormModal } from "./ModelFormModal";
+import { showPlacementWarnings } from "./placementWarnings";
 
 export const ROLL_NOTE =
   "Changing anything but replicas or the description replaces the instances one at a time: a new one runs before an old one stops.";
@@ -25,8 +26,9 @@ export function ModelReplicasEditor({ model }: { model: Model }) {
     setSaving(true);
     setError(null);
     try {
-      await api<Model>(`/api/models/${model.id}`, { method: "PATCH", body: { replicas: value } });
+      const saved = await api<Model>(`/api/models/${model.id}`, { method: "PATCH", body: { replicas: value } });
       notifications.show({ color: "green", title: "Replicas saved", message: `${model.name}: ${value} replica(s)` });
+      showPlacementWarnings(saved);
       setDraft(null);
     } catch (e) {
       setError(describeError(e));
@@ -62,8 +64,9 @@ export function ModelEditButton({ model }: { model: Model }) {
   const save = async (form: DeployForm) => {
     const patch = modelPatch(model, form);
     if (Object.keys(patch).length > 0) {
-      await api<Model>(`/api/models/${model.id}`, { method: "PATCH", body: patch });
+      const saved = await api<Model>(`/api/models/${model.id}`, { method: "PATCH", body: patch });
       notifications.show({ color: "green", title: "Model saved", message: `${model.name}: changes applied` });
+      showPlacementWarnings(saved);
     } else {
       notifications.show({ color: "gray", title: "Nothing changed", message: model.name });
     }

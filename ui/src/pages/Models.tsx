@@ -10,6 +10,7 @@ import { api } from "../api/client";
 import type { Instance, Model } from "../api/types";
 import { InstanceStateBadge } from "../components/InstanceStateBadge";
 import { ModelFormModal } from "../components/ModelFormModal";
+import { showPlacementWarnings } from "../components/placementWarnings";
 import { deployRequest, EMPTY_FORM, type DeployForm } from "../lib/deployRequest";
 import { replicaSummary } from "../lib/format";
 import { backendText, replicaCounts, sourceText, stateCounts } from "../lib/modelText";
@@ -89,6 +90,7 @@ export function ModelsPage() {
   const deploy = async (form: DeployForm) => {
     const model = await api<Model>("/api/models", { body: deployRequest(form) });
     notifications.show({ color: "green", title: "Model deployed", message: `${model.name}: placing its replicas` });
+    showPlacementWarnings(model);
     navigate(`/models/${model.id}`);
   };
 
