@@ -32,7 +32,8 @@ async def test_migrations_match_the_tables(database_url: str) -> None:
 
 
 async def test_0008_keeps_only_hashes_of_workers_api_tokens(database_url: str) -> None:
-    """Clear worker API tokens written by 0007 become their SHA-256; none survives in clear."""
+    """Clear worker API tokens written by 0007 become their SHA-256; none survives in clear, and the
+    workers' devices survive the column change (rebuilding ``workers`` on SQLite cascaded to them)."""
     db = Database(database_url)
     config = alembic_config()
 
@@ -53,11 +54,21 @@ async def test_0008_keeps_only_hashes_of_workers_api_tokens(database_url: str) -
                     ),
                     {"name": name, "credential": name, "api_token": api_token, "now": datetime.now(UTC)},
                 )
+            await connection.execute(
+                text(
+                    "INSERT INTO devices (id, worker_id, \"index\", type, vendor, name, memory_total, memory_used, "
+                    "unified_memory, simulated, sort_key, updated_at) SELECT 'with-token:cpu:0', id, 0, 'cpu', "
+                    "'amd', 'EPYC', 1, 0, false, true, 0, :now FROM workers WHERE name = 'with-token'"
+                ),
+                {"now": datetime.now(UTC)},
+            )
         await upgrade(db)
         async with db.write_engine.connect() as connection:
             rows = dict((await connection.execute(text("SELECT name, api_token_hash FROM workers"))).all())
             columns = await connection.run_sync(lambda c: [col["name"] for col in inspect(c).get_columns("workers")])
+            devices = (await connection.execute(text("SELECT id FROM devices"))).scalars().all()
         assert rows == {"with-token": hashlib.sha256(token.encode()).hexdigest(), "older": None}
         assert "api_token" not in columns
+        assert devices == ["with-token:cpu:0"]
     finally:
         await db.dispose()

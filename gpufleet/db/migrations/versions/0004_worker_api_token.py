@@ -21,5 +21,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("workers", schema=None) as batch_op:
-        batch_op.drop_column("api_token")
+    # In place, not batch mode: rebuilding ``workers`` on SQLite cascades to its devices (see 0008).
+    op.drop_column("workers", "api_token")

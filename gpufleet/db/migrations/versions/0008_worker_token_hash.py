@@ -6,6 +6,11 @@ the server's calls to its private routes until it is upgraded and restarted, whi
 token. Downgrading cannot bring the clear tokens back: they become NULL, which the older server
 reports as "did not register an API token" until each worker restarts.
 
+Columns are added and dropped in place (``op``), never through Alembic's batch mode: on SQLite that
+rebuilds ``workers`` by dropping the old table, and with ``PRAGMA foreign_keys=ON`` (every connection
+of ours) the drop cascades: devices and model files deleted, instances detached. SQLite drops a
+column in place since 3.35.
+
 Revision ID: 0008_worker_token_hash
 Revises: 0007
 """
@@ -24,8 +29,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("workers", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("api_token_hash", sa.String(length=64), nullable=True))
+    op.add_column("workers", sa.Column("api_token_hash", sa.String(length=64), nullable=True))
     connection = op.get_bind()
     workers = sa.table(
         "workers",
@@ -37,11 +41,9 @@ def upgrade() -> None:
     for worker_id, token in rows.all():
         digest = hashlib.sha256(token.encode()).hexdigest()
         connection.execute(sa.update(workers).where(workers.c.id == worker_id).values(api_token_hash=digest))
-    with op.batch_alter_table("workers", schema=None) as batch_op:
-        batch_op.drop_column("api_token")
+    op.drop_column("workers", "api_token")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("workers", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("api_token", sa.String(length=128), nullable=True))
-        batch_op.drop_column("api_token_hash")
+    op.add_column("workers", sa.Column("api_token", sa.String(length=128), nullable=True))
+    op.drop_column("workers", "api_token_hash")
