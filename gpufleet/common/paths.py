@@ -13,6 +13,8 @@ PRIVATE_DIR = 0o700  # the data dir: database, secrets, engine records and logs;
 PRIVATE_FILE = 0o600
 # SQLite's files beside a database: created with the database file's own mode (unix VFS)
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+# gpufleet's own secret files in the data dir; nothing else there is touched (it may be a project dir)
+SECRET_FILES = ("token", "initial_admin_password", "worker.json", "demo_api_key")
 
 
 def cache_dir() -> Path:
@@ -39,12 +41,13 @@ def make_private_file(path: Path) -> None:
 
 
 def secure_data_dir(data_dir: Path, sqlite_path: Path | None) -> None:
-    """The data dir 0700 and the files directly in it 0600 (database, cluster token, initial
-    password, worker credential, demo key); the SQLite database, wherever it is, 0600 with its
+    """The data dir 0700 and gpufleet's own files in it 0600 (cluster token, initial password,
+    worker credential, demo key; other files are left as they are); the SQLite database, wherever it is, 0600 with its
     WAL and shared-memory files, created empty with that mode when missing, so SQLite never
     creates it world-readable (it gives its WAL and -shm files the database file's mode)."""
     make_private_dir(data_dir)
-    for entry in data_dir.iterdir():
+    for name in SECRET_FILES:
+        entry = data_dir / name
         if entry.is_file() and not entry.is_symlink():
             make_private_file(entry)
     if sqlite_path is None:

@@ -24,12 +24,16 @@ def test_an_existing_data_dir_is_made_private(tmp_path: Path) -> None:
         (data_dir / name).write_text("x")
         (data_dir / name).chmod(0o644)
     (data_dir / "logs").mkdir()
+    script = data_dir / "deploy.sh"  # a data dir may be a project dir: what is not ours stays as it was
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
 
     secure_data_dir(data_dir, data_dir / "gpufleet.db")
 
     assert mode(data_dir) == 0o700
     for name in ("token", "initial_admin_password", "worker.json", "gpufleet.db", "gpufleet.db-wal"):
         assert mode(data_dir / name) == 0o600, name
+    assert mode(script) == 0o755
 
 
 def test_a_new_database_is_created_private_and_sqlite_keeps_its_files_so(tmp_path: Path) -> None:
