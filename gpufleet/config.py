@@ -145,7 +145,10 @@ class Settings(BaseSettings):
         10, ge=1, description="Wrong passwords for one username within a minute before its logins answer 429."
     )
     login_failures_per_address: int = Field(
-        30, ge=1, description="Wrong passwords from one client address within a minute before its logins answer 429."
+        10,
+        ge=1,
+        description="Wrong passwords from one client address (IPv6: its /64) within a minute before its logins "
+        "answer 429.",
     )
     login_lockout: float = Field(
         30.0,

@@ -2,12 +2,14 @@
 
 A password guesser is slowed down twice over: per username (``per_user`` failures within
 ``WINDOW`` seconds lock that name, whoever tries it) and per client address (``per_address``
-failures lock the address, whatever names it tries; larger, since several people may share one
-NAT or proxy). While a key is locked every attempt under it answers 429 with ``Retry-After``
-without checking the password — no argon2 work is spent on it, so a flood of guesses costs the
-server next to nothing. Each lockout of the same key lasts twice as long as the one before
-(``lockout`` seconds the first time, at most ``MAX_LOCKOUT``); a correct password resets its
-username's record, and a key forgets its past ``MAX_LOCKOUT`` seconds after its last failure.
+failures lock the address, whatever names it tries; 10 by default too, as the contract says;
+raise it where many people share one NAT or proxy). IPv6 addresses count per /64: one host
+usually holds a whole /64 and could otherwise spread its guesses over it. While a key is locked
+every attempt under it answers 429 with ``Retry-After`` without checking the password — no
+argon2 work is spent on it, so a flood of guesses costs the server next to nothing. Each lockout
+of the same key lasts twice as long as the one before (``lockout`` seconds the first time, at
+most ``MAX_LOCKOUT``); a correct password resets its username's record, and a key forgets its
+past ``MAX_LOCKOUT`` seconds after its last failure.
 
 Unknown usernames are counted like known ones, so a lockout does not reveal which names exist.
 
@@ -19,6 +21,7 @@ times the attempts, still bounded). The client address is the socket peer as uvi
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import deque
@@ -29,7 +32,7 @@ from gpufleet.common.errors import GpufleetError
 
 WINDOW = 60.0  # seconds over which failures are counted
 MAX_LOCKOUT = 15 * 60.0  # seconds: the longest a repeated lockout grows to
-MAX_KEYS = 100_000  # records kept at most; beyond it, those neither locked nor recently failed go
+MAX_KEYS = 100_000  # records kept at most; beyond it, unlocked ones go; locked ones are never dropped
 
 
 class TooManyAttempts(GpufleetError):
@@ -62,7 +65,7 @@ class LoginThrottle:
     def __init__(
         self,
         per_user: int = 10,
-        per_address: int = 30,
+        per_address: int = 10,
         lockout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -83,15 +86,15 @@ class LoginThrottle:
                 f"too many failed logins for this username or from this address; try again in {retry_after} s",
                 retry_after=retry_after,
             )
-        for key in keys:
-            self._record(key, now).pending += 1
+        for record in [self._record(key, now) for key in keys]:  # all found (or refused) before any counts
+            record.pending += 1
 
     def end(self, username: str, address: str | None, *, succeeded: bool | None) -> None:
         """The attempt's outcome: True (right password), False (wrong) or None (it did not get to
         a verdict, e.g. the database failed: not counted)."""
         now = self.clock()
         for key in self._keys(username, address):
-            record = self._record(key, now)
+            record = self._records.get(key) or self._records.setdefault(key, _Record(last_failure=now))
             record.pending = max(0, record.pending - 1)
             if succeeded is False:
                 self._failed(key, record, now)
@@ -130,10 +133,13 @@ class LoginThrottle:
     def _keys(username: str, address: str | None) -> list[tuple[str, str]]:
         keys = [("user", username)]
         if address:
-            keys.append(("address", address))
+            keys.append(("address", address_key(address)))
         return keys
 
     def _make_room(self, now: float) -> None:
+        """Drop what may be forgotten first, then unlocked records; locked ones and attempts under
+        way stay, whatever the flood: dropping them would hand a locked name fresh guesses. Only
+        when every record is one of those does a new key wait (429) until room frees up."""
         if len(self._records) < MAX_KEYS:
             return
         self._records = {
@@ -141,5 +147,23 @@ class LoginThrottle:
             for key, record in self._records.items()
             if record.pending or record.locked_until > now or now - record.last_failure <= WINDOW
         }
-        if len(self._records) >= MAX_KEYS:  # a flood of fresh names from many addresses: start over
-            self._records.clear()
+        if len(self._records) >= MAX_KEYS:
+            self._records = {
+                key: record for key, record in self._records.items() if record.pending or record.locked_until > now
+            }
+        if len(self._records) >= MAX_KEYS:
+            message = "too many failed logins from many places at once; try again in a minute"
+            raise TooManyAttempts(message, retry_after=60)
+
+
+def address_key(address: str) -> str:
+    """The key an address counts under: IPv4 (and IPv4-mapped) as it is, IPv6 by its /64."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an IP (a test client, a unix socket): as it is
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from gpufleet.server.login_throttle import MAX_LOCKOUT, WINDOW, LoginThrottle, TooManyAttempts
+from gpufleet.server import login_throttle
+from gpufleet.server.login_throttle import MAX_LOCKOUT, WINDOW, LoginThrottle, TooManyAttempts, address_key
 
 
 class Clock:
@@ -68,3 +71,34 @@ def test_success_resets_the_username_not_the_address_and_old_records_are_forgott
     assert retry_after(throttle) == 30
     clock.now += MAX_LOCKOUT + 1
     throttle.begin("admin", "10.0.0.1")  # forgotten, not merely unlocked
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),  # IPv4-mapped counts as the IPv4 address
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # one host usually holds a whole /64
+        ("testclient", "testclient"),  # not an IP: as it is
+    ],
+)
+def test_addresses_count_by_host_and_ipv6_by_its_64(address: str, key: str) -> None:
+    assert address_key(address) == key
+
+
+def test_guesses_spread_over_an_ipv6_64_lock_it() -> None:
+    throttle = LoginThrottle(per_user=1000, per_address=10, lockout=30, clock=Clock())
+    for n in range(10):
+        fail(throttle, 1, username=f"guess{n}", address=f"2001:db8::{n + 1:x}")
+    assert retry_after(throttle, username="admin", address="2001:db8::ffff") == 30
+
+
+def test_a_flood_of_fresh_keys_never_unlocks_a_locked_username(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(login_throttle, "MAX_KEYS", 50)
+    clock = Clock()
+    throttle = LoginThrottle(per_user=10, per_address=10, lockout=30, clock=clock)
+    fail(throttle, 10, address=None)
+    for n in range(200):  # fresh names from fresh addresses, each failing once
+        with contextlib.suppress(TooManyAttempts):  # full of locked records: new keys wait
+            fail(throttle, 1, username=f"flood{n}", address=f"198.51.100.{n % 250}")
+    assert retry_after(throttle, address=None) == 30  # admin's lockout survived the flood
