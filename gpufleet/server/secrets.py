@@ -19,6 +19,8 @@ import hmac
 import os
 import secrets
 import weakref
+from collections.abc import Callable
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,6 +31,7 @@ API_KEY_PREFIX = "gf_"
 ENGINE_KEY_PREFIX = "gfe_"
 
 _hasher = PasswordHasher()
+T = TypeVar("T")
 
 # Each argon2 hash or check takes ``_hasher.memory_cost`` KiB (64 MiB) and a core for a while: at most
 # one per core runs at a time, so a burst of logins waits its turn instead of growing the server by
@@ -45,9 +48,29 @@ def _argon2_slots() -> asyncio.Semaphore:
     return slots
 
 
+async def _in_argon2_slot(work: Callable[[], T]) -> T:
+    """Run ``work`` in a thread while holding a slot until the thread ends. A caller cancelled
+    meanwhile (a client that hung up) stops waiting, but the slot stays taken until the hashing
+    really stops: otherwise hung-up logins would let more than one job per core run at once."""
+    slots = _argon2_slots()
+    await slots.acquire()
+    try:
+        job = asyncio.ensure_future(asyncio.to_thread(work))
+    except BaseException:
+        slots.release()
+        raise
+
+    def finished(done: asyncio.Future[T]) -> None:
+        slots.release()
+        if not done.cancelled():
+            done.exception()  # retrieved: a caller that was cancelled no longer reads it
+
+    job.add_done_callback(finished)
+    return await asyncio.shield(job)
+
+
 async def hash_password(password: str) -> str:
-    async with _argon2_slots():
-        return await asyncio.to_thread(_hasher.hash, password)
+    return await _in_argon2_slot(lambda: _hasher.hash(password))
 
 
 async def verify_password(password_hash: str, password: str) -> bool:
@@ -57,8 +80,7 @@ async def verify_password(password_hash: str, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    async with _argon2_slots():
-        return await asyncio.to_thread(_verify)
+    return await _in_argon2_slot(_verify)
 
 
 def sha256(value: str) -> str:
