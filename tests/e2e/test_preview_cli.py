@@ -40,6 +40,8 @@ def test_preview_from_the_command_line(tmp_path: Path) -> None:
             str(gpus),
             "--worker-name",
             "sim",
+            "--allowed-model-dirs",
+            str(tmp_path),  # the generated model lives here, outside the data dir and home
         ],
         tmp_path / "server.log",
     ).start()
