@@ -67,3 +67,14 @@ def test_the_worker_refuses_a_directory_whose_chosen_gguf_links_out(tmp_path: Pa
     (models / "a-link.gguf").symlink_to(secret)  # first by name: the one a directory resolves to
     with pytest.raises(ModelFileError, match="outside the directories this worker allows"):
         resolve_local(str(models), [models])
+
+
+def test_the_worker_refuses_a_split_gguf_whose_other_shard_links_out(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    write_model(models / "m-00001-of-00002.gguf", preset("llama-tiny"), sparse=True)
+    secret = tmp_path / "outside" / "secret"
+    secret.parent.mkdir()
+    secret.write_text("root:x\n")
+    (models / "m-00002-of-00002.gguf").symlink_to(secret)
+    with pytest.raises(ModelFileError, match="outside the directories this worker allows"):
+        resolve_local(str(models / "m-00001-of-00002.gguf"), [models])

@@ -6,16 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpufleet.common.gguf_files import ModelFileError, local_gguf
+from gpufleet.estimate.gguf import shard_locations
 
 
 def resolve_local(path: str, allowed: list[Path]) -> Path:
     """The GGUF to load for a ``local_path`` (a file, or a directory's first GGUF), if it is allowed.
 
-    Both the given path and the file finally chosen are confined after resolving: a directory
-    inside the allowed dirs may hold a symlink that points out of them."""
+    The given path, the file finally chosen and a split GGUF's other shards are all confined after
+    resolving: a directory inside the allowed dirs may hold a symlink that points out of them."""
     target = _confined(Path(path).expanduser().resolve(), path, allowed)
     chosen = Path(local_gguf(str(target), "on this worker"))
-    _confined(chosen.resolve(), str(chosen), allowed)
+    for shard in shard_locations(str(chosen)):  # llama-server opens a split GGUF's other shards itself
+        _confined(Path(shard).resolve(), shard, allowed)
     return chosen
 
 
