@@ -287,7 +287,10 @@ class WorkerAgent:
 
     # --- desired instances ----------------------------------------------------------------------
     async def _watch_loop(self) -> None:
-        """Keep one watch stream open; reconnect with back-off, or at once after re-registering."""
+        """Keep one watch stream open; reconnect with back-off, or at once after re-registering.
+
+        Dropping a stream never cuts short the supervisor's pass over an event or a listing: that
+        pass runs to the end on its own (``Supervisor.apply``), and the next listing waits for it."""
         delay = 0.5
         while True:
             self._rewatch.clear()

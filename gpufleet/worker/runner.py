@@ -60,6 +60,19 @@ def parts_of(subordinates: Sequence[Subordinate]) -> Parts:
     return {p.worker_id: (p.rpc_pid, p.endpoint) for p in subordinates}
 
 
+def placement_of(instance: InstancePublic) -> list[str]:
+    """What an engine's record keeps of its placement, to adopt it later only for the same one: its
+    devices here, and each RPC subordinate's (by worker id). Device ids are written without the worker
+    name (``cuda:0``), so renaming a worker does not restart its engines."""
+    own = [_without_worker(d) for d in instance.device_ids]
+    lent = [f"{p.worker_id}/{_without_worker(d)}" for p in instance.subordinates for d in p.device_ids]
+    return sorted(own) + sorted(lent)
+
+
+def _without_worker(device_id: str) -> str:
+    return ":".join(device_id.split(":")[-2:])  # <worker-name>:<type>:<index> → <type>:<index>
+
+
 # Waits until every RPC part of a distributed instance is ready; returns them (empty when not distributed).
 WaitParts = Callable[[], Awaitable[list[Subordinate]]]
 # Builds the launch for an instance (model file, engine binary, port), reporting download progress.
@@ -153,6 +166,7 @@ class InstanceRunner:
                 program=plan.program,
                 health_path=plan.health_path,
                 key_digest=plan.key_digest,
+                placement=placement_of(self.instance),
             )
             self.parts = plan.parts
             logger.info(

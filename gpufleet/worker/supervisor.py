@@ -20,9 +20,20 @@ Engines are reached through ``worker.engines`` (one ``Engine`` per backend, chos
 deployment's ``backend``): this module knows no engine's binaries, flags or health endpoint.
 
 Engines recorded by an earlier run of this worker and still alive are re-adopted (same pid), not
-restarted, when they were started with the instance's current engine API key (fetched from the
-server's worker-only route and passed to the engine in its environment); others are restarted.
-``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
+restarted, when they were started for the instance's current placement (the same devices: an
+instance moved away and placed here again may have others) and with its current engine API key
+(fetched from the server's worker-only route and passed to the engine in its environment); others
+are restarted. ``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
+
+Events can arrive out of order (a server relays another server's changes later than its own): an
+instance event older (lower ``version``) than the one held for that instance is ignored, and so is
+one for an instance deleted here at a newer version.
+
+``apply()``, ``resync()`` and ``reconcile_all()`` each run to the end once begun, even when their
+caller is cancelled (the agent drops a watch stream to list afresh): stopped half-way, an engine
+could be left running but tracked nowhere, and a second one started for the same instance. Every
+engine, runner and record is also dropped from this supervisor's tables only once it is stopped, so
+that a cancellation at shutdown leaves it to be found again.
 """
 
 from __future__ import annotations
@@ -30,8 +41,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -49,12 +61,13 @@ from gpufleet.worker.engines.process import EngineProcess, adoptable, forget, ke
 from gpufleet.worker.ports import PortPool
 from gpufleet.worker.rpc_part import ROLE as RPC_ROLE
 from gpufleet.worker.rpc_part import PartLaunch, RpcPart
-from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError, WaitParts, parts_of
+from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError, WaitParts, parts_of, placement_of
 
 logger = logging.getLogger(__name__)
 
 S = InstanceState
 ENGINE_STATES = (S.SCHEDULED, S.DOWNLOADING, S.STARTING, S.RUNNING, S.UNREACHABLE, S.ERROR)
+DELETED_KEPT = 1024  # instances deleted here whose last version is remembered, to ignore late events
 
 
 class Supervisor:
@@ -100,6 +113,10 @@ class Supervisor:
         for process in self.adopted_parts.values():
             self.rpc_ports.hold(process.port)
         self._lock = asyncio.Lock()
+        # instance id -> (created_at, version) of its deletion: an event of the same instance (ids
+        # can be reused, created_at tells) at that version or older arrived late and is ignored
+        self.deleted: dict[int, tuple[object, int]] = {}
+        self._work: set[asyncio.Task[None]] = set()  # apply/resync/reconcile passes under way
 
     async def discover_engines(self) -> None:
         """Find installed engines now (never installing them here), so the first status reports them."""
@@ -134,19 +151,83 @@ class Supervisor:
     async def apply(self, event: Event) -> None:
         if event.kind != EventKind.INSTANCES or event.id is None:
             return
+        await self._to_the_end(self._apply(event.id, event))
+
+    async def resync(self, listed: set[int]) -> None:
+        """After a (re)connection: stop what the listing no longer has, including unclaimed adopted engines."""
+        await self._to_the_end(self._resync(listed))
+
+    async def reconcile_all(self) -> None:
+        await self._to_the_end(self._reconcile_all())
+
+    async def shutdown(self) -> None:
+        """The worker is stopping: leave engines running (they are re-adopted), stop watching them.
+
+        A pass still under way is cancelled: what it had not finished stopping stays recorded on
+        disk, and the next start of this worker adopts it or stops it then."""
+        passes = list(self._work)
+        for work in passes:
+            work.cancel()
+        await asyncio.gather(*passes, return_exceptions=True)
+        tasks = [r.task for r in self.runners.values()] + [p.task for p in self.parts.values()]
+        for task in tasks:
+            if task is not None:
+                task.cancel()
+
+    async def _to_the_end(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in a task of its own, which a cancelled caller leaves running to the end."""
+        task = asyncio.create_task(work)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_log_failure)  # nobody awaits it any more
+            raise
+
+    async def _apply(self, instance_id: int, event: Event) -> None:
         async with self._lock:
+            held = self.desired.get(instance_id)
+            if event.object is not None and self._is_late(instance_id, held, event.object):
+                logger.debug("ignoring a late event of instance %d (version %s)", instance_id, event.object["version"])
+                return
             if event.type == EventType.DELETED:
-                self.desired.pop(event.id, None)
-                await self._stop(event.id)
+                self.desired.pop(instance_id, None)
+                if event.object is not None:
+                    self._remember_deleted(instance_id, event.object)
+                await self._stop(instance_id)
                 return
             if event.object is None:
                 return
             instance = InstancePublic.model_validate(event.object)
+            self.deleted.pop(instance_id, None)
             self.desired[instance.id] = instance
             await self._converge(instance)
 
-    async def resync(self, listed: set[int]) -> None:
-        """After a (re)connection: stop what the listing no longer has, including unclaimed adopted engines."""
+    def _is_late(self, instance_id: int, held: InstancePublic | None, data: dict[str, Any]) -> bool:
+        """Whether an event's instance is older than what this worker knows of it: a lower version than
+        the one held, or no newer than the version it was deleted at here."""
+        version = data.get("version")
+        if not isinstance(version, int):
+            return False
+        if held is not None:
+            return version < held.version
+        deleted = self.deleted.get(instance_id)
+        if deleted is None:
+            return False
+        created_at, deleted_version = deleted
+        return data.get("created_at") == created_at and version <= deleted_version
+
+    def _remember_deleted(self, instance_id: int, data: dict[str, Any]) -> None:
+        version = data.get("version")
+        if not isinstance(version, int):
+            return
+        self.deleted.pop(instance_id, None)
+        self.deleted[instance_id] = (data.get("created_at"), version)
+        while len(self.deleted) > DELETED_KEPT:
+            del self.deleted[next(iter(self.deleted))]
+
+    async def _resync(self, listed: set[int]) -> None:
         async with self._lock:
             for instance_id in (set(self.desired) | set(self.runners) | set(self.parts)) - listed:
                 self.desired.pop(instance_id, None)
@@ -155,17 +236,10 @@ class Supervisor:
                 logger.info("stopping the engine of instance %d: it is no longer ours", instance_id)
                 await self._stop(instance_id)
 
-    async def reconcile_all(self) -> None:
+    async def _reconcile_all(self) -> None:
         async with self._lock:
             for instance in list(self.desired.values()):
                 await self._converge(instance)
-
-    async def shutdown(self) -> None:
-        """The worker is stopping: leave engines running (they are re-adopted), stop watching them."""
-        tasks = [r.task for r in self.runners.values()] + [p.task for p in self.parts.values()]
-        for task in tasks:
-            if task is not None:
-                task.cancel()
 
     # --- decisions ------------------------------------------------------------------------------
     async def _converge(self, instance: InstancePublic) -> None:
@@ -248,16 +322,33 @@ class Supervisor:
         runner.start()
 
     async def _stop(self, instance_id: int) -> None:
-        """Stop whatever this worker runs for the instance: its engine, its RPC server, adopted ones."""
-        for loop in (self.runners.pop(instance_id, None), self.parts.pop(instance_id, None)):
-            if loop is not None:
-                await loop.stop()
+        """Stop whatever this worker runs for the instance: its engine, its RPC server, adopted ones.
+
+        Each leaves this supervisor's tables only once stopped: a stop cut short leaves it tracked,
+        and the next pass stops it again (stopping twice is harmless)."""
+        runner = self.runners.get(instance_id)
+        if runner is not None:
+            await runner.stop()
+            if self.runners.get(instance_id) is runner:
+                del self.runners[instance_id]
+        part = self.parts.get(instance_id)
+        if part is not None:
+            await part.stop()
+            if self.parts.get(instance_id) is part:
+                del self.parts[instance_id]
         for adopted, pool in ((self.adopted, self.ports), (self.adopted_parts, self.rpc_ports)):
-            process = adopted.pop(instance_id, None)
+            process = adopted.get(instance_id)
             if process is not None:
-                await process.stop()
-                forget(self.records, instance_id, process.record.role)
-                pool.release(process.port)
+                await self._discard(process, adopted, pool)
+
+    async def _discard(self, process: EngineProcess, adopted: dict[int, EngineProcess], pool: PortPool) -> None:
+        """Stop an adopted engine, forget its record, free its port; then drop it from ``adopted``."""
+        instance_id = process.record.instance_id
+        await process.stop()
+        forget(self.records, instance_id, process.record.role)
+        pool.release(process.port)
+        if adopted.get(instance_id) is process:
+            del adopted[instance_id]
 
     # --- what to launch ---------------------------------------------------------------------------
     async def _plan(self, instance: InstancePublic, progress: Progress, wait_parts: WaitParts) -> Launch:
@@ -299,25 +390,35 @@ class Supervisor:
             raise PrepareError(f"cannot read the engine's API key: {exc}") from exc
 
     async def _adopted_server(self, instance: InstancePublic) -> EngineProcess | None:
-        """The engine an earlier run left for this instance, if it may go on serving: one started
-        without an API key (by a gpufleet before engines had keys, listening to anyone, maybe on
-        every interface) or with another key is stopped, and the runner starts a fresh one."""
-        process = self.adopted.pop(instance.id, None)
+        """The engine an earlier run left for this instance, if it may go on serving: one started for
+        another placement, or without an API key (by a gpufleet before engines had keys, listening to
+        anyone, maybe on every interface) or with another key, is stopped, and the runner starts a
+        fresh one. It leaves ``adopted`` only once decided (and, if refused, stopped)."""
+        process = self.adopted.get(instance.id)
         if process is None:
             return None
-        if process.record.key_digest:
-            try:
-                if process.record.key_digest == key_digest(await self.client.engine_key(instance.id)):
-                    return process
-            except ServerUnavailable:
-                return process  # cannot tell now: keep it serving (it requires a key either way)
-            except ServerRejected:
-                pass
-        logger.info("restarting the engine of instance %s: it was started without its current API key", instance.name)
-        await process.stop()
-        forget(self.records, instance.id, process.record.role)
-        self.ports.release(process.port)
+        why = await self._refusal(instance, process)
+        if why is None:
+            del self.adopted[instance.id]
+            return process
+        logger.info("restarting the engine of instance %s: %s", instance.name, why)
+        await self._discard(process, self.adopted, self.ports)
         return None
+
+    async def _refusal(self, instance: InstancePublic, process: EngineProcess) -> str | None:
+        """Why an adopted engine may not serve the instance as it is placed now; None when it may."""
+        if process.record.placement != placement_of(instance):
+            return f"it was started for another placement ({', '.join(process.record.placement) or 'unrecorded'})"
+        if not process.record.key_digest:
+            return "it was started without an API key"
+        try:
+            if process.record.key_digest == key_digest(await self.client.engine_key(instance.id)):
+                return None
+        except ServerUnavailable:
+            return None  # cannot tell now: keep it serving (it requires a key either way)
+        except ServerRejected:
+            pass
+        return "it was started without its current API key"
 
     async def _plan_rpc(self, instance: InstancePublic, part: Subordinate) -> PartLaunch:
         engine = self._engine(await self._model(instance))
@@ -375,3 +476,8 @@ class Supervisor:
 def _uses_cpu(instance: InstancePublic) -> bool:
     """Whether the instance's main engine computes on this worker's CPU (a CPU or GPU+CPU placement)."""
     return any(":cpu:" in d for d in instance.device_ids)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("a pass over this worker's instances failed", exc_info=task.exception())

@@ -4,7 +4,9 @@ Engines run in their own process session (``start_new_session``), so they surviv
 the server being killed. Each one is recorded in ``<data-dir>/engines/<instance id>.json`` (pid,
 port, command, start time); a restarted worker re-adopts a recorded process that is still alive
 with the same command line, keeping its pid, instead of starting it again. A record keeps a digest
-of the engine's API key, never the key (the key reaches the engine through its environment).
+of the engine's API key, never the key (the key reaches the engine through its environment), and
+the placement the engine was started for (its devices): the supervisor adopts an engine only for
+the same placement, since an instance moved away and placed here again may have other devices.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
@@ -43,6 +45,9 @@ class EngineRecord:
     # ``key_digest`` of the API key the engine was started with; "" for none (rpc servers, and servers
     # started before engines had keys: those are restarted rather than adopted, see the supervisor).
     key_digest: str = ""
+    # The placement the engine serves (``runner.placement_of``); empty in records written before it
+    # was kept: such an engine cannot be shown to match its instance's placement, so it is restarted.
+    placement: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.program:  # recorded before these fields existed, when every engine was llama.cpp's
@@ -115,6 +120,7 @@ def launch(
     program: str,
     health_path: str = "",
     key_digest: str = "",
+    placement: list[str] | None = None,
 ) -> EngineProcess:
     """Start ``command`` in its own session with output appended to ``log``; record it."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +133,17 @@ def launch(
     except psutil.Error:
         started = 0.0
     record = EngineRecord(
-        instance_id, role, child.pid, port, command, str(log), started, program, health_path, key_digest
+        instance_id,
+        role,
+        child.pid,
+        port,
+        command,
+        str(log),
+        started,
+        program,
+        health_path,
+        key_digest,
+        list(placement or []),
     )
     save(record_dir, record)
     return EngineProcess(record, child)
