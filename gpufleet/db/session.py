@@ -9,6 +9,9 @@ Invariants:
   taken up front, so two writers queue on ``busy_timeout`` instead of one failing
   when it upgrades a read lock. Reads use a separate engine with plain ``BEGIN``.
 - No network I/O happens inside a transaction (it would hold the SQLite write lock).
+- A writer waiting for the pool's one SQLite write connection (another task of this process holds it)
+  waits at most ``LOCKED_DEADLINE`` too, then gets ``DatabaseBusy`` (503), never the pool's own
+  ``TimeoutError`` (a 500).
 - "database is locked" never reaches a caller while the lock is only busy: each ``BEGIN IMMEDIATE``
   waits ``busy_timeout`` and is tried again, the body not yet run, until ``LOCKED_DEADLINE``; only
   then ``DatabaseBusy`` (HTTP 503). SQLite's own busy handler is not enough on its own: it is not
@@ -36,6 +39,7 @@ from typing import Any, Protocol
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from gpufleet.common.errors import InvalidInput, Unavailable
@@ -51,6 +55,7 @@ BeforeCommit = Callable[[AsyncSession, list[Event], bool], Awaitable[None]]
 WRITER_BUSY_TIMEOUT_MS = 2_000  # one attempt at the SQLite write lock …
 READER_BUSY_TIMEOUT_MS = 30_000
 LOCKED_DEADLINE = 60.0  # … tried again until this many seconds have passed: then DatabaseBusy
+POOL_TIMEOUT = LOCKED_DEADLINE  # seconds a SQLite session waits for a pooled connection: then DatabaseBusy
 
 
 class Fence(Protocol):
@@ -103,7 +108,7 @@ def async_url(url: str) -> str:
 
 
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=POOL_TIMEOUT)
     busy_timeout = WRITER_BUSY_TIMEOUT_MS if immediate else READER_BUSY_TIMEOUT_MS
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -169,6 +174,9 @@ class Database:
                     for hook in self._before_commit:
                         await hook(session, events, credentials_changed)
                 await session.commit()
+            except PoolTimeout as exc:  # PostgreSQL takes its connection in the body: every one in use
+                await session.rollback()
+                raise DatabaseBusy(f"no database connection came free within {POOL_TIMEOUT:.0f}s; try again") from exc
             except BaseException:
                 await session.rollback()
                 raise
@@ -196,6 +204,11 @@ class Database:
                 if self.dialect == "sqlite":
                     await session.connection()  # emits BEGIN IMMEDIATE: the write lock, now
                 return session
+            except PoolTimeout as exc:
+                await session.close()
+                raise DatabaseBusy(
+                    f"the database's write connection stayed in use for {POOL_TIMEOUT:.0f}s; try again"
+                ) from exc
             except OperationalError as exc:
                 await session.close()
                 if not _locked(exc):
@@ -213,8 +226,11 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._reader() as session, session.begin():
-            yield session
+        try:
+            async with self._reader() as session, session.begin():
+                yield session
+        except PoolTimeout as exc:
+            raise DatabaseBusy(f"no database connection came free within {POOL_TIMEOUT:.0f}s; try again") from exc
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()

@@ -15,6 +15,12 @@ Routing, so that thousands of worker streams cost what their own events cost:
   is gone), the model events if it asked for models, and the events of its own worker (its
   deletion ends the stream). An instance event reaches the streams of the workers it names and
   of those holding it — never the other thousands.
+
+Order: an instance's events reach a stream in the order of their ``version`` (``Subscription.newer``).
+This server's own commits are delivered at once, other servers' later through the relay, so a
+relayed event can arrive after a newer local one; delivered anyway it would tell a worker an older
+state (a released instance still placed, a new placement still pending). A stream therefore drops
+an instance event older than one it already sent for that instance (the listing included).
 """
 
 from __future__ import annotations
@@ -52,6 +58,24 @@ class Subscription:
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
         self.ended = False
         self.held: set[int] = set()  # instance ids this worker's stream was sent and still holds
+        # instance id -> (its created_at, the highest version sent): the id of a deleted instance may be
+        # reused on SQLite, by an instance created later, whose versions start again
+        self.versions: dict[int, tuple[Any, int]] = {}
+
+    def newer(self, event: Event) -> bool:
+        """Whether to send an event: not an instance event older than one this stream already sent
+        for the same instance. Records what is sent; an event without a version is always sent."""
+        if event.kind != EventKind.INSTANCES or event.id is None or not event.object:
+            return True
+        version = event.object.get("version")
+        if not isinstance(version, int):
+            return True  # e.g. a deletion too large to relay whole: final anyway
+        created = event.object.get("created_at")
+        sent = self.versions.get(event.id)
+        if sent is not None and sent[0] == created and version < sent[1]:
+            return False
+        self.versions[event.id] = (created, version)
+        return True
 
     def wants(self, kind: EventKind | None) -> bool:
         return self.kinds is None or kind in self.kinds

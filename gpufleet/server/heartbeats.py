@@ -21,19 +21,27 @@ Invariants:
   restart covers that.
 - The worker states used by the fast path follow every committed change of a worker (the database's
   event listener), so a worker marked ``not_ready`` goes through the transaction again on its next
-  heartbeat, which revives it.
+  heartbeat, which revives it. Changes may have been missed while this server could not hear the
+  others (``forget``: the relay reconnected): then every worker takes the transaction again.
+- A server that cannot write stops answering from memory: once its last successful flush is older
+  than ``fast_window`` (about one heartbeat interval) every heartbeat takes the transaction, which
+  fails while the database is unreachable, so the worker fails over to a server that can write it —
+  instead of being judged lost by the leader while it is answered here.
+- A flush never moves ``heartbeat_at`` backwards (another server may have written a later one), and
+  arrivals kept for a retry are dropped once older than ``stale_window``: too old to keep anyone alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import or_, text, update
 
 from gpufleet.common.clock import utcnow
 from gpufleet.db.session import Database
@@ -51,9 +59,21 @@ LIVE = frozenset({WorkerState.READY.value, WorkerState.UNREACHABLE.value, Worker
 
 
 class HeartbeatLedger:
-    def __init__(self, db: Database, flush_interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(
+        self,
+        db: Database,
+        flush_interval: float = FLUSH_INTERVAL,
+        fast_window: float | None = None,
+        stale_window: float | None = None,
+    ) -> None:
+        """``fast_window``: how long after the last successful flush heartbeats are still answered from
+        memory (default 4 flush intervals); ``stale_window``: the age past which a kept arrival is dropped."""
         self.db = db
         self.flush_interval = flush_interval
+        self.fast_window = fast_window if fast_window is not None else 4 * flush_interval
+        self.stale_window = stale_window if stale_window is not None else 3 * self.fast_window
+        self._written_at = _now()  # monotonic time of the last flush that succeeded (or had nothing to write)
+        self._failing = False  # the last write failed: an empty flush checks the database is back
         self._states: dict[int, tuple[str, str | None]] = {}  # worker id -> (state, message), as committed
         self._arrivals: dict[int, datetime] = {}  # worker id -> earliest unwritten arrival
         self._lock = asyncio.Lock()
@@ -70,6 +90,11 @@ class HeartbeatLedger:
         elif event.object and isinstance(event.object.get("state"), str):
             self._states[event.id] = (event.object["state"], event.object.get("state_message"))
 
+    def forget(self) -> None:
+        """Changes of workers may have been missed (the relay reconnected): every worker's next heartbeat
+        takes the transaction, which revives one marked ``not_ready`` meanwhile."""
+        self._states.clear()
+
     def known(self, ack: HeartbeatAck) -> None:
         """What the transaction of a heartbeat left the worker in."""
         self._states[ack.id] = (ack.state.value, ack.state_message)
@@ -77,6 +102,8 @@ class HeartbeatLedger:
     # --- the fast path ------------------------------------------------------------------------------
     def beat(self, worker_id: int) -> HeartbeatAck | None:
         """Note a plain heartbeat and answer it, or None when it needs the transaction."""
+        if _now() - self._written_at > self.fast_window:
+            return None  # flushes are failing: the transaction tells the worker (it fails over)
         known = self._states.get(worker_id)
         if known is None or not (known[0] in LIVE or awaiting_first_probe(*known)):
             return None
@@ -100,21 +127,32 @@ class HeartbeatLedger:
 
     async def _flush(self) -> int:
         if not self._arrivals:
+            if self._failing:  # nothing to write, but is the database back? (else the fast path resumes)
+                async with self.db.read() as session:
+                    await session.execute(text("SELECT 1"))
+                self._failing = False
+            self._written_at = _now()
             return 0
         batch, self._arrivals = self._arrivals, {}
+        started = _now()  # what a success vouches for: the arrivals noted until then are written
         try:
             async with self.db.transaction() as session:
                 for at, ids in _by_tick(batch, self.flush_interval / TICKS_PER_FLUSH).items():
                     await session.execute(
                         update(Worker)
-                        .where(Worker.id.in_(ids))
-                        .values(heartbeat_at=at)
+                        .where(Worker.id.in_(ids), or_(Worker.heartbeat_at.is_(None), Worker.heartbeat_at < at))
+                        .values(heartbeat_at=at)  # greatest(stored, at): never backwards
                         .execution_options(synchronize_session=False)
                     )
         except BaseException:
-            for worker_id, at in batch.items():  # keep them for the next flush
-                self._arrivals[worker_id] = min(at, self._arrivals.get(worker_id, at))
+            self._failing = True
+            too_old = utcnow() - timedelta(seconds=self.stale_window)
+            for worker_id, at in batch.items():  # keep them for the next flush, unless too old to matter
+                if at >= too_old:
+                    self._arrivals[worker_id] = min(at, self._arrivals.get(worker_id, at))
             raise
+        self._written_at = started
+        self._failing = False
         return len(batch)
 
     def start(self) -> None:
@@ -140,6 +178,10 @@ class HeartbeatLedger:
                 await self.flush()
             except Exception:
                 logger.exception("could not write heartbeat times; retrying in %.1fs", self.flush_interval)
+
+
+def _now() -> float:
+    return time.monotonic()
 
 
 def _by_tick(arrivals: dict[int, datetime], tick: float) -> dict[datetime, list[int]]:

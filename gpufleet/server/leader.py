@@ -27,9 +27,10 @@ PostgreSQL (``PostgresLeadership``), election by a session advisory lock:
 Fencing, so that a leader that lost the lock while paused cannot commit what it decided before:
 every transaction of leader-only work (the tasks are started under ``run_fenced``) first takes
 ``pg_advisory_xact_lock_shared(NS, FENCE)`` and then checks in ``pg_locks`` that the lock session
-it won with (its backend pid) still holds ``LEADER``; otherwise it raises ``FencedOut`` and rolls
-back. A new leader, before it starts any work, takes ``pg_advisory_lock(NS, FENCE)`` exclusively
-and releases it: it waits for every fenced transaction that is still open. Together:
+it won with (its backend pid and start time: PostgreSQL reuses pids) still holds ``LEADER``;
+otherwise it raises ``FencedOut`` and rolls back. A new leader, before it starts any work, takes
+``pg_advisory_lock(NS, FENCE)`` exclusively and releases it: it waits for every fenced transaction
+that is still open. Together:
 
 - a fenced transaction whose check passed holds the shared lock while the old leader still held
   ``LEADER``, i.e. before the new leader won it, so the new leader's drain waits for that
@@ -46,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -65,6 +67,8 @@ TRY_INTERVAL = 1.0  # seconds between a follower's tries
 CHECK_INTERVAL = 2.0  # seconds between the leader's checks of its lock
 LEASE = 15.0  # seconds a silent lock session is kept: the longest a paused leader blocks a takeover
 QUERY_TIMEOUT = 5.0
+APPLICATION_NAME = "gpufleet-leader-lock"  # names the lock sessions in pg_stat_activity
+MIN_POSTGRES = 14  # idle_session_timeout, the lease of a paused leader, came in PostgreSQL 14
 
 
 class Role(StrEnum):
@@ -142,10 +146,12 @@ class SingleServer(Leadership):
 
 
 class PostgresFence:
-    """Checks, inside a transaction, that the lock session with backend pid ``pid`` still leads."""
+    """Checks, inside a transaction, that the lock session — backend pid ``pid``, begun at ``started``
+    (a pid alone could be reused by the next leader's lock session) — still leads."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, started: datetime) -> None:
         self.pid = pid
+        self.started = started
 
     async def verify(self, session: AsyncSession) -> None:
         await session.execute(
@@ -155,19 +161,28 @@ class PostgresFence:
             ),
             {"ns": NS, "fence": FENCE, "timeout": f"{int(LEASE * 1000)}"},
         )
-        held = (await session.execute(text(held_by(":pid")), {"pid": self.pid})).scalar()
+        held = (
+            await session.execute(text(held_by(":pid", ":started")), {"pid": self.pid, "started": self.started})
+        ).scalar()
         if not held:
             raise FencedOut(f"this server no longer leads (its lock session {self.pid} lost the lock)")
 
 
-def held_by(pid: str) -> str:
-    """SQL: whether the backend ``pid`` (an expression) holds the leader lock in this database."""
+def held_by(pid: str, started: str | None = None) -> str:
+    """SQL: whether the backend ``pid`` (an expression) holds the leader lock in this database; with
+    ``started``, only if that backend is the session begun then (not a later one given the same pid)."""
+    same_session = (
+        ""
+        if started is None
+        else f"""
+      AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid AND a.backend_start = {started})"""
+    )
     return f"""
 SELECT EXISTS (
-    SELECT 1 FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND pid = {pid}
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND CAST(classid AS bigint) = {NS} AND CAST(objid AS bigint) = {LEADER} AND objsubid = 2
+    SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.pid = {pid}
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND CAST(l.classid AS bigint) = {NS} AND CAST(l.objid AS bigint) = {LEADER} AND l.objsubid = 2{same_session}
 )
 """
 
@@ -184,7 +199,9 @@ class PostgresLeadership(Leadership):
         self.url = _plain_url(db)
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._warned_old = False
         self.tries = 0  # times this server tried to win the lock
+        self.failures = 0  # election rounds that failed (connection refused, a query failed …)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._campaign(), name="leader-election")
@@ -205,12 +222,16 @@ class PostgresLeadership(Leadership):
                 elif await self._try():
                     logger.info("this server is now the leader: it runs the scheduler and controllers")
                     assert self._connection is not None
-                    self._lead(PostgresFence(self._connection.get_server_pid()))
+                    started = await self._session_started(self._connection)
+                    self._lead(PostgresFence(self._connection.get_server_pid(), started))
             except asyncio.CancelledError:
                 raise
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.failures += 1
+                logger.info("leader election: %s: %s", type(exc).__name__, exc)
                 await self._lose(f"{type(exc).__name__}: {exc}")
             except Exception:
+                self.failures += 1
                 logger.exception("leader election failed; trying again")
                 await self._lose("an unexpected error")
             await asyncio.sleep(CHECK_INTERVAL if self.leader else TRY_INTERVAL)
@@ -231,14 +252,37 @@ class PostgresLeadership(Leadership):
 
     async def _connect(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
-            connection = await asyncpg.connect(self.url, timeout=QUERY_TIMEOUT)
-            for statement in _lease_settings():
-                try:
-                    await connection.execute(statement, timeout=QUERY_TIMEOUT)
-                except asyncpg.PostgresError as exc:  # an older PostgreSQL: keepalives and checks still hold
-                    logger.info("leader lease: %s not applied (%s)", statement, exc)
+            connection = await asyncpg.connect(
+                self.url, timeout=QUERY_TIMEOUT, server_settings={"application_name": APPLICATION_NAME}
+            )
+            try:
+                await self._configure(connection)
+            except BaseException:
+                connection.terminate()  # never leaked: the next try opens a fresh one
+                raise
             self._connection = connection
         return self._connection
+
+    async def _configure(self, connection: asyncpg.Connection) -> None:
+        major = connection.get_server_version().major
+        if major < MIN_POSTGRES and not self._warned_old:
+            self._warned_old = True
+            logger.error(
+                "PostgreSQL %d is older than %d: a paused or cut-off leader keeps the lock until its TCP "
+                "keepalives fail (no idle_session_timeout), so a takeover can take minutes; upgrade PostgreSQL",
+                major,
+                MIN_POSTGRES,
+            )
+        for statement in _lease_settings(major):
+            await connection.execute(statement, timeout=QUERY_TIMEOUT)
+
+    async def _session_started(self, connection: asyncpg.Connection) -> datetime:
+        """When the lock session began: with its pid, it names the session (PostgreSQL reuses pids)."""
+        started = await connection.fetchval(
+            "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()", timeout=QUERY_TIMEOUT
+        )
+        assert isinstance(started, datetime)
+        return started
 
     async def _lose(self, reason: str) -> None:
         await self._step_down(reason)
@@ -253,10 +297,11 @@ class PostgresLeadership(Leadership):
                 connection.terminate()
 
 
-def _lease_settings() -> Iterable[str]:
+def _lease_settings(major: int) -> Iterable[str]:
     """Make the lock session end when its server goes silent for ``LEASE`` seconds."""
     lease_ms = int(LEASE * 1000)
-    yield f"SET idle_session_timeout = {lease_ms}"  # PostgreSQL 14+
+    if major >= MIN_POSTGRES:
+        yield f"SET idle_session_timeout = {lease_ms}"
     yield "SET tcp_keepalives_idle = 5"
     yield "SET tcp_keepalives_interval = 2"
     yield "SET tcp_keepalives_count = 3"

@@ -133,9 +133,13 @@ class ChangeRelay:
 
     async def _listen(self) -> None:
         connection = await asyncpg.connect(self.url, timeout=5)
-        self._lost.clear()
-        connection.add_termination_listener(lambda _: self._lost.set())
-        await connection.add_listener(CHANNEL, self._on_notification)
+        try:
+            self._lost.clear()
+            connection.add_termination_listener(lambda _: self._lost.set())
+            await connection.add_listener(CHANNEL, self._on_notification)
+        except BaseException:
+            connection.terminate()  # half set up (PostgreSQL restarting): never left open, never kept
+            raise
         self._connection = connection
 
     def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
@@ -159,9 +163,14 @@ class ChangeRelay:
                     try:
                         await self._listen()
                         break
-                    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-                        logger.warning("cannot listen for other servers' changes yet: %s", exc)
-                self.resynced()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - whatever it is, the relay must not end: try again
+                        logger.warning("cannot listen for other servers' changes yet: %s: %s", type(exc).__name__, exc)
+                try:
+                    self.resynced()
+                except Exception:
+                    logger.exception("could not reset what this server cached after missing changes")
         finally:
             deliver.cancel()
             await asyncio.gather(deliver, return_exceptions=True)
@@ -179,7 +188,10 @@ class ChangeRelay:
     @property
     def listener_pid(self) -> int | None:
         """The listening connection's backend pid (tests end it to cut the relay off)."""
-        return None if self._connection is None else self._connection.get_server_pid()
+        if self._connection is None or self._connection.is_closed():
+            return None
+        pid: int = self._connection.get_server_pid()
+        return pid
 
     async def _deliver(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from gpufleet.server.heartbeats import FLUSH_INTERVAL, HeartbeatLedger
 from gpufleet.server.leader import Leadership, leadership_for
 from gpufleet.server.notify import ChangeRelay, public_loader
 from gpufleet.server.services.users import bootstrap_admin, write_secret_file
+from gpufleet.server.services.workers import STALE_AFTER_HEARTBEATS
 from gpufleet.server.worker_calls import WorkerCalls
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,10 @@ class ServerRuntime:
         self.scheduler = SchedulingController(self.db, self.settings.scheduler_resync_interval, model_dirs=model_dirs)
         self.probes = WorkerProbeController(self.db, interval)
         self.reschedule = RescheduleController(self.db, interval, self.settings.reschedule_grace)
-        self.heartbeats = HeartbeatLedger(self.db, min(FLUSH_INTERVAL, interval / 4))
+        stale_window = STALE_AFTER_HEARTBEATS * interval
+        self.heartbeats = HeartbeatLedger(
+            self.db, min(FLUSH_INTERVAL, interval / 4), fast_window=interval, stale_window=stale_window
+        )
         self.sweep = StaleWorkerSweep(self.db, interval, self.heartbeats)
         self.worker_calls = WorkerCalls(lambda: self.cluster_token)
         # the cluster token is read at each request: it is only known once ``prepare`` ran
@@ -125,8 +129,11 @@ class ServerRuntime:
         await self.leadership.start()
 
     def _missed_changes(self) -> None:
-        """Other servers' changes may have been missed: watchers re-list, controllers look again."""
+        """Other servers' changes may have been missed: watchers re-list, controllers look again, and
+        nothing cached from those changes is trusted any longer."""
         self.bus.close()  # every stream ends; its client reconnects and is sent a fresh listing
+        self.heartbeats.forget()  # a worker marked not_ready meanwhile is revived by its next heartbeat
+        self.resolver.forget()  # a credential revoked meanwhile is checked in the database again
         self.scheduler.enqueue(PENDING)
 
     @staticmethod

@@ -9,6 +9,8 @@ from pathlib import Path
 import asyncpg
 
 from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.states import WorkerState
+from gpufleet.schemas.workers import HeartbeatAck
 from gpufleet.server.auth import CACHE_TTL
 from gpufleet.server.notify import MAX_PAYLOAD, encode
 from tests.support.builders import worker_registration
@@ -103,3 +105,56 @@ def test_an_event_too_large_to_notify_is_sent_without_its_object() -> None:
     payload = encode("me", gone)
     assert '"load"' not in payload and "zzz" not in payload
     assert '"worker_id":5' in payload and '"subordinates":[{"worker_id":6}]' in payload
+
+
+async def _end_listener(postgres_url: str, pid: int) -> None:
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await connection.close()
+
+
+async def test_after_a_reconnection_cached_heartbeat_states_and_credentials_are_forgotten(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A worker marked not_ready, or a key revoked, while the relay was cut off was never heard of:
+    the server must not keep answering from what it cached before."""
+    async with running_server(tmp_path / "b", postgres_url) as b, await b.admin() as on_b:
+        relay = b.runtime.relay
+        assert relay is not None and relay.listener_pid is not None
+        assert (await on_b.get("/api/models")).status_code == 200  # the admin's session: now cached
+        assert b.runtime.resolver._verified
+        b.runtime.heartbeats.known(HeartbeatAck(id=424242, state=WorkerState.READY, state_message=None))
+        assert b.runtime.heartbeats.beat(424242) is not None
+        await _end_listener(postgres_url, relay.listener_pid)
+
+        async def forgotten() -> bool:
+            return b.runtime.heartbeats.beat(424242) is None and not b.runtime.resolver._verified
+
+        await eventually(forgotten, timeout=10, what="b to forget what it cached before the cut")
+
+
+async def test_the_relay_keeps_reconnecting_whatever_the_error(tmp_path: Path, postgres_url: str) -> None:
+    """During a PostgreSQL restart the connection can open and LISTEN then fail with an InterfaceError
+    (not a PostgresError): the relay must try again, not end for good."""
+    async with running_server(tmp_path / "b", postgres_url) as b:
+        relay = b.runtime.relay
+        assert relay is not None and relay.listener_pid is not None
+        listen = relay._listen
+        failures: list[int] = []
+
+        async def flaky_listen() -> None:
+            if not failures:
+                failures.append(1)
+                raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+            await listen()
+
+        relay._listen = flaky_listen  # type: ignore[method-assign]
+        old = relay.listener_pid
+        await _end_listener(postgres_url, old)
+
+        async def reconnected() -> bool:
+            return bool(failures) and relay.listener_pid not in (None, old)
+
+        await eventually(reconnected, timeout=15, what="the relay to listen again after a failed reconnection")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +20,10 @@ from sqlalchemy import select
 from gpufleet.db.migrate import upgrade
 from gpufleet.db.session import Database, FencedOut, run_fenced
 from gpufleet.db.tables import User
-from gpufleet.server.leader import FENCE, NS, PostgresLeadership
+from gpufleet.server import leader
+from gpufleet.server.controllers.worker_health import StaleWorkerSweep
+from gpufleet.server.heartbeats import HeartbeatLedger
+from gpufleet.server.leader import APPLICATION_NAME, FENCE, NS, PostgresFence, PostgresLeadership
 from tests.support.server import running_server
 from tests.support.wait import eventually
 
@@ -177,3 +181,73 @@ async def _draining(url: str) -> bool:
 async def _leading(client: httpx.AsyncClient) -> dict[str, object] | None:
     body: dict[str, object] = (await client.get("/healthz")).json()
     return body if body["leader"] else None
+
+
+async def test_a_fence_refuses_a_later_session_given_the_same_pid(postgres_url: str) -> None:
+    """PostgreSQL may give the old lock session's pid to the next leader's: the fence names the session
+    by pid and start time, so the old leader's check cannot pass on the new leader's lock."""
+    setup = Database(postgres_url)
+    await upgrade(setup)
+    async with candidate(postgres_url) as (db_a, a, _):
+        await eventually(_async(lambda: a.leader), timeout=10, what="the first server to lead")
+        assert a.fence is not None
+        await fenced(db_a, a, "by-the-real-session")
+        # The same pid, holding the lock, but a session begun at another time: another session.
+        a.fence = PostgresFence(a.fence.pid, a.fence.started - timedelta(seconds=1))
+        with pytest.raises(FencedOut):
+            await fenced(db_a, a, "by-an-impostor")
+        assert "by-an-impostor" not in await users(setup)
+    await setup.dispose()
+
+
+async def _lock_sessions(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        count = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+            APPLICATION_NAME,
+        )
+    finally:
+        await connection.close()
+    return int(count)
+
+
+async def test_a_lock_connection_that_fails_to_set_up_is_closed(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(leader, "_lease_settings", lambda _major: ["SET no_such_setting = 1"])
+    async with candidate(postgres_url) as (_, a, _task):
+        await eventually(_async(lambda: a.failures >= 3), timeout=15, what="three failed election rounds")
+        assert not a.leader
+
+        async def none_left() -> bool:
+            return await _lock_sessions(postgres_url) == 0
+
+        await eventually(none_left, timeout=10, what="every half set-up lock connection to be closed")
+
+
+def test_postgresql_before_14_gets_no_idle_session_timeout() -> None:
+    assert not any("idle_session_timeout" in s for s in leader._lease_settings(13))
+    assert any("idle_session_timeout" in s for s in leader._lease_settings(14))
+
+
+async def test_a_fenced_out_sweep_logs_no_traceback(postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    setup = Database(postgres_url)
+    await upgrade(setup)
+    async with candidate(postgres_url) as (db_a, a, _):
+        await eventually(_async(lambda: a.leader), timeout=10, what="the first server to lead")
+        assert a.fence is not None
+        pause(a)
+        await end_lock_session(postgres_url, a)
+        sweep = StaleWorkerSweep(db_a, 0.2, HeartbeatLedger(db_a, 0.05))
+        run_fenced(a.fence, sweep.start)  # still believes it leads: its sweep's writes are refused
+        try:
+
+            async def refused() -> bool:
+                return any("not committed" in r.getMessage() for r in caplog.records)
+
+            await eventually(refused, timeout=10, what="the sweep to be fenced out")
+        finally:
+            await sweep.stop()
+        assert not [r for r in caplog.records if r.name.endswith("worker_health") and r.exc_info]
+    await setup.dispose()

@@ -3,13 +3,21 @@ restart grants the whole grace again (finding 3). The real server and SQLite; th
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from gpufleet.db.tables import ModelInstance
-from gpufleet.schemas.states import InstanceState
+import asyncpg
+
+from gpufleet.common.clock import utcnow
+from gpufleet.db.migrate import upgrade
+from gpufleet.db.session import Database
+from gpufleet.db.tables import ModelInstance, Worker
+from gpufleet.schemas.states import InstanceState, WorkerState
 from gpufleet.server.services import instances as instance_service
+from gpufleet.server.services.reschedule import move_off
 from tests.support.builders import local_model, register_worker
 from tests.support.server import RunningServer, running_server
 from tests.support.wait import eventually
@@ -42,7 +50,7 @@ async def _instance(server: RunningServer, model_id: int) -> dict[str, Any] | No
 
 
 async def test_a_lost_workers_instance_moves_after_the_grace_counted_anew_after_a_restart(tmp_path: Path) -> None:
-    settings = {"heartbeat_interval": INTERVAL, "reschedule_grace": GRACE}
+    settings: dict[str, Any] = {"heartbeat_interval": INTERVAL, "reschedule_grace": GRACE}
     async with running_server(tmp_path, **settings) as server, await server.admin() as admin:
         worker = (await register_worker(admin, server.token, "lost", gpus=1))["worker"]
         model = (await admin.post("/api/models", json=local_model())).json()
@@ -67,3 +75,43 @@ async def test_a_lost_workers_instance_moves_after_the_grace_counted_anew_after_
         row = await eventually(moved, timeout=GRACE + 10, interval=0.05, what="the instance moved off the lost worker")
         assert time.monotonic() - restarted >= GRACE + 3 * INTERVAL  # never before start + window + grace
         assert row["state"] == "pending" and row["device_ids"] == [] and row["claim"] is None
+
+
+async def test_moving_off_waits_for_a_heartbeat_reviving_the_worker(postgres_url: str) -> None:
+    """PostgreSQL: a revival committing while move_off decides must be seen by it (the worker row is
+    read locked), else a live worker's instances would be moved off it."""
+    db = Database(postgres_url)
+    await upgrade(db)
+    try:
+        async with db.transaction() as session:
+            worker = Worker(
+                name="lost",
+                ip="127.0.0.1",
+                port=1,
+                state=WorkerState.NOT_READY.value,
+                labels={},
+                system_reserved={},
+                status={},
+                credential_hash="x" * 64,
+                heartbeat_at=utcnow() - timedelta(hours=1),
+            )
+            session.add(worker)
+            await session.flush()
+            worker_id = worker.id
+        reviving = await asyncpg.connect(postgres_url)
+        try:
+            transaction = reviving.transaction()
+            await transaction.start()
+            await reviving.execute("UPDATE workers SET state = 'ready', heartbeat_at = now() WHERE id = $1", worker_id)
+            decision = asyncio.create_task(move_off(db, worker_id, lambda _seen: utcnow() - timedelta(minutes=1)))
+
+            async def waiting() -> bool:
+                return bool(await reviving.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+
+            await eventually(waiting, timeout=10, what="move_off to wait for the revival's row lock")
+            await transaction.commit()
+        finally:
+            await reviving.close()
+        assert await asyncio.wait_for(decision, 10) is None  # the worker is back: nothing moves
+    finally:
+        await db.dispose()

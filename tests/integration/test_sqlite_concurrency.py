@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from gpufleet.db.session import WRITER_BUSY_TIMEOUT_MS
+from gpufleet.db import session as session_module
+from gpufleet.db.session import WRITER_BUSY_TIMEOUT_MS, Database, DatabaseBusy
 from tests.support.server import running_server
 
 WRITES = 60
@@ -54,3 +56,32 @@ async def test_concurrent_writers_never_see_database_is_locked(tmp_path: Path) -
         assert failed == [], failed
         names = {key["name"] for key in (await admin.get("/api/api-keys")).json()}
         assert names >= {f"key-{i}" for i in range(WRITES)}
+
+
+async def test_a_writer_waiting_for_the_write_connection_too_long_is_told_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQLite write pool has one connection: a writer waiting behind a long holder gets
+    ``DatabaseBusy`` (503, try again), never the pool's TimeoutError (a 500)."""
+    monkeypatch.setattr(session_module, "POOL_TIMEOUT", 0.3)
+    db = Database(f"sqlite:///{tmp_path / 'gpufleet.db'}")
+    try:
+        holding = asyncio.Event()
+        release = asyncio.Event()
+
+        async def holder() -> None:
+            async with db.transaction():
+                holding.set()
+                await release.wait()
+
+        task = asyncio.create_task(holder())
+        await holding.wait()
+        with pytest.raises(DatabaseBusy):
+            async with db.transaction():
+                pass
+        release.set()
+        await task
+        async with db.transaction():  # free again
+            pass
+    finally:
+        await db.dispose()

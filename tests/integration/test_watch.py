@@ -84,3 +84,28 @@ async def test_worker_watch_sees_only_its_instances(server: RunningServer) -> No
             assert gone["id"] == first["id"]
             assert all(e.get("id") != second["id"] for e in watch.events)
         assert await _first_instance(admin, model["id"])
+
+
+async def test_worker_watch_drops_an_instance_event_older_than_what_it_sent(server: RunningServer) -> None:
+    """Another server's change, relayed, can arrive after this server's newer one: the stream must not
+    send the older state (here the instance as it was before being placed on the worker again)."""
+    from gpufleet.schemas.events import Event, EventKind, EventType
+
+    async with await server.admin() as admin:
+        one = await register_worker(admin, server.token, "one", gpus=1)
+        model = (await admin.post("/api/models", json=local_model(replicas=1))).json()
+        instance = await eventually(lambda: _first_instance(admin, model["id"]))
+        await place(server, instance["id"], one["worker"], ["one:cuda:0"])
+        async with server.client(one["credential"]) as as_one, WatchReader(as_one, "instances") as watch:
+            listed = await watch.wait_for(lambda e: e["type"] == "ADDED")
+            await watch.wait_for(lambda e: e["type"] == "SYNCED")
+            stale = {**listed["object"], "version": listed["object"]["version"] - 1, "worker_id": None}
+            server.runtime.bus.publish(
+                Event(kind=EventKind.INSTANCES, type=EventType.MODIFIED, id=listed["id"], object=stale)
+            )
+            newer = {**listed["object"], "version": listed["object"]["version"] + 1, "state_message": "newer"}
+            server.runtime.bus.publish(
+                Event(kind=EventKind.INSTANCES, type=EventType.MODIFIED, id=listed["id"], object=newer)
+            )
+            seen = await watch.wait_for(lambda e: e["type"] in ("MODIFIED", "DELETED"))
+            assert seen["type"] == "MODIFIED" and seen["object"]["state_message"] == "newer", seen

@@ -85,3 +85,26 @@ async def test_worker_streams_hear_only_their_instances_and_what_they_hold() -> 
         bus.publish(Event(kind=EventKind.WORKERS, type=EventType.DELETED, id=2))  # its own worker, not asked for
         assert drain(two) == [2] and drain(one) == [] and drain(admin) == []
     assert bus.subscriber_count == 0 and not bus._holders
+
+
+def instance_event(version: int, kind: EventType = EventType.MODIFIED, created: str = "2026-01-01T00:00:00Z") -> Event:
+    return Event(
+        kind=EventKind.INSTANCES,
+        type=kind,
+        id=5,
+        object={"id": 5, "version": version, "created_at": created, "worker_id": 1},
+    )
+
+
+async def test_a_stream_drops_an_instance_event_older_than_one_it_sent() -> None:
+    """A relayed event arriving after a newer local one must not tell the worker an older state."""
+    bus = EventBus()
+    async with bus.subscribe(worker_id=1) as subscription:
+        assert subscription.newer(instance_event(3))
+        assert not subscription.newer(instance_event(2))  # late: older than what was sent
+        assert subscription.newer(instance_event(4))
+        assert subscription.newer(instance_event(4, EventType.DELETED))
+        assert not subscription.newer(instance_event(3))  # a stale update after the deletion
+        assert subscription.newer(instance_event(0, EventType.ADDED, created="2026-02-01T00:00:00Z"))  # id reused
+        assert subscription.newer(Event(kind=EventKind.INSTANCES, type=EventType.DELETED, id=5, object={"id": 5}))
+        assert subscription.newer(event(1))  # other kinds carry no instance version

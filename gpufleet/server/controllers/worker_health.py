@@ -24,7 +24,7 @@ from collections.abc import Hashable, Iterable
 import aiohttp
 from sqlalchemy import and_, or_, select
 
-from gpufleet.db.session import Database
+from gpufleet.db.session import Database, FencedOut
 from gpufleet.db.tables import Worker
 from gpufleet.schemas.states import WorkerState
 from gpufleet.server.controllers.base import Controller
@@ -151,6 +151,8 @@ class StaleWorkerSweep:
                     logger.warning("workers %s stopped sending heartbeats: now not_ready", marked)
             except asyncio.CancelledError:
                 raise
+            except FencedOut as exc:  # no longer the leader: it is being stopped, no traceback each period
+                logger.warning("stale-worker sweep not committed: %s", exc)
             except Exception:
                 logger.exception("stale-worker sweep failed; trying again in %.1fs", period)
             await asyncio.sleep(period)

@@ -4,7 +4,8 @@ The stream starts with the current objects (``ADDED``), then ``SYNCED``, then
 live changes; ``PING`` lines keep it alive. A worker's stream is filtered to
 the instances it has a part in: when an instance stops involving it (moved,
 released), the worker receives it as ``DELETED``. The subscription is opened
-before the listing is read, so no change falls between the two.
+before the listing is read, so no change falls between the two; an instance event older than
+what the stream already sent (the listing, or a newer event) is not sent (``Subscription.newer``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ async def _stream(
     async with bus.subscribe(kinds, worker_id) as subscription:
         for kind in sorted(kinds):
             for listed in await _listing(db, kind, principal):
+                subscription.newer(listed)  # what it was sent: older queued events of it are dropped
                 if kind == EventKind.INSTANCES and listed.id is not None and worker_id is not None:
                     subscription.hold(listed.id)
                 yield _line(listed)
@@ -141,8 +143,8 @@ async def _stream(
                 return  # dropped for falling behind, or the server stops: the client reconnects and re-lists
             if _ends_stream(event, principal):
                 return
-            if event.kind not in kinds:
-                continue
+            if event.kind not in kinds or not subscription.newer(event):
+                continue  # not asked for, or older than what was sent (a relayed event arriving late)
             if worker_id is not None and event.kind == EventKind.INSTANCES:
                 filtered = _for_worker(event, worker_id, subscription)
                 if filtered is None:

@@ -46,7 +46,8 @@ async def move_off(db: Database, worker_id: int, deadline: Callable[[datetime | 
     Returns the names of the instances moved, or None when the worker is back, gone, or not yet due.
     """
     async with db.transaction() as session:
-        worker = await session.get(Worker, worker_id)
+        # Locked (PostgreSQL): a heartbeat reviving the worker waits for this decision, or this one for it.
+        worker = await session.get(Worker, worker_id, with_for_update=True)
         if worker is None or worker.state != WorkerState.NOT_READY or utcnow() < deadline(worker.heartbeat_at):
             return None
         seen = f"{as_utc(worker.heartbeat_at):%Y-%m-%d %H:%M:%S} UTC" if worker.heartbeat_at else "never"

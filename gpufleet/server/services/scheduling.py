@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.common.clock import as_utc, utcnow
+from gpufleet.common.errors import InvalidTransition
 from gpufleet.common.resources import cpu_device_id, held_by_instance
 from gpufleet.db.tables import Device, Model, ModelInstance, Worker
 from gpufleet.engines import CannotEstimate, backend_name, engine_for
@@ -152,7 +153,9 @@ def avoided_workers(instance: ModelInstance, now: datetime | None = None) -> dic
 
 
 async def commit(session: AsyncSession, instance: ModelInstance, placement: Placement) -> ModelInstance:
-    """pending → scheduled, with the placement, as one compare-and-swap (InvalidTransition if it moved)."""
+    """pending → scheduled, with the placement, as one compare-and-swap (InvalidTransition if it moved,
+    or if a worker it names was renamed or changed state since the snapshot it was decided on)."""
+    await _check_workers(session, placement)
     data = placement.as_json()
     claim = {**data["claim"], "mode": data["mode"]}
     return await instance_service.transition_and_publish(
@@ -166,6 +169,25 @@ async def commit(session: AsyncSession, instance: ModelInstance, placement: Plac
         claim=claim,
         subordinates=data["subordinates"],
     )
+
+
+async def _check_workers(session: AsyncSession, placement: Placement) -> None:
+    """The placement's workers as the snapshot saw them, read locked (PostgreSQL: a rename commits
+    before or after this transaction, never beside it)."""
+    expected: dict[int, tuple[str, str | None]] = {placement.worker.id: (placement.worker.name, placement.worker.state)}
+    for part in placement.subordinates:
+        expected.setdefault(part.worker_id, (part.worker_name, None))
+    rows = (
+        await session.execute(
+            select(Worker.id, Worker.name, Worker.state).where(Worker.id.in_(expected)).with_for_update()
+        )
+    ).all()
+    now = {worker_id: (name, state) for worker_id, name, state in rows}
+    for worker_id, (name, state) in expected.items():
+        current = now.get(worker_id)
+        if current is None or current[0] != name or (state is not None and current[1] != state):
+            seen = "gone" if current is None else f"now {current[0]!r}, {current[1]}"
+            raise InvalidTransition(f"worker {name!r} changed since the placement was decided ({seen})")
 
 
 def pending_models(rows: list[ModelInstance]) -> set[int]:
