@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpufleet.common.errors import GpufleetError
@@ -89,6 +90,21 @@ async def _http(request: Request, exc: Exception) -> Response:
     return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)
 
 
+async def _database_lost(request: Request, exc: Exception) -> Response:
+    """The database could not be reached or dropped the connection: 503, so callers (workers above
+    all) know to retry or fail over to another server, not that the request was wrong."""
+    assert isinstance(exc, DBAPIError | ConnectionRefusedError)
+    if isinstance(exc, DBAPIError) and not (
+        exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return await _unexpected(request, exc)
+    logger.warning("database unavailable in %s %s: %s", request.method, request.url.path, str(exc).splitlines()[0])
+    message = "the database is unavailable; try again shortly"
+    if _openai(request):
+        return error_response(503, message, "database_unavailable")
+    return JSONResponse(status_code=503, content={"detail": message, "code": "database_unavailable"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     if _openai(request):
@@ -101,4 +117,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(GpufleetError, _gpufleet)
     app.add_exception_handler(GatewayError, _gateway)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(DBAPIError, _database_lost)
+    app.add_exception_handler(ConnectionRefusedError, _database_lost)
     app.add_exception_handler(Exception, _unexpected)
