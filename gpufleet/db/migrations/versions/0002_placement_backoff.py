@@ -21,5 +21,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("model_instances", schema=None) as batch_op:
-        batch_op.drop_column("placement_backoff")
+    # In place, not batch mode: rebuilding a parent table on SQLite cascades to its children (see 0008).
+    op.drop_column("model_instances", "placement_backoff")

@@ -25,7 +25,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("model_instances", schema=None) as batch_op:
-        batch_op.drop_column("spec_hash")
-    with op.batch_alter_table("models", schema=None) as batch_op:
-        batch_op.drop_column("spec_hash")
+    # In place, not batch mode: rebuilding a parent table on SQLite cascades to its children (see 0008).
+    op.drop_column("model_instances", "spec_hash")
+    op.drop_column("models", "spec_hash")

@@ -40,6 +40,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_usage_records_user_id"), table_name="usage_records")
     op.drop_index(op.f("ix_usage_records_day"), table_name="usage_records")
     op.drop_table("usage_records")
-    with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.drop_column("tokens_per_day")
-        batch_op.drop_column("requests_per_minute")
+    # In place, not batch mode: rebuilding a parent table on SQLite cascades to its children (see 0008).
+    op.drop_column("api_keys", "tokens_per_day")
+    op.drop_column("api_keys", "requests_per_minute")

@@ -33,8 +33,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("model_instances", schema=None) as batch_op:
-        batch_op.drop_column("engine_command")
+    # In place, not batch mode: rebuilding a parent table on SQLite cascades to its children (see 0008).
+    op.drop_column("model_instances", "engine_command")
     # One row per day again: the hours of each (day, user, key, model) are summed into the first.
     connection = op.get_bind()
     connection.execute(
