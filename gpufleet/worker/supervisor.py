@@ -25,9 +25,8 @@ instance moved away and placed here again may have others) and with its current 
 (fetched from the server's worker-only route and passed to the engine in its environment); others
 are restarted. ``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
 
-Events can arrive out of order (a server relays another server's changes later than its own): an
-instance event older (lower ``version``) than the one held for that instance is ignored, and so is
-one for an instance deleted here at a newer version.
+Events can arrive out of order (a server relays another server's changes later than its own):
+late ones are ignored (``late_events``).
 
 ``apply()``, ``resync()`` and ``reconcile_all()`` each run to the end once begun, even when their
 caller is cancelled (the agent drops a watch stream to list afresh): stopped half-way, an engine
@@ -58,6 +57,7 @@ from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailab
 from gpufleet.worker.downloads import ModelFiles, Progress
 from gpufleet.worker.engines.base import Engine, ServerRequest
 from gpufleet.worker.engines.process import EngineProcess, adoptable, forget, key_digest
+from gpufleet.worker.late_events import LateEvents
 from gpufleet.worker.ports import PortPool
 from gpufleet.worker.rpc_part import ROLE as RPC_ROLE
 from gpufleet.worker.rpc_part import PartLaunch, RpcPart
@@ -67,7 +67,6 @@ logger = logging.getLogger(__name__)
 
 S = InstanceState
 ENGINE_STATES = (S.SCHEDULED, S.DOWNLOADING, S.STARTING, S.RUNNING, S.UNREACHABLE, S.ERROR)
-DELETED_KEPT = 1024  # instances deleted here whose last version is remembered, to ignore late events
 
 
 class Supervisor:
@@ -113,9 +112,7 @@ class Supervisor:
         for process in self.adopted_parts.values():
             self.rpc_ports.hold(process.port)
         self._lock = asyncio.Lock()
-        # instance id -> (created_at, version) of its deletion: an event of the same instance (ids
-        # can be reused, created_at tells) at that version or older arrived late and is ignored
-        self.deleted: dict[int, tuple[object, int]] = {}
+        self.late = LateEvents()
         self._work: set[asyncio.Task[None]] = set()  # apply/resync/reconcile passes under way
 
     async def discover_engines(self) -> None:
@@ -188,44 +185,22 @@ class Supervisor:
     async def _apply(self, instance_id: int, event: Event) -> None:
         async with self._lock:
             held = self.desired.get(instance_id)
-            if event.object is not None and self._is_late(instance_id, held, event.object):
+            held_version = held.version if held is not None else None
+            if event.object is not None and self.late.is_late(instance_id, held_version, event.object):
                 logger.debug("ignoring a late event of instance %d (version %s)", instance_id, event.object["version"])
                 return
             if event.type == EventType.DELETED:
                 self.desired.pop(instance_id, None)
                 if event.object is not None:
-                    self._remember_deleted(instance_id, event.object)
+                    self.late.deleted_at(instance_id, event.object)
                 await self._stop(instance_id)
                 return
             if event.object is None:
                 return
             instance = InstancePublic.model_validate(event.object)
-            self.deleted.pop(instance_id, None)
+            self.late.applied(instance_id)
             self.desired[instance.id] = instance
             await self._converge(instance)
-
-    def _is_late(self, instance_id: int, held: InstancePublic | None, data: dict[str, Any]) -> bool:
-        """Whether an event's instance is older than what this worker knows of it: a lower version than
-        the one held, or no newer than the version it was deleted at here."""
-        version = data.get("version")
-        if not isinstance(version, int):
-            return False
-        if held is not None:
-            return version < held.version
-        deleted = self.deleted.get(instance_id)
-        if deleted is None:
-            return False
-        created_at, deleted_version = deleted
-        return data.get("created_at") == created_at and version <= deleted_version
-
-    def _remember_deleted(self, instance_id: int, data: dict[str, Any]) -> None:
-        version = data.get("version")
-        if not isinstance(version, int):
-            return
-        self.deleted.pop(instance_id, None)
-        self.deleted[instance_id] = (data.get("created_at"), version)
-        while len(self.deleted) > DELETED_KEPT:
-            del self.deleted[next(iter(self.deleted))]
 
     async def _resync(self, listed: set[int]) -> None:
         async with self._lock:
@@ -416,8 +391,8 @@ class Supervisor:
                 return None
         except ServerUnavailable:
             return None  # cannot tell now: keep it serving (it requires a key either way)
-        except ServerRejected:
-            pass
+        except ServerRejected as exc:
+            return f"its API key could not be checked ({exc.detail})"
         return "it was started without its current API key"
 
     async def _plan_rpc(self, instance: InstancePublic, part: Subordinate) -> PartLaunch:
