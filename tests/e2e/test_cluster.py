@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,6 @@ from tests.support.gpufleet_cluster import HEARTBEAT, Cluster
 from tests.support.processes import GpufleetProcess, ports
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = Cluster(tmp_path)
-    yield running
-    for process in reversed(running.processes):
-        process.kill()
 
 
 def test_start_gives_a_server_with_a_ready_embedded_worker(cluster: Cluster, tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ from tests.support.gpufleet_cluster import Cluster
 from tests.support.processes import GpufleetProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = Cluster(tmp_path)
-    yield running
-    for process in reversed(running.processes):
-        process.kill()
 
 
 def running(process: GpufleetProcess) -> bool:

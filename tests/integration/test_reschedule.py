@@ -14,33 +14,16 @@ import asyncpg
 from gpufleet.common.clock import utcnow
 from gpufleet.db.migrate import upgrade
 from gpufleet.db.session import Database
-from gpufleet.db.tables import ModelInstance, Worker
-from gpufleet.schemas.states import InstanceState, WorkerState
-from gpufleet.server.services import instances as instance_service
+from gpufleet.db.tables import Worker
+from gpufleet.schemas.states import WorkerState
 from gpufleet.server.services.reschedule import move_off
+from tests.integration.test_workers import place
 from tests.support.builders import local_model, register_worker
 from tests.support.server import RunningServer, running_server
 from tests.support.wait import eventually
 
 INTERVAL = 0.2  # heartbeat interval: a silent worker is not_ready after 0.6 s
 GRACE = 5.0
-
-
-async def _place(server: RunningServer, instance_id: int, worker: dict[str, Any]) -> None:
-    """Assign the instance the way the scheduler does (its model file exists on no machine here)."""
-    async with server.runtime.db.transaction() as session:
-        row = await session.get(ModelInstance, instance_id)
-        assert row is not None
-        await instance_service.transition_and_publish(
-            session,
-            row,
-            InstanceState.SCHEDULED,
-            "placed by test",
-            worker_id=worker["id"],
-            worker_name=worker["name"],
-            device_ids=[f"{worker['name']}:cuda:0"],
-            claim={"ram": 1024, "vram": {f"{worker['name']}:cuda:0": 2048}},
-        )
 
 
 async def _instance(server: RunningServer, model_id: int) -> dict[str, Any] | None:
@@ -55,7 +38,7 @@ async def test_a_lost_workers_instance_moves_after_the_grace_counted_anew_after_
         worker = (await register_worker(admin, server.token, "lost", gpus=1))["worker"]
         model = (await admin.post("/api/models", json=local_model())).json()
         instance = await eventually(lambda: _instance(server, model["id"]), what="the pending instance")
-        await _place(server, instance["id"], worker)
+        await place(server, instance["id"], worker, [f"{worker['name']}:cuda:0"])
 
         async def unreachable() -> dict[str, Any] | None:
             row = await _instance(server, model["id"])
