@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -15,6 +16,13 @@ PRIVATE_FILE = 0o600
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 # gpufleet's own secret files in the data dir; nothing else there is touched (it may be a project dir)
 SECRET_FILES = ("token", "initial_admin_password", "worker.json", "demo_api_key")
+
+
+def inside(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether the resolved ``path`` is one of ``roots`` or below one (by path components, not by
+    string prefix: ``/data/models-evil`` is not inside ``/data/models``). The server and the worker
+    both confine ``local_path`` models with it."""
+    return any(path == root or root in path.parents for root in roots)
 
 
 def cache_dir() -> Path:

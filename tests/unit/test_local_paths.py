@@ -9,7 +9,8 @@ import pytest
 
 from gpufleet.common.gguf_files import ModelFileError
 from gpufleet.schemas.models import ModelSpec
-from gpufleet.server.services.local_paths import LocalPathNotAllowed, inside, server_spec
+from gpufleet.common.paths import inside
+from gpufleet.server.services.local_paths import LocalPathNotAllowed, server_spec
 from gpufleet.worker.downloads.local import resolve_local
 from testkit.synthetic import preset, write_model
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gpufleet.common.errors import InvalidInput
 from gpufleet.common.gguf_files import ModelFileError, local_gguf
+from gpufleet.common.paths import inside
 from gpufleet.engines import CannotEstimate
 from gpufleet.engines.gguf_location import SERVER
 from gpufleet.estimate.gguf import GGUFError, read_header, shard_locations
@@ -35,11 +36,6 @@ class LocalPathNotAllowed(InvalidInput):
     """A ``local_path`` outside the directories the server allows; the message names them (for admins)."""
 
     code = "local_path_not_allowed"
-
-
-def inside(path: Path, roots: Sequence[Path]) -> bool:
-    """Whether the resolved ``path`` is one of ``roots`` or below one."""
-    return any(path == root or root in path.parents for root in roots)
 
 
 def _confined(given: str, target: Path, roots: Sequence[Path]) -> None:

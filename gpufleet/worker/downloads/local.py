@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gpufleet.common.gguf_files import ModelFileError, local_gguf
+from gpufleet.common.paths import inside
 from gpufleet.estimate.gguf import shard_locations
 
 
@@ -22,7 +23,7 @@ def resolve_local(path: str, allowed: list[Path]) -> Path:
 
 
 def _confined(resolved: Path, shown: str, allowed: list[Path]) -> Path:
-    if not any(resolved == root or root in resolved.parents for root in allowed):
+    if not inside(resolved, allowed):
         roots = ", ".join(str(r) for r in allowed)
         raise ModelFileError(
             f"local_path {shown} is outside the directories this worker allows ({roots}); "
