@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gpufleet.common.gguf_files import ModelFileError
-from gpufleet.schemas.models import ModelSpec
 from gpufleet.common.paths import inside
+from gpufleet.schemas.models import ModelSpec
 from gpufleet.server.services.local_paths import LocalPathNotAllowed, server_spec
 from gpufleet.worker.downloads.local import resolve_local
 from testkit.synthetic import preset, write_model
