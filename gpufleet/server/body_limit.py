@@ -7,7 +7,10 @@ still gets its 401 first, without a byte of its body read; for everyone else:
 - a ``Content-Length`` over the route's limit is answered 413 at once, before the app runs;
 - a body without one (chunked) is counted as it arrives: the moment it passes the limit the
   middleware answers 413 itself and tells the app the client has gone, so nothing buffers the
-  rest. (The server then closes the connection; the rest of the upload is never read.)
+  rest. Before the response ends (and the server closes the connection) it reads and drops a
+  little more of the upload (``DRAIN_BYTES``, ``DRAIN_SECONDS`` at most): closing a socket with
+  unread data makes the kernel reset the connection and drop what it has not sent yet, the 413
+  itself, and the client would see "connection reset" instead of the answer.
 
 Limits, by path: ``/v1`` keeps the gateway's own (``gateway.service.MAX_BODY``), answered in
 OpenAI's error shape; the routes through which workers report (registration, heartbeats, instance
@@ -18,6 +21,8 @@ or an engine's command line is legitimately bigger than a person's request; ever
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 
@@ -29,6 +34,8 @@ from gpufleet.server.gateway.errors import error_response
 from gpufleet.server.gateway.service import MAX_BODY as GATEWAY_MAX_BODY
 
 WORKER_MAX_BODY = 8 * MiB
+DRAIN_BYTES = 4 * MiB  # after a 413 mid-upload, read at most this much more before closing …
+DRAIN_SECONDS = 2.0  # … for at most this long
 WORKER_REPORTS = re.compile(
     r"^/api/(workers/register|workers/[^/]+/heartbeat|model-files"
     r"|model-instances/[^/]+/(transition|release|rpc-server))/?$"
@@ -56,7 +63,7 @@ class BodyLimitMiddleware:
         respond = _responder(scope, limit, name)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await respond(send)
+            await respond(send, None)  # before any body is read: the client may still be waiting to send it
             return
         received = 0
         started = refused = answered = False
@@ -72,7 +79,7 @@ class BodyLimitMiddleware:
                     refused = True
                     if not started:  # else the app answers already: let it finish, with no more body
                         answered = True
-                        await respond(send)
+                        await respond(send, receive)
                     return {"type": "http.disconnect"}
             return message
 
@@ -86,8 +93,10 @@ class BodyLimitMiddleware:
         await self.app(scope, counted_receive, guarded_send)
 
 
-def _responder(scope: Scope, limit: int, name: str) -> Callable[[Send], Awaitable[None]]:
-    async def respond(send: Send) -> None:
+def _responder(scope: Scope, limit: int, name: str) -> Callable[[Send, Receive | None], Awaitable[None]]:
+    async def respond(send: Send, upload: Receive | None) -> None:
+        """Send the 413; with ``upload`` (a body already streaming in), drain a little of it before
+        the response ends, so the answer is on the wire before the connection closes."""
         message = f"request body is larger than the {limit / MiB:g} MiB limit of {name}"
         response: Response
         if name == "/v1":
@@ -96,12 +105,27 @@ def _responder(scope: Scope, limit: int, name: str) -> Callable[[Send], Awaitabl
             response = JSONResponse({"detail": message, "code": "body_too_large"}, status_code=413)
         response.headers["connection"] = "close"  # the rest of the body is never read
 
-        async def no_body() -> Message:
-            return {"type": "http.disconnect"}
-
-        await response(scope, no_body, send)
+        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body, "more_body": upload is not None})
+        if upload is not None:
+            await _drain(upload)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     return respond
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop the upload until it ends, ``DRAIN_BYTES`` or ``DRAIN_SECONDS``, whichever first."""
+    drained = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while drained < DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
 
 def _content_length(scope: Scope) -> int | None:
