@@ -93,9 +93,7 @@ class Settings(BaseSettings):
     worker_ip: str | None = Field(None, description="IP the worker advertises [default: auto].")
     worker_port: int = Field(8081, ge=1, le=65535, description="Worker port.")
     labels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, description="Worker labels: k=v,k2=v2.")
-    device_inventory: Path | None = Field(
-        None, description="Simulated devices from a JSON file instead of detection."
-    )
+    device_inventory: Path | None = Field(None, description="Simulated devices from a JSON file instead of detection.")
     system_reserved: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=lambda: {"ram": 2, "vram": 1},  # GiB, converted to bytes by the validator
         description='Memory kept free, in GiB [default: \'{"ram": 2, "vram": 1}\'].',

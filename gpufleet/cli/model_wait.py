@@ -70,4 +70,3 @@ def _model(client: httpx.Client, name: str) -> dict[str, Any]:
         if model["name"] == name:
             return model
     raise CommandFailed(f"no deployment named {name!r}", EXIT_USAGE)
-

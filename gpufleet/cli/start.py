@@ -116,7 +116,7 @@ def _announce_demo(event: DemoReady | str) -> None:
     body = json.dumps({"model": event.model, "messages": question, "temperature": 0})
     out.print(f"[bold green]The demo model {event.model} is answering.[/] Try it:")
     out.print(
-        f"  curl {event.base_url}/chat/completions -H \"Authorization: Bearer $(cat {event.api_key_file})\""
+        f'  curl {event.base_url}/chat/completions -H "Authorization: Bearer $(cat {event.api_key_file})"'
         f" -H 'content-type: application/json' -d '{body}'",
         soft_wrap=True,
         highlight=False,
@@ -131,4 +131,3 @@ def _announce_demo(event: DemoReady | str) -> None:
         highlight=False,
     )
     sys.stdout.flush()
-

@@ -182,6 +182,50 @@ class Model(Timestamped, Base):
     # Fingerprint of the fields whose change replaces instances (services/spec_hash.py); NULL for
     # deployments created before fingerprints existed, until their first such change.
     spec_hash: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # On demand and autoscaling (schemas/models.py); NULL bounds: ``replicas`` is fixed.
+    min_replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    idle_timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    max_concurrent_requests: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_queue: Mapped[int] = mapped_column(Integer, default=100, server_default="100")
+    queue_timeout: Mapped[int] = mapped_column(Integer, default=120, server_default="120")
+    # Written by the gateways (coalesced, services/demand.py): when a /v1 request for it last began
+    # or ended, and when its load last needed every replica it has (what scaling down waits on).
+    last_request_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    busy_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # The last change of ``replicas`` made by gpufleet itself (load, unload, autoscale, eviction): the
+    # autoscaler's cool-down counts from it.
+    scaled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class ModelEvent(Base):
+    """What gpufleet did to a deployment on its own and why: loads, unloads, scaling, evictions.
+
+    Kept per deployment up to ``services.model_events.KEPT``, newest first in the API."""
+
+    __tablename__ = "model_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class GatewayLoad(Base):
+    """One server's gateway load on one deployment, refreshed every few seconds while non-zero.
+
+    How a server sees requests other servers hold: the leader's eviction and autoscaling, and the
+    queued count shown in the API, add the fresh rows of the other servers to their own live counts."""
+
+    __tablename__ = "gateway_load"
+
+    server_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ModelInstance(Timestamped, Base):

@@ -31,6 +31,11 @@ class EngineDescription(Protocol):
         """Raise ``InvalidInput`` (message for the person) if the engine cannot run with these."""
         ...
 
+    def parallel_slots(self, parameters: Sequence[str]) -> int:
+        """How many requests one instance serves at once with these parameters (the gateway's default
+        ``max_concurrent_requests``). Parameters it cannot read count as the engine's default."""
+        ...
+
     def estimator(self, spec: ModelSpec) -> Estimator:
         """The memory estimator of the deployment's model for its run settings. Blocking (file or
         network reads): call from a thread. Raises ``CannotEstimate``."""

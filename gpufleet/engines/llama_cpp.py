@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from gpufleet.common.gguf_files import ModelFileError
 from gpufleet.engines.base import CannotEstimate
 from gpufleet.engines.gguf_location import location_of
-from gpufleet.engines.llama_cpp_flags import BackendParameterError, check_backend_parameters, run_config_for
+from gpufleet.engines.llama_cpp_flags import (
+    DEFAULT_PARALLEL,
+    BackendParameterError,
+    check_backend_parameters,
+    parse_backend_parameters,
+    run_config_for,
+)
 from gpufleet.estimate.gguf import GGUFError
 from gpufleet.estimate.loader import load_estimator
 from gpufleet.estimate.memory import Estimator
@@ -26,6 +32,13 @@ class LlamaCpp:
 
     def check_parameters(self, ctx_size: int | None, parameters: Sequence[str]) -> None:
         check_backend_parameters(ctx_size, parameters)
+
+    def parallel_slots(self, parameters: Sequence[str]) -> int:
+        try:
+            slots = parse_backend_parameters(parameters).get("parallel", DEFAULT_PARALLEL)
+        except BackendParameterError:
+            return DEFAULT_PARALLEL
+        return max(1, int(slots))
 
     def estimator(self, spec: ModelSpec) -> Estimator:
         try:

@@ -59,7 +59,6 @@ class DevicePublic(PublicModel):
     updated_at: datetime
 
 
-
 class DeviceHolder(BaseModel):
     """An instance that holds memory on a device, and how much (its claim, as placed)."""
 

@@ -17,6 +17,8 @@ from pydantic import AfterValidator, Field, model_validator
 from gpufleet.schemas.common import Labels, PublicModel, RequestModel
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+DEFAULT_MAX_QUEUE = 100  # requests waiting per deployment before 429
+DEFAULT_QUEUE_TIMEOUT = 120  # seconds a request may wait for a free slot or a load before 503
 DEVICE_ID = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?:(cuda|rocm|metal|cpu):\d+$")
 
 
@@ -88,6 +90,41 @@ class ModelSpec(RequestModel):
     gpu_selector: GpuSelector | None = None
     ctx_size: int | None = Field(None, ge=1, le=10_000_000)
     description: str | None = Field(None, max_length=4000)
+    # On demand and autoscaling (docs/on-demand.md). With both bounds set, ``replicas`` is the current
+    # target, moved between them by load, idleness and eviction; without them it is fixed as before.
+    min_replicas: int | None = Field(None, ge=0, le=1000)
+    max_replicas: int | None = Field(None, ge=0, le=1000)
+    idle_timeout: int | None = Field(None, ge=1, le=30 * 24 * 3600)  # seconds; None: never unloaded when idle
+    priority: int = Field(0, ge=-1000, le=1000)
+    max_concurrent_requests: int | None = Field(None, ge=1, le=10_000)  # per instance; None: the engine's slots
+    max_queue: int = Field(DEFAULT_MAX_QUEUE, ge=0, le=100_000)
+    queue_timeout: int = Field(DEFAULT_QUEUE_TIMEOUT, ge=1, le=24 * 3600)  # seconds
+
+    @model_validator(mode="after")
+    def _replica_bounds(self) -> ModelSpec:
+        """Both bounds or neither; 0 ≤ min ≤ max; ``replicas`` inside them (left out: ``min_replicas``)."""
+        low, high = self.min_replicas, self.max_replicas
+        if (low is None) != (high is None):
+            raise ValueError(
+                "min_replicas and max_replicas go together: set both (min_replicas 0 makes the model on demand), "
+                "or neither for a fixed replica count"
+            )
+        if low is None or high is None:
+            return self
+        if low > high:
+            raise ValueError(f"min_replicas ({low}) must not be above max_replicas ({high})")
+        if "replicas" not in self.model_fields_set:
+            self.replicas = low
+        elif not low <= self.replicas <= high:
+            raise ValueError(
+                f"replicas ({self.replicas}) must be between min_replicas ({low}) and max_replicas ({high})"
+            )
+        return self
+
+    @property
+    def on_demand(self) -> bool:
+        """Loaded when called and evictable: ``min_replicas`` is 0."""
+        return self.min_replicas == 0
 
     @model_validator(mode="after")
     def _source_fields(self) -> ModelSpec:
@@ -134,6 +171,13 @@ class ModelUpdate(RequestModel):
     gpu_selector: GpuSelector | None = None
     ctx_size: int | None = Field(None, ge=1, le=10_000_000)
     description: str | None = None
+    min_replicas: int | None = Field(None, ge=0, le=1000)
+    max_replicas: int | None = Field(None, ge=0, le=1000)
+    idle_timeout: int | None = Field(None, ge=1, le=30 * 24 * 3600)
+    priority: int | None = Field(None, ge=-1000, le=1000)
+    max_concurrent_requests: int | None = Field(None, ge=1, le=10_000)
+    max_queue: int | None = Field(None, ge=0, le=100_000)
+    queue_timeout: int | None = Field(None, ge=1, le=24 * 3600)
 
     @model_validator(mode="after")
     def _not_null(self) -> ModelUpdate:
@@ -146,6 +190,9 @@ class ModelUpdate(RequestModel):
             "distributed_inference_across_workers",
             "backend_parameters",
             "worker_selector",
+            "priority",
+            "max_queue",
+            "queue_timeout",
         ):
             if field in self.model_fields_set and getattr(self, field) is None:
                 raise ValueError(f"{field} cannot be null")
@@ -157,7 +204,12 @@ class ModelUpdate(RequestModel):
         if "source" in changes and changes["source"] != current.get("source"):
             # Switching source: the old source's fields no longer apply unless re-sent.
             current = {k: v for k, v in current.items() if k not in ALL_SOURCE_FIELDS}
-        return ModelSpec.model_validate({**current, **changes})
+        merged = {**current, **changes}
+        low, high = merged.get("min_replicas"), merged.get("max_replicas")
+        if "replicas" not in changes and low is not None and high is not None and low <= high:
+            # New bounds move the current target inside them; a replicas sent with them must fit.
+            merged["replicas"] = min(max(int(merged.get("replicas") or 0), low), high)
+        return ModelSpec.model_validate(merged)
 
 
 class ModelPublic(PublicModel):
@@ -191,3 +243,14 @@ class ModelPublic(PublicModel):
     # has room for now, and, when that is fewer, a warning saying so and why (the rest stay pending).
     placeable_replicas: int | None = None
     warnings: list[str] = Field(default_factory=list)
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    idle_timeout: int | None = None
+    priority: int = 0
+    max_concurrent_requests: int | None = None
+    max_queue: int = DEFAULT_MAX_QUEUE
+    queue_timeout: int = DEFAULT_QUEUE_TIMEOUT
+    running_replicas: int = 0  # = ready_replicas
+    loading_replicas: int = 0  # pending, scheduled, downloading or starting
+    queued_requests: int = 0  # requests waiting in the gateway's queue for this model, on all servers
+    last_request_at: datetime | None = None  # the last /v1 request for this model began or ended

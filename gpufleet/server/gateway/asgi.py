@@ -38,13 +38,22 @@ class GatewayMiddleware:
         principal: Principal = scope["state"]["principal"]  # set by AuthMiddleware, or it answered 401
         try:
             body = await read_body(receive)
-            response = await self.gateway_factory().handle(principal, route, body)
+            response = await self.gateway_factory().handle(principal, route, body, lambda: disconnected(receive))
         except GatewayError as error:
             response = error.response()
         except Exception:  # the one place a /v1 request may fail unforeseen: answer in OpenAI's shape
             logger.exception("unhandled error in POST %s", scope["path"])
             response = error_response(500, "internal error; the server log has the details", "internal_error")
         await response(scope, receive, send)
+
+
+async def disconnected(receive: Receive) -> None:
+    """Return when the client closes its connection (the body was read: nothing else can arrive).
+
+    Awaited only while the request waits for a slot, and cancelled before the response is sent,
+    which then listens for the disconnect itself."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def read_body(receive: Receive) -> bytes:

@@ -34,11 +34,15 @@ class Balancer:
         """The instance could not be reached: pass it over for a while."""
         self._unreachable_until[endpoint.instance_id] = self._clock() + COOL_DOWN
 
-    def pick(self, route: Route, exclude: Iterable[int] = ()) -> Endpoint | None:
-        """The least busy endpoint of ``route`` not in ``exclude`` (instance ids), preferring those not
-        recently unreachable; None if none is left."""
+    def pick(self, route: Route, exclude: Iterable[int] = (), limit: int | None = None) -> Endpoint | None:
+        """The least busy endpoint of ``route`` not in ``exclude`` (instance ids) with fewer than
+        ``limit`` requests in flight, preferring those not recently unreachable; None if none is left."""
         skipped = set(exclude)
-        candidates = [e for e in route.endpoints if e.instance_id not in skipped]
+        candidates = [
+            e
+            for e in route.endpoints
+            if e.instance_id not in skipped and (limit is None or self.in_flight.get(e.instance_id, 0) < limit)
+        ]
         if not candidates:
             return None
         if self._unreachable_until:

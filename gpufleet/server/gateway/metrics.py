@@ -51,6 +51,32 @@ class GatewayMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.queued = Gauge(
+            "gpufleet_gateway_queued_requests",
+            "Requests waiting for a free slot or an instance to load, by model (this server)",
+            ["model"],
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "gpufleet_gateway_queue_wait_seconds",
+            "Time requests waited in a model's line before an instance took them, by model",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.cold_start = Histogram(
+            "gpufleet_gateway_cold_start_seconds",
+            "Requests that arrived with no instance running: time from arrival to the first byte, by model",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scaling = Counter(
+            "gpufleet_model_scaling_events",
+            "Loads, unloads, scale-ups, scale-downs and evictions decided by this server, by model and kind",
+            ["model", "kind"],
+            registry=self.registry,
+        )
 
         # Labelled children by (metric, labels): ``labels()`` takes a lock and validates each time,
         # and every request needs half a dozen of them.

@@ -25,10 +25,10 @@ import aiohttp
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gpufleet.server.gateway.balancer import Balancer
 from gpufleet.server.gateway.errors import GatewayError
 from gpufleet.server.gateway.routing import Endpoint, Route
 from gpufleet.server.gateway.stream_usage import StreamUsage, Usage, usage_of_body
+from gpufleet.server.gateway.waiting import WaitingLines
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ EngineKey = Callable[[int], str]
 
 
 class Proxy:
-    def __init__(self, balancer: Balancer, timeout: float, engine_key: EngineKey) -> None:
-        self.balancer = balancer
+    def __init__(self, lines: WaitingLines, timeout: float, engine_key: EngineKey) -> None:
+        self.lines = lines
         self.timeout = timeout
         self.engine_key = engine_key
         self._session: aiohttp.ClientSession | None = None
@@ -93,46 +93,55 @@ class Proxy:
             self._session = None
 
     async def forward(
-        self, route: Route, path: str, body: bytes, *, stream: bool, strip_usage: bool, finished: Finished
+        self,
+        route: Route,
+        first: Endpoint,
+        path: str,
+        body: bytes,
+        *,
+        stream: bool,
+        strip_usage: bool,
+        finished: Finished,
+        started: float | None = None,
     ) -> Response:
-        """The engine's answer to ``body`` at ``path`` on one of ``route``'s instances.
+        """The engine's answer to ``body`` at ``path``, from ``first`` (a slot already taken for this
+        request, ``WaitingLines.take``) or, on a retry, another instance with a free slot.
 
         ``finished`` is called exactly once with the outcome: when the answer is complete, or, for a
-        stream, when its last byte was sent or the client went away."""
-        started = time.perf_counter()
+        stream, when its last byte was sent or the client went away. ``started`` (``perf_counter``)
+        is when the request arrived, for the first byte's time; default now."""
+        started = time.perf_counter() if started is None else started
         tried: list[int] = []
         failure = ""
-        while len(tried) < ATTEMPTS:
-            # another instance if there is one; else the same again (a pooled connection it had closed)
-            endpoint = self.balancer.pick(route, exclude=tried) or self.balancer.pick(route)
-            if endpoint is None:
-                break
+        endpoint: Endpoint | None = first
+        while endpoint is not None:
             tried.append(endpoint.instance_id)
-            self.balancer.acquire(endpoint)
             try:
                 headers = {**JSON_HEADERS, "authorization": f"Bearer {self.engine_key(endpoint.instance_id)}"}
                 upstream = await self.session.post(endpoint.url + path, data=body, headers=headers)
             except UNREACHABLE as exc:
-                self.balancer.release(endpoint)
-                self.balancer.unreachable(endpoint)
+                self._release(route, endpoint)
+                self.lines.balancer.unreachable(endpoint)
                 logger.warning("gateway: instance %s at %s: %s", endpoint.instance_name, endpoint.url, _describe(exc))
                 failure = f"instance {endpoint.instance_name}: {type(exc).__name__}"
+                endpoint = self._next(route, tried)
                 continue
             except TimeoutError as exc:
-                self.balancer.release(endpoint)
+                self._release(route, endpoint)
                 finished(Outcome(504, None, None, endpoint.instance_id))
                 raise GatewayError(504, _late(endpoint, exc), "engine_timeout") from None
             except BaseException:
-                self.balancer.release(endpoint)
+                self._release(route, endpoint)
                 raise
             if upstream.status == RETRIED_STATUS and len(tried) < min(ATTEMPTS, len(route.endpoints)):
                 upstream.release()
-                self.balancer.release(endpoint)
+                self._release(route, endpoint)
                 failure = f"instance {endpoint.instance_name} answered 503 (busy or loading)"
+                endpoint = self._next(route, tried)
                 continue
             if upstream.status == 401:  # not the client's fault: the engine holds another key than ours
                 upstream.release()
-                self.balancer.release(endpoint)
+                self._release(route, endpoint)
                 finished(Outcome(502, None, None, endpoint.instance_id))
                 logger.error(
                     "gateway: instance %s refused its engine key: its engine was started under another cluster "
@@ -141,7 +150,7 @@ class Proxy:
                 )
                 raise GatewayError(502, f"instance {endpoint.instance_name} refused the gateway", "engine_error")
             if stream and upstream.status == 200 and upstream.content_type == "text/event-stream":
-                return self._streamed(upstream, endpoint, started, strip_usage, finished)
+                return self._streamed(route, upstream, endpoint, started, strip_usage, finished)
             try:
                 content = await upstream.read()
             except TimeoutError as exc:
@@ -157,7 +166,7 @@ class Proxy:
                 ) from None
             finally:
                 upstream.release()
-                self.balancer.release(endpoint)
+                self._release(route, endpoint)
             usage = usage_of_body(content) if upstream.status == 200 else None
             finished(Outcome(upstream.status, usage, None, endpoint.instance_id))
             return Response(content, status_code=upstream.status, headers=_passed(upstream, endpoint))
@@ -168,8 +177,19 @@ class Proxy:
             "engine_unreachable",
         )
 
+    def _next(self, route: Route, tried: list[int]) -> Endpoint | None:
+        """The retry's slot: another instance if one is free; else the same again (a pooled connection
+        it had closed); None after ``ATTEMPTS`` or when no slot is free."""
+        if len(tried) >= ATTEMPTS:
+            return None
+        return self.lines.take_now(route, exclude=tried) or self.lines.take_now(route)
+
+    def _release(self, route: Route, endpoint: Endpoint) -> None:
+        self.lines.release(route.model_id, endpoint)
+
     def _streamed(
         self,
+        route: Route,
         upstream: aiohttp.ClientResponse,
         endpoint: Endpoint,
         started: float,
@@ -194,7 +214,7 @@ class Proxy:
                 upstream.release()
             else:
                 upstream.close()  # tells llama-server the client is gone: it stops generating
-            self.balancer.release(endpoint)
+            self._release(route, endpoint)
             finished(Outcome(status, scanner.usage or scanner.lower_bound(), first_byte, endpoint.instance_id))
 
         async def relay() -> AsyncIterator[bytes]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +22,22 @@ from sqlalchemy import select
 
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Model, ModelInstance, Worker
+from gpufleet.engines import ENGINES, backend_name
 from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.models import DEFAULT_MAX_QUEUE, DEFAULT_QUEUE_TIMEOUT
 from gpufleet.schemas.states import InstanceState, WorkerState
 
 RESYNC = 10.0  # seconds after which the table is reloaded even without a change seen here
+# The model fields that decide how its requests are admitted (``admission_of``).
+ADMISSION_COLUMNS = (
+    Model.max_concurrent_requests,
+    Model.backend,
+    Model.backend_parameters,
+    Model.max_queue,
+    Model.queue_timeout,
+    Model.min_replicas,
+    Model.max_replicas,
+)
 
 
 @dataclass(frozen=True)
@@ -38,11 +50,37 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """How the gateway admits a deployment's requests (its model fields, defaults resolved)."""
+
+    max_concurrent: int = 4  # requests in flight per instance; more wait in the deployment's queue
+    max_queue: int = DEFAULT_MAX_QUEUE  # requests waiting; more get 429
+    queue_timeout: float = DEFAULT_QUEUE_TIMEOUT  # seconds a request waits before 503
+    loadable: bool = False  # bounded with max_replicas >= 1: a request with no instance running loads one
+
+
+@dataclass(frozen=True)
 class Route:
     model_id: int
     model_name: str
     created_at: int  # unix seconds (OpenAI's ``created``)
     endpoints: tuple[Endpoint, ...] = ()
+    admission: Admission = Admission()
+
+
+def admission_of(fields: Mapping[str, Any]) -> Admission:
+    """A deployment's admission settings from its row or its public form (same field names)."""
+    slots = fields.get("max_concurrent_requests")
+    if slots is None:
+        engine = ENGINES.get(backend_name(fields.get("backend")))
+        slots = engine.parallel_slots(fields.get("backend_parameters") or ()) if engine else 1
+    bounded = fields.get("min_replicas") is not None and fields.get("max_replicas") is not None
+    return Admission(
+        max_concurrent=int(slots),
+        max_queue=int(fields.get("max_queue", DEFAULT_MAX_QUEUE)),
+        queue_timeout=float(fields.get("queue_timeout", DEFAULT_QUEUE_TIMEOUT)),
+        loadable=bounded and int(fields.get("max_replicas") or 0) >= 1,
+    )
 
 
 @dataclass
@@ -91,7 +129,7 @@ class RoutingTable:
 
     async def _load(self) -> _Loaded:
         async with self.db.read() as session:
-            models = (await session.execute(select(Model.id, Model.name, Model.created_at))).all()
+            models = (await session.execute(select(Model.id, Model.name, Model.created_at, *ADMISSION_COLUMNS))).all()
             workers = (await session.execute(select(Worker.id, Worker.ip, Worker.state))).all()
             running = (
                 await session.execute(
@@ -110,8 +148,14 @@ class RoutingTable:
             if model_id is not None and port is not None:  # the query filters on port; typing cannot see it
                 endpoints.setdefault(model_id, []).append(Endpoint(instance_id, name, engine_url(ip, port)))
         routes = {
-            name: Route(model_id, name, int(created.timestamp()), tuple(endpoints.get(model_id, ())))
-            for model_id, name, created in models
+            row.name: Route(
+                row.id,
+                row.name,
+                int(row.created_at.timestamp()),
+                tuple(endpoints.get(row.id, ())),
+                admission_of(dict(row._mapping)),
+            )
+            for row in models
         }
         return _Loaded(
             routes=routes,
@@ -123,9 +167,10 @@ class RoutingTable:
 def _model_changed(event: Event, loaded: _Loaded) -> bool:
     if event.type != EventType.MODIFIED:
         return True  # added or deleted
-    name = (event.object or {}).get("name")
+    obj = event.object or {}
+    name = obj.get("name")
     route = loaded.routes.get(name) if isinstance(name, str) else None
-    return route is None or route.model_id != event.id
+    return route is None or route.model_id != event.id or route.admission != admission_of(obj)
 
 
 def _worker_changed(event: Event, loaded: _Loaded) -> bool:

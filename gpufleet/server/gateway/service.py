@@ -8,9 +8,13 @@ client. A request reads the database only when the routing table is stale, or on
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
+import logging
+import secrets
 import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,17 +27,25 @@ from gpufleet.db.tables import ModelInstance
 from gpufleet.server.gateway.balancer import Balancer
 from gpufleet.server.gateway.errors import GatewayError
 from gpufleet.server.gateway.limits import RequestRateLimiter
+from gpufleet.server.gateway.load import LoadTracker
 from gpufleet.server.gateway.metrics import GatewayMetrics
 from gpufleet.server.gateway.not_running import InstanceStatus, not_running_message
+from gpufleet.server.gateway.on_demand import OnDemandLoads
 from gpufleet.server.gateway.proxy import EngineKey, Outcome, Proxy
-from gpufleet.server.gateway.routing import Route, RoutingTable
+from gpufleet.server.gateway.routing import Endpoint, Route, RoutingTable
 from gpufleet.server.gateway.usage import UsageRecorder, seconds_until_tomorrow
+from gpufleet.server.gateway.waiting import ClientGone, LineFull, WaitedTooLong, WaitingLines
 from gpufleet.server.principal import Principal, PrincipalKind
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY = 32 * 1024 * 1024  # bytes; larger requests get 413
 STREAMED_ROUTES = frozenset({"chat/completions", "completions"})  # the routes that answer in SSE when asked
 CALLERS = (PrincipalKind.ADMIN, PrincipalKind.USER)
 UNKNOWN_MODEL = "-"  # the metrics label of requests that named no deployment
+WAITING_REFRESH = 0.25  # seconds between looks for new instances while requests wait for one
+QUEUE_FULL_RETRY = 2  # seconds, the Retry-After of a 429 for a full line
+ClientGoneWait = Callable[[], Awaitable[object]] | None
 
 
 @dataclass(frozen=True)
@@ -48,30 +60,62 @@ class Call:
 
 
 class Gateway:
-    def __init__(self, db: Database, timeout: float, engine_key: EngineKey) -> None:
+    def __init__(self, db: Database, timeout: float, engine_key: EngineKey, server_id: str = "") -> None:
         self.db = db
         self.routes = RoutingTable(db)
         self.balancer = Balancer()
+        self.lines = WaitingLines(self.balancer)
+        self.load = LoadTracker(db, server_id or secrets.token_hex(8), self.lines)
         self.limiter = RequestRateLimiter()
         self.usage = UsageRecorder(db)
         self.metrics = GatewayMetrics()
-        self.proxy = Proxy(self.balancer, timeout, engine_key)
+        self.lines.waited = lambda route, seconds: self.metrics.child(
+            self.metrics.queue_wait, route.model_name
+        ).observe(seconds)
+        self.proxy = Proxy(self.lines, timeout, engine_key)
+        self.loads = OnDemandLoads(db, self.metrics)
+        self._refresher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.usage.start()
+        self.load.start()
+        self._refresher = asyncio.create_task(self._refresh_waiting(), name="gateway-waiting-refresh")
 
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+            self._refresher = None
+        await self.load.stop()
         await self.usage.stop()
         await self.proxy.aclose()
 
+    async def _refresh_waiting(self) -> None:
+        """While requests wait, hand them the slots of instances that start (e.g. loaded for them).
+
+        The routing table is reloaded only when a committed change made it stale, so each round costs
+        a query only when something changed."""
+        while True:
+            await asyncio.sleep(WAITING_REFRESH)
+            if not self.lines.waiting_models():
+                continue
+            try:
+                routes = await self.routes.routes()
+            except Exception:  # the database may be away: waiters time out with a clear answer
+                logger.exception("gateway: reloading the routes for waiting requests failed")
+                continue
+            self.lines.update(routes)
+            for waiting in self.lines.waiting_models():
+                self.metrics.child(self.metrics.queued, _name_of(routes, waiting)).set(self.lines.queued(waiting))
+
     async def models(self, principal: Principal) -> dict[str, Any]:
-        """``GET /v1/models``: deployments with a running instance that the caller may use."""
+        """``GET /v1/models``: deployments the caller may use that serve now or load when called."""
         caller(principal)
         routes = await self.routes.routes()
         data = [
             _model_object(r)
             for r in sorted(routes.values(), key=lambda r: r.model_name)
-            if r.endpoints and may_use(principal, r.model_name)
+            if (r.endpoints or r.admission.loadable) and may_use(principal, r.model_name)
         ]
         return {"object": "list", "data": data}
 
@@ -80,8 +124,13 @@ class Gateway:
         caller(principal)
         return _model_object(await self._named(principal, name))
 
-    async def handle(self, principal: Principal, route: str, raw: bytes) -> Response:
-        """Serve one inference request; every failure is a ``GatewayError`` answered in OpenAI's shape."""
+    async def handle(
+        self, principal: Principal, route: str, raw: bytes, client_gone: ClientGoneWait = None
+    ) -> Response:
+        """Serve one inference request; every failure is a ``GatewayError`` answered in OpenAI's shape.
+
+        ``client_gone``: returns when the client closes its connection (a request waiting for a slot
+        then leaves the line at once)."""
         started = time.perf_counter()
         label = UNKNOWN_MODEL
         try:
@@ -93,6 +142,15 @@ class Gateway:
         except GatewayError as error:
             self.metrics.answered(label, route, error.status, time.perf_counter() - started)
             raise
+        cold = not deployment.endpoints
+        self.load.begin(deployment)
+        try:
+            deployment, endpoint = await self._slot(principal, deployment, client_gone)
+        except BaseException as error:
+            self.load.end(deployment)
+            status = error.status if isinstance(error, GatewayError) else 499
+            self.metrics.answered(label, route, status, time.perf_counter() - started)
+            raise
         metrics = self.metrics
         in_flight = metrics.child(metrics.in_flight, label)
         in_flight.inc()
@@ -103,7 +161,11 @@ class Gateway:
             nonlocal reported
             reported = True
             in_flight.dec()
-            metrics.answered(label, route, outcome.status, time.perf_counter() - started)
+            self.load.end(deployment)
+            elapsed = time.perf_counter() - started
+            metrics.answered(label, route, outcome.status, elapsed)
+            if cold and outcome.status < 400:
+                metrics.child(metrics.cold_start, label).observe(outcome.first_byte or elapsed)
             if outcome.first_byte is not None:
                 metrics.child(metrics.first_token, label).observe(outcome.first_byte)
             usage = outcome.usage
@@ -122,11 +184,13 @@ class Gateway:
         try:
             return await self.proxy.forward(
                 deployment,
+                endpoint,
                 "/v1/" + route,
                 call.body,
                 stream=call.stream,
                 strip_usage=call.strip_usage,
                 finished=finished,
+                started=started,
             )
         except BaseException:
             if not reported:  # cancelled, or failed unforeseen: still counted, and no longer in flight
@@ -134,11 +198,56 @@ class Gateway:
             raise
 
     async def _deployment(self, principal: Principal, name: str) -> Route:
+        """The named deployment, if it serves now or loads when called (else 503 saying why)."""
         deployment = await self._named(principal, name)
-        if not deployment.endpoints:
+        if not deployment.endpoints and not deployment.admission.loadable:
             states = await self._instance_states(deployment)
             raise GatewayError(503, not_running_message(principal, deployment.model_name, states), "model_not_running")
         return deployment
+
+    async def _slot(
+        self, principal: Principal, deployment: Route, client_gone: ClientGoneWait
+    ) -> tuple[Route, Endpoint]:
+        """A slot on one of the deployment's instances, waiting in its line when none is free, after
+        asking for an instance to be loaded when none runs. Returns the newest route with it."""
+        if not deployment.endpoints:
+            await self.loads.ask(deployment)
+        try:
+            endpoint = await self.lines.take(deployment, caller_key(principal), client_gone)
+        except LineFull:
+            raise GatewayError(
+                429,
+                f"model {deployment.model_name!r} has {deployment.admission.max_queue} requests waiting already "
+                "(its max_queue); retry shortly",
+                "queue_full",
+                retry_after=QUEUE_FULL_RETRY,
+            ) from None
+        except ClientGone:
+            raise GatewayError(
+                499, "the client closed the connection while its request waited", "client_gone"
+            ) from None
+        except WaitedTooLong:
+            raise await self._waited_too_long(principal, deployment) from None
+        current = (await self.routes.routes()).get(deployment.model_name)
+        return (current if current is not None and current.model_id == deployment.model_id else deployment), endpoint
+
+    async def _waited_too_long(self, principal: Principal, deployment: Route) -> GatewayError:
+        waited = f"waited {deployment.admission.queue_timeout:g} s (the model's queue_timeout)"
+        current = (await self.routes.routes()).get(deployment.model_name, deployment)
+        retry = max(1, min(30, int(deployment.admission.queue_timeout)))
+        if not current.endpoints:
+            states = await self._instance_states(current)
+            reason = not_running_message(principal, deployment.model_name, states)
+            return GatewayError(
+                503, f"{waited} for the model to load: {reason}", "model_not_running", retry_after=retry
+            )
+        return GatewayError(
+            503,
+            f"{waited} for a free slot: all {len(current.endpoints)} running instance(s) of model "
+            f"{deployment.model_name!r} are busy with {current.admission.max_concurrent} request(s) each",
+            "queue_timeout",
+            retry_after=retry,
+        )
 
     async def _named(self, principal: Principal, name: str) -> Route:
         if not may_use(principal, name):
@@ -190,6 +299,17 @@ class Gateway:
                 )
             ).all()
         return [InstanceStatus(name, state, message) for name, state, message in rows]
+
+
+def caller_key(principal: Principal) -> Hashable:
+    """Whose turn a waiting request takes: its API key's, or its user's for a session token."""
+    if principal.api_key_id is not None:
+        return ("key", principal.api_key_id)
+    return ("user", principal.user_id)
+
+
+def _name_of(routes: Mapping[str, Route], model_id: int) -> str:
+    return next((name for name, r in routes.items() if r.model_id == model_id), str(model_id))
 
 
 def _model_object(route: Route) -> dict[str, Any]:

@@ -7,7 +7,7 @@ deployments controller then replaces its instances one at a time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,16 @@ class ReplicaCounts:
     ready: int = 0  # running, whatever their spec
     updated: int = 0  # of the current spec, not stopping
     outdated: int = 0  # of an earlier spec, not stopping
+    loading: int = 0  # pending, scheduled, downloading or starting
 
 
 NO_REPLICAS = ReplicaCounts()
+LOADING = frozenset({InstanceState.PENDING, InstanceState.SCHEDULED, InstanceState.DOWNLOADING, InstanceState.STARTING})
+# A deployment id -> requests waiting in the gateways' queues for it (``gateway.load``).
+Queued = Mapping[int, int]
 
 
-def to_public(row: Model, counts: ReplicaCounts = NO_REPLICAS) -> ModelPublic:
+def to_public(row: Model, counts: ReplicaCounts = NO_REPLICAS, queued: int = 0) -> ModelPublic:
     return ModelPublic.model_validate(
         {
             **spec_of(row),
@@ -60,6 +64,10 @@ def to_public(row: Model, counts: ReplicaCounts = NO_REPLICAS) -> ModelPublic:
             "spec_hash": row.spec_hash,
             "updated_replicas": counts.updated,
             "outdated_replicas": counts.outdated,
+            "running_replicas": counts.ready,
+            "loading_replicas": counts.loading,
+            "queued_requests": queued,
+            "last_request_at": row.last_request_at,
         }
     )
 
@@ -122,14 +130,24 @@ async def _replica_counts(session: AsyncSession, models: list[Model]) -> dict[in
     ready: dict[int, int] = dict.fromkeys(hashes, 0)
     updated: dict[int, int] = dict.fromkeys(hashes, 0)
     outdated: dict[int, int] = dict.fromkeys(hashes, 0)
+    loading: dict[int, int] = dict.fromkeys(hashes, 0)
     for model_id, state, instance_hash, count in (await session.execute(query)).all():
         if model_id is None:
             continue
         if state == InstanceState.RUNNING:
             ready[model_id] += count
+        if state in LOADING:
+            loading[model_id] += count
         if state != InstanceState.STOPPING:
             (updated if instance_hash == hashes[model_id] else outdated)[model_id] += count
-    return {m: ReplicaCounts(ready[m], updated[m], outdated[m]) for m in hashes}
+    return {m: ReplicaCounts(ready[m], updated[m], outdated[m], loading[m]) for m in hashes}
+
+
+async def publish_modified(session: AsyncSession, row: Model) -> ModelPublic:
+    """Announce a change of ``row`` made in ``session`` (with its replica counts), e.g. by scaling."""
+    await session.flush()
+    counts = await _replica_counts(session, [row])
+    return _publish(session, row, EventType.MODIFIED, counts[row.id])
 
 
 def _publish(session: AsyncSession, row: Model, kind: EventType, counts: ReplicaCounts = NO_REPLICAS) -> ModelPublic:
@@ -227,20 +245,23 @@ async def delete_model(db: Database, model_id: int) -> None:
         )
 
 
-async def list_models(db: Database, params: ListParams = EVERY_ROW) -> tuple[list[ModelPublic], int | None]:
-    """Deployments by id (``q`` on the name), with their replica counts in one grouped query."""
+async def list_models(
+    db: Database, params: ListParams = EVERY_ROW, queued: Queued | None = None
+) -> tuple[list[ModelPublic], int | None]:
+    """Deployments by id (``q`` on the name), with their replica counts in one grouped query and
+    ``queued``, the requests waiting for each in the gateways."""
     query = params.filtered(select(Model), name=Model.name)
     async with db.read() as session:
         total = await count_rows(session, query) if params.limit is not None else None
         rows = list((await session.execute(params.paged(query.order_by(Model.id)))).scalars().all())
         counts = await _replica_counts(session, rows)
-    return [to_public(row, counts[row.id]) for row in rows], total
+    return [to_public(row, counts[row.id], (queued or {}).get(row.id, 0)) for row in rows], total
 
 
-async def get_model(db: Database, model_id: int) -> ModelPublic:
+async def get_model(db: Database, model_id: int, queued: Queued | None = None) -> ModelPublic:
     async with db.read() as session:
         row = await session.get(Model, model_id)
         if row is None:
             raise NotFound(f"model {model_id} does not exist")
         counts = await _replica_counts(session, [row])
-    return to_public(row, counts[model_id])
+    return to_public(row, counts[model_id], (queued or {}).get(model_id, 0))

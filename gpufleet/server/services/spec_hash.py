@@ -1,7 +1,8 @@
 """A deployment's spec fingerprint: which changes replace its instances.
 
-Every spec field counts except ``replicas`` (scaling adds or removes instances of the same spec)
-and ``description`` (nothing runs differently). ``name`` counts: it is the OpenAI ``model`` id and
+Every spec field counts except ``replicas`` (scaling adds or removes instances of the same spec),
+``description`` (nothing runs differently) and the on-demand fields (bounds, idleness, priority,
+queueing: they act in the server, not in the engine). ``name`` counts: it is the OpenAI ``model`` id and
 the engine's ``--alias``, and each instance carries it (``model_name``), so a rename rolls too.
 
 Invariants:
@@ -22,7 +23,21 @@ from typing import Any
 
 from gpufleet.schemas.models import ModelSpec
 
-NOT_ROLLED = frozenset({"replicas", "description"})
+# Scaling and the gateway's queueing change how many instances run and how requests reach them,
+# never how an engine runs.
+NOT_ROLLED = frozenset(
+    {
+        "replicas",
+        "description",
+        "min_replicas",
+        "max_replicas",
+        "idle_timeout",
+        "priority",
+        "max_concurrent_requests",
+        "max_queue",
+        "queue_timeout",
+    }
+)
 ROLLED_FIELDS = tuple(field for field in ModelSpec.model_fields if field not in NOT_ROLLED)
 
 
