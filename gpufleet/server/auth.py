@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -33,7 +33,6 @@ from gpufleet.server.principal import Principal, PrincipalKind
 logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "gpufleet_session"
-SESSION_LIFETIME = timedelta(days=7)
 LAST_USED_WRITE_INTERVAL = 60.0  # seconds between last_used_at writes per API key
 
 # (method, path) pairs under /api that need no credential.

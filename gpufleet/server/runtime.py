@@ -18,10 +18,12 @@ from gpufleet.config import Settings
 from gpufleet.db.migrate import upgrade
 from gpufleet.db.session import Database, DatabaseUnavailable
 from gpufleet.schemas.events import Event, EventKind, EventType
+from gpufleet.schemas.model_events import ModelEventKind
 from gpufleet.schemas.states import InstanceState, WorkerState
 from gpufleet.server import secrets
 from gpufleet.server.auth import PrincipalResolver
 from gpufleet.server.bus import EventBus
+from gpufleet.server.controllers.autoscale import AutoscaleController
 from gpufleet.server.controllers.deployments import DeploymentsController, deployment_key, worker_key
 from gpufleet.server.controllers.reschedule import RescheduleController
 from gpufleet.server.controllers.scheduling import PENDING, SchedulingController
@@ -48,6 +50,7 @@ class ServerRuntime:
     scheduler: SchedulingController = field(init=False)
     probes: WorkerProbeController = field(init=False)
     reschedule: RescheduleController = field(init=False)  # a lost worker's instances, placed elsewhere
+    autoscale: AutoscaleController = field(init=False)  # bounded deployments: up on queueing, down when idle
     sweep: StaleWorkerSweep = field(init=False)
     worker_calls: WorkerCalls = field(init=False)  # the server calling workers' own APIs (logs)
     gateway: Gateway = field(init=False)  # the OpenAI-compatible /v1 routes' state
@@ -61,7 +64,6 @@ class ServerRuntime:
         interval = self.settings.heartbeat_interval
         model_dirs = self.settings.model_dirs  # local_path models are read only there
         self.deployments = DeploymentsController(self.db, model_dirs=model_dirs)
-        self.scheduler = SchedulingController(self.db, self.settings.scheduler_resync_interval, model_dirs=model_dirs)
         self.probes = WorkerProbeController(self.db, interval)
         self.reschedule = RescheduleController(self.db, interval, self.settings.reschedule_grace)
         stale_window = STALE_AFTER_HEARTBEATS * interval
@@ -72,6 +74,16 @@ class ServerRuntime:
         self.worker_calls = WorkerCalls(lambda: self.cluster_token)
         # the cluster token is read at each request: it is only known once ``prepare`` ran
         self.gateway = Gateway(self.db, self.settings.gateway_timeout, self._engine_key)
+        self.scheduler = SchedulingController(
+            self.db,
+            self.settings.scheduler_resync_interval,
+            model_dirs=model_dirs,
+            load=self.gateway.load.everywhere,
+            scaled=self._count_scaling,
+        )
+        self.autoscale = AutoscaleController(
+            self.db, self.gateway.load.everywhere, model_dirs=model_dirs, scaled=self._count_scaling
+        )
         # Which controllers hear of a committed change, by its kind (``_route_event``).
         self._routes: dict[EventKind, Callable[[Event], None]] = {
             EventKind.MODELS: self._model_changed,
@@ -89,6 +101,7 @@ class ServerRuntime:
         self.leadership.register(self.probes)
         self.leadership.register(self.reschedule)
         self.leadership.register(self.sweep)
+        self.leadership.register(self.autoscale)
 
     async def prepare(self) -> None:
         """Migrate the database, create the admin and the cluster token. Idempotent."""
@@ -103,6 +116,10 @@ class ServerRuntime:
             raise DatabaseUnavailable(f"cannot use the database or data dir: {str(exc).splitlines()[0]}") from exc
         self.cluster_token = self._load_or_create_token()
         self.resolver = PrincipalResolver(self.db, self.cluster_token)
+
+    def _count_scaling(self, model_name: str, kind: ModelEventKind) -> None:
+        metrics = self.gateway.metrics
+        metrics.child(metrics.scaling, model_name, kind.value).inc()
 
     def _engine_key(self, instance_id: int) -> str:
         """The API key the gateway presents to an instance's engine (derived, never stored)."""

@@ -7,6 +7,9 @@ them in order, carrying each claim into the snapshot for the next. Each placemen
 compare-and-swap on the instance, so two servers can never both place it. A periodic resync is
 only a safety net.
 
+An instance that fits nowhere may have room made for it by evicting idle on-demand instances
+(``room.py``): only when the estimator says it then fits, and never a busy or higher-priority one.
+
 Only the leader of the servers sharing the database runs it (``server/leader.py``), and its commits
 are fenced: a leader that lost the lock while paused cannot commit a placement decided on a stale
 snapshot next to the new leader's.
@@ -22,14 +25,16 @@ from pathlib import Path
 
 from gpufleet.common.errors import InvalidTransition, NotFound
 from gpufleet.db.session import Database
-from gpufleet.db.tables import Model, ModelInstance
-from gpufleet.scheduler.framework import Placement, Unschedulable
+from gpufleet.db.tables import ModelInstance
+from gpufleet.scheduler.framework import Placement
 from gpufleet.scheduler.scheduler import schedule
-from gpufleet.scheduler.snapshot import ClusterSnapshot
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.controllers.base import Controller
+from gpufleet.server.controllers.room import RoomForOne
 from gpufleet.server.services import instances as instance_service
 from gpufleet.server.services import scheduling
+from gpufleet.server.services.demand import LoadView
+from gpufleet.server.services.scaling import Scaled
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +44,21 @@ PENDING = "pending"
 class SchedulingController(Controller):
     name = "scheduler"
 
-    def __init__(self, db: Database, resync_interval: float = 60.0, *, model_dirs: Sequence[Path]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        resync_interval: float = 60.0,
+        *,
+        model_dirs: Sequence[Path],
+        load: LoadView | None = None,
+        scaled: Scaled | None = None,
+    ) -> None:
+        """``load``: the gateways' load per deployment; without it nothing is ever evicted.
+        ``scaled``: told of each eviction (metrics)."""
         super().__init__()
         self.db = db
+        self.load = load
+        self.scaled = scaled
         self.resync_interval = resync_interval
         self.model_dirs = tuple(model_dirs)  # where local_path models may be read (Settings.model_dirs)
         self.decisions = 0
@@ -56,6 +73,7 @@ class SchedulingController(Controller):
             if not pending:
                 return
             snapshot = await scheduling.load_snapshot(session)
+        room = RoomForOne(self.db, self.load, self.scaled) if self.load is not None else None
         for instance in pending:
             model = models.get(instance.model_id) if instance.model_id is not None else None
             if model is None:
@@ -64,7 +82,8 @@ class SchedulingController(Controller):
             try:
                 # In a thread with the estimate: thousands of workers make a decision take milliseconds,
                 # which the event loop (heartbeats, the API) must not wait for. Snapshots are immutable.
-                result = await asyncio.to_thread(_decide, instance, model, snapshot, self.model_dirs)
+                request = await asyncio.to_thread(scheduling.build_request, instance, model, self.model_dirs)
+                result = await asyncio.to_thread(schedule, request, snapshot)
             except scheduling.CannotEstimate as exc:
                 await self._say(instance, str(exc))
                 continue
@@ -73,6 +92,8 @@ class SchedulingController(Controller):
             if isinstance(result, Placement):
                 if await self._commit(instance, result):
                     snapshot = snapshot.with_claim(result.all_claims())
+            elif room is not None:
+                await self._say(instance, await room.make(instance, model, request, snapshot, result.message))
             else:
                 await self._say(instance, result.message)
 
@@ -95,10 +116,3 @@ class SchedulingController(Controller):
                 await instance_service.transition_and_publish(session, instance, InstanceState.PENDING, message)
         except (InvalidTransition, NotFound):
             return
-
-
-def _decide(
-    instance: ModelInstance, model: Model, snapshot: ClusterSnapshot, model_dirs: Sequence[Path]
-) -> Placement | Unschedulable:
-    """Estimate (reads the model's header, memoised) and place. Blocking."""
-    return schedule(scheduling.build_request(instance, model, model_dirs), snapshot)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Update, delete, or_, select, update
@@ -30,21 +29,12 @@ from gpufleet.db.session import Database
 from gpufleet.db.tables import GatewayLoad, Model
 from gpufleet.server.gateway.routing import Route
 from gpufleet.server.gateway.waiting import WaitingLines
+from gpufleet.server.services.demand import Load
 
 logger = logging.getLogger(__name__)
 
 FLUSH = 1.0  # seconds between writes while requests come
 FRESH = timedelta(seconds=6)  # another server's row older than this is from a server that is gone
-
-
-@dataclass(frozen=True)
-class Load:
-    in_flight: int = 0
-    queued: int = 0
-
-    @property
-    def any(self) -> bool:
-        return self.in_flight + self.queued > 0
 
 
 class LoadTracker:

@@ -27,13 +27,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gpufleet.db.session import Database
 from gpufleet.db.tables import UsageRecord
+from gpufleet.server.services.usage import NO_KEY
 
 logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FLUSH_INTERVAL = 1.0  # seconds between writes of the pending sums
 TOKENS_REREAD = 10.0  # seconds a key's stored tokens of today are trusted before reading them again
-NO_KEY = 0  # api_key_id of requests made with a session token
 
 
 @dataclass

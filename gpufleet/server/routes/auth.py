@@ -9,11 +9,12 @@ from gpufleet.db.session import Database
 from gpufleet.db.tables import User
 from gpufleet.schemas.auth import LoginRequest, Me, PasswordChange, TokenResponse
 from gpufleet.schemas.users import Role
-from gpufleet.server.auth import SESSION_COOKIE, SESSION_LIFETIME, USERS, allow, credential_from_scope
+from gpufleet.server.auth import SESSION_COOKIE, USERS, allow, credential_from_scope
 from gpufleet.server.deps import database
 from gpufleet.server.login_throttle import LoginThrottle
 from gpufleet.server.principal import Principal
 from gpufleet.server.services import users as user_service
+from gpufleet.server.services.users import SESSION_LIFETIME
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from gpufleet.db.session import Database
+from gpufleet.schemas.model_events import ModelEventPublic
 from gpufleet.schemas.models import ModelCreate, ModelPublic, ModelUpdate
 from gpufleet.schemas.pages import Page
 from gpufleet.schemas.preview import PreviewResult
@@ -13,6 +14,7 @@ from gpufleet.server.deps import database, runtime
 from gpufleet.server.listing import Listing, answer
 from gpufleet.server.principal import Principal
 from gpufleet.server.runtime import ServerRuntime
+from gpufleet.server.services import model_events as model_event_service
 from gpufleet.server.services import models as model_service
 from gpufleet.server.services import placeable
 from gpufleet.server.services import preview as preview_service
@@ -24,10 +26,11 @@ readers = allow(*USERS, *WORKER)
 
 @router.get("", response_model=list[ModelPublic] | Page[ModelPublic])
 async def list_models(
-    params: Listing, _: Principal = Depends(readers), db: Database = Depends(database)
+    params: Listing, _: Principal = Depends(readers), server: ServerRuntime = Depends(runtime)
 ) -> list[ModelPublic] | Page[ModelPublic]:
     """Every deployment; with ``limit``, one page of them (``q`` on the name)."""
-    items, total = await model_service.list_models(db, params)
+    queued = await server.gateway.load.queued_everywhere()
+    items, total = await model_service.list_models(server.db, params, queued)
     return answer(params, items, total)
 
 
@@ -49,8 +52,18 @@ async def preview_model(
 
 
 @router.get("/{model_id}", response_model=ModelPublic)
-async def get_model(model_id: int, _: Principal = Depends(readers), db: Database = Depends(database)) -> ModelPublic:
-    return await model_service.get_model(db, model_id)
+async def get_model(
+    model_id: int, _: Principal = Depends(readers), server: ServerRuntime = Depends(runtime)
+) -> ModelPublic:
+    return await model_service.get_model(server.db, model_id, await server.gateway.load.queued_everywhere())
+
+
+@router.get("/{model_id}/events", response_model=list[ModelEventPublic])
+async def model_events(
+    model_id: int, _: Principal = Depends(readers), db: Database = Depends(database)
+) -> list[ModelEventPublic]:
+    """What gpufleet did to the deployment on its own, newest first: loads, unloads, scaling, evictions."""
+    return await model_event_service.list_events(db, model_id)
 
 
 @router.patch("/{model_id}", response_model=ModelPublic)

@@ -35,6 +35,8 @@ async def with_outlook(db: Database, model: ModelPublic, model_dirs: Sequence[Pa
         )
         placed = min(spec.replicas, int((await session.execute(query)).scalar_one()))
     missing = spec.replicas - placed
+    if missing == 0 and spec.replicas == 0 and (spec.max_replicas or 0) >= 1:
+        return await _load_outlook(db, model, spec, model_dirs)
     if missing == 0:
         return model.model_copy(update={"placeable_replicas": spec.replicas, "warnings": []})
     try:
@@ -50,3 +52,19 @@ async def with_outlook(db: Database, model: ModelPublic, model_dirs: Sequence[Pa
             f"stay pending until capacity frees up ({result.message})"
         )
     return model.model_copy(update={"placeable_replicas": fit, "warnings": warnings})
+
+
+async def _load_outlook(db: Database, model: ModelPublic, spec: ModelSpec, model_dirs: Sequence[Path]) -> ModelPublic:
+    """An on-demand deployment with nothing loaded: would its first request find room?"""
+    try:
+        result = await preview.preview(db, spec.model_copy(update={"replicas": 1}), model_dirs)
+    except GpufleetError as exc:
+        logger.info("no placement outlook for %s: %s", model.name, exc.message)
+        return model
+    warnings = []
+    if not result.placements:
+        warnings.append(
+            "no instance fits now: a request loads one only after evicting idle on-demand models of lower "
+            f"or equal priority, or once capacity frees up ({result.message})"
+        )
+    return model.model_copy(update={"placeable_replicas": 0, "warnings": warnings})

@@ -13,6 +13,8 @@ change by hand; ``scaled_at`` starts the autoscaler's cool-down.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.common.clock import utcnow
@@ -24,6 +26,9 @@ from gpufleet.schemas.states import InstanceState
 from gpufleet.server.services import instances as instance_service
 from gpufleet.server.services import model_events
 from gpufleet.server.services.models import publish_modified
+
+# Told of each step gpufleet takes on its own: (model name, kind); the metrics count them.
+Scaled = Callable[[str, ModelEventKind], None]
 
 
 def has_bounds(model: Model) -> bool:

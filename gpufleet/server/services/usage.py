@@ -13,8 +13,9 @@ from gpufleet.common.errors import InvalidInput
 from gpufleet.db.session import Database
 from gpufleet.db.tables import ApiKey, UsageRecord, User
 from gpufleet.schemas.usage import UsageGroup, UsagePoint, UsageRow, UsageSeries, UsageStep
-from gpufleet.server.gateway.usage import NO_KEY
 from gpufleet.server.principal import Principal, PrincipalKind
+
+NO_KEY = 0  # api_key_id of usage from requests made with a session token (no API key)
 
 COLUMNS: dict[UsageGroup, tuple[Any, ...]] = {
     UsageGroup.MODEL: (UsageRecord.model_name,),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
@@ -16,9 +17,10 @@ from gpufleet.db.session import Database, record_credentials_change
 from gpufleet.db.tables import User, UserSession
 from gpufleet.schemas.users import Role, UserCreate, UserPublic, UserUpdate
 from gpufleet.server import secrets
-from gpufleet.server.auth import SESSION_LIFETIME
 from gpufleet.server.login_throttle import LoginThrottle
 from gpufleet.server.principal import Principal
+
+SESSION_LIFETIME = timedelta(days=7)  # a login session's validity
 
 logger = logging.getLogger(__name__)
 

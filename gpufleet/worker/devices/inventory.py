@@ -2,12 +2,16 @@
 
 Format::
 
-    {"cpu": {"cores": 64, "memory": <bytes>},            # optional: real host values otherwise
+    {"cpu": {"cores": 64, "memory": <bytes>,             # optional: real host values otherwise
+             "host": false},                             # true: this host's CPU, offering only <memory>
      "gpus": [{"vendor": "nvidia", "name": "NVIDIA H100 80GB HBM3", "type": "cuda",
                "memory": <bytes>, "compute_capability": "9.0", "unified_memory": false}]}
 
 Every device read from it is marked ``simulated``: a worker never starts an
-engine on one. Simulated devices report no memory in use.
+engine on one. Simulated devices report no memory in use. The one exception is a CPU with
+``"host": true``: it is this machine's own CPU, of which gpufleet may use only ``memory`` bytes
+(placement counts that much; engines really run on it), e.g. to keep a shared machine's RAM for
+its other work, or to test eviction with small models.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class InventoryCpu(BaseModel):
     cores: int = Field(ge=1)
     memory: int = Field(ge=1)
     name: str = "Simulated CPU"
+    host: bool = False  # this host's real CPU, offering ``memory`` bytes: engines run on it
 
 
 class InventoryGpu(BaseModel):
@@ -98,12 +103,12 @@ class InventoryDetector:
                 DeviceReport(
                     index=0,
                     type=DeviceType.CPU,
-                    vendor="simulated",
+                    vendor="host" if cpu.host else "simulated",
                     name=cpu.name,
                     memory_total=cpu.memory,
                     memory_used=0,
                     cores=cpu.cores,
-                    simulated=True,
+                    simulated=not cpu.host,
                 )
             )
         else:
