@@ -110,9 +110,9 @@ def capped_cpu(path: Path, memory: int) -> Path:
     return path
 
 
-def start(tmp_path: Path, workers: int, models_per_worker: float) -> Iterator[OnDemand]:
-    """A server and ``workers`` workers (``main`` embedded, then ``b``…), each offering room for
-    ``models_per_worker`` tiny models on its CPU."""
+def start(tmp_path: Path, workers: int, sized_for: str) -> Iterator[OnDemand]:
+    """A server and ``workers`` workers (``main`` embedded, then ``b``…), each offering room on its CPU
+    for one model like ``sized_for`` (a.gguf: a tiny one; slow.gguf: the slow one), not two."""
     llama_server = find_llama_server()
     if llama_server is None:
         pytest.skip(llama_server_missing_reason())
@@ -120,9 +120,16 @@ def start(tmp_path: Path, workers: int, models_per_worker: float) -> Iterator[On
     for name in ("a", "b", "high"):
         write_model(models / f"{name}.gguf", preset("llama-tiny"))
     write_model(models / "slow.gguf", SLOW)
-    memory = int(max(one_model_ram(models / "a.gguf"), one_model_ram(models / "slow.gguf")) * models_per_worker)
+    memory = int(one_model_ram(models / sized_for) * 1.5)
     cluster = Cluster(tmp_path)
-    engine_args = ["--llama-server-path", str(llama_server), "--allowed-model-dirs", str(models)]
+    engine_args = [
+        "--llama-server-path",
+        str(llama_server),
+        "--allowed-model-dirs",
+        str(models),
+        "--system-reserved",
+        '{"ram": 0, "vram": 0}',  # the capped memory is all gpufleet's
+    ]
     cluster.start_server(
         *engine_args,
         "--device-inventory",
@@ -155,13 +162,19 @@ def start(tmp_path: Path, workers: int, models_per_worker: float) -> Iterator[On
 @pytest.fixture
 def one_at_a_time(tmp_path: Path) -> Iterator[OnDemand]:
     """One worker (the embedded one) with room for one tiny model, not two."""
-    yield from start(tmp_path, workers=1, models_per_worker=1.5)
+    yield from start(tmp_path, workers=1, sized_for="a.gguf")
+
+
+@pytest.fixture
+def one_slow(tmp_path: Path) -> Iterator[OnDemand]:
+    """One worker with room for the slow model."""
+    yield from start(tmp_path, workers=1, sized_for="slow.gguf")
 
 
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[OnDemand]:
-    """Two workers, each with room for one model."""
-    yield from start(tmp_path, workers=2, models_per_worker=1.5)
+    """Two workers, each with room for one slow model, not two."""
+    yield from start(tmp_path, workers=2, sized_for="slow.gguf")
 
 
 def running(od: OnDemand, model_id: int) -> list[dict[str, Any]]:
@@ -181,8 +194,9 @@ def test_loaded_by_the_first_request_unloaded_when_idle_and_loaded_again(one_at_
     [instance] = running(od, model["id"])
     assert answer.http_response.headers[INSTANCE_HEADER] == instance["name"]
     last_request = time.monotonic()
+    shown = od.wait("the request's time to be written (each second)", lambda: od.model(model["id"])["last_request_at"])
     shown = od.model(model["id"])
-    assert shown["running_replicas"] == 1 and shown["replicas"] == 1 and shown["last_request_at"] is not None
+    assert shown["running_replicas"] == 1 and shown["replicas"] == 1
 
     od.wait("the idle instance to be unloaded", lambda: od.instances(model["id"]) == [], timeout=30)
     unloaded_after = time.monotonic() - last_request
@@ -214,7 +228,8 @@ def test_calling_one_model_evicts_the_other_and_priority_is_respected(one_at_a_t
     [evict] = [e for e in od.events(b["id"]) if e["kind"] == "evict"]
     assert a_instance["name"] in evict["message"], evict  # and whom the new one evicted
 
-    assert od.chat("od-a").status_code == 200  # and back: b is evicted for a
+    back = od.chat("od-a")  # and back: b is evicted for a
+    assert back.status_code == 200, f"{back.text}\n{od.instances(a['id'])}\n{od.instances(b['id'])}"
     assert running(od, b["id"]) == []
     assert od.chat("od-high").status_code == 200  # the higher priority evicts a
     assert running(od, a["id"]) == []
@@ -274,8 +289,8 @@ def queued(od: OnDemand, model_id: int, count: int) -> None:
     od.wait(f"{count} queued request(s)", lambda: od.model(model_id)["queued_requests"] == count, timeout=30)
 
 
-def test_one_request_per_instance_the_rest_wait_in_order_and_a_full_line_gets_429(one_at_a_time: OnDemand) -> None:
-    od = one_at_a_time
+def test_one_request_per_instance_the_rest_wait_in_order_and_a_full_line_gets_429(one_slow: OnDemand) -> None:
+    od = one_slow
     model = od.deploy("od-queue", "slow.gguf", replicas=1, max_concurrent_requests=1, max_queue=2)
     od.wait("the instance to run", lambda: running(od, model["id"]))
     requests = Requests(od)
@@ -290,8 +305,8 @@ def test_one_request_per_instance_the_rest_wait_in_order_and_a_full_line_gets_42
     assert requests.join() == [("second", 200), ("third", 200)]  # all served, first come first served
 
 
-def test_two_keys_with_bursts_are_served_in_turn(one_at_a_time: OnDemand) -> None:
-    od = one_at_a_time
+def test_two_keys_with_bursts_are_served_in_turn(one_slow: OnDemand) -> None:
+    od = one_slow
     model = od.deploy("od-fair", "slow.gguf", replicas=1, max_concurrent_requests=1)
     od.wait("the instance to run", lambda: running(od, model["id"]))
     other = od.new_key("other")

@@ -9,12 +9,13 @@ client. A request reads the database only when the routing table is stale, or on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ class Gateway:
         self.proxy = Proxy(self.lines, timeout, engine_key)
         self.loads = OnDemandLoads(db, self.metrics)
         self._refresher: asyncio.Task[None] | None = None
+        self._shown_queued: set[str] = set()  # models whose queued gauge was set above 0
 
     def start(self) -> None:
         self.usage.start()
@@ -98,6 +100,9 @@ class Gateway:
         while True:
             await asyncio.sleep(WAITING_REFRESH)
             if not self.lines.waiting_models():
+                for name in self._shown_queued:  # the gauge falls back to 0 once the lines are empty
+                    self.metrics.child(self.metrics.queued, name).set(0)
+                self._shown_queued.clear()
                 continue
             try:
                 routes = await self.routes.routes()
@@ -105,8 +110,18 @@ class Gateway:
                 logger.exception("gateway: reloading the routes for waiting requests failed")
                 continue
             self.lines.update(routes)
+            by_id = {r.model_id: r for r in routes.values()}
             for waiting in self.lines.waiting_models():
-                self.metrics.child(self.metrics.queued, _name_of(routes, waiting)).set(self.lines.queued(waiting))
+                route = by_id.get(waiting)
+                if route is None:
+                    continue
+                self.metrics.child(self.metrics.queued, route.model_name).set(self.lines.queued(waiting))
+                self._shown_queued.add(route.model_name)
+                if not route.endpoints and route.admission.loadable:
+                    # asked again (at most every few seconds): the instance asked for may have been
+                    # evicted or scaled away meanwhile, or the first ask skipped as a repeat
+                    with contextlib.suppress(GatewayError):
+                        await self.loads.ask(route)
 
     async def models(self, principal: Principal) -> dict[str, Any]:
         """``GET /v1/models``: deployments the caller may use that serve now or load when called."""
@@ -306,10 +321,6 @@ def caller_key(principal: Principal) -> Hashable:
     if principal.api_key_id is not None:
         return ("key", principal.api_key_id)
     return ("user", principal.user_id)
-
-
-def _name_of(routes: Mapping[str, Route], model_id: int) -> str:
-    return next((name for name, r in routes.items() if r.model_id == model_id), str(model_id))
 
 
 def _model_object(route: Route) -> dict[str, Any]:

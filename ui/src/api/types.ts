@@ -100,6 +100,15 @@ export interface ModelSpec {
   gpu_selector?: { device_ids: string[] } | null;
   ctx_size?: number | null;
   description?: string | null;
+  // On demand / autoscaling (docs/on-demand.md): both bounds or neither; with both, `replicas` is the
+  // current target that gpufleet moves between them; min_replicas 0 = loaded on the first request.
+  min_replicas?: number | null;
+  max_replicas?: number | null;
+  idle_timeout?: number | null; // seconds without requests before an instance unloads; null: never
+  priority?: number; // -1000..1000: a higher one evicts lower on-demand models when memory is short
+  max_concurrent_requests?: number | null; // per instance; null: the engine's parallel slots
+  max_queue?: number;
+  queue_timeout?: number; // seconds
 }
 
 export interface Model extends Required<Omit<ModelSpec, "gpu_selector">> {
@@ -114,6 +123,21 @@ export interface Model extends Required<Omit<ModelSpec, "gpu_selector">> {
   /** Only in the answer to a create or update: how many replicas can be placed now, and why not all. */
   placeable_replicas?: number | null;
   warnings?: string[];
+  running_replicas: number;
+  loading_replicas: number; // pending, scheduled, downloading or starting
+  queued_requests: number; // waiting in the gateway's queue, on all servers
+  last_request_at: string | null;
+}
+
+export type ModelEventKind = "load" | "unload" | "scale_up" | "scale_down" | "evict" | "evicted";
+
+// GET /api/models/{id}/events (newest first): what gpufleet did to a deployment on its own.
+export interface ModelEvent {
+  id: number;
+  model_id: number;
+  kind: ModelEventKind;
+  message: string;
+  created_at: string;
 }
 
 export interface Claim {

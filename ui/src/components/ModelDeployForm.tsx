@@ -1,6 +1,6 @@
 // The fields of a deployment (every option of POST /api/models), as plain controlled state: the deploy
 // dialog and the edit dialog both use them. The selectors offer what exists in the cluster now: the
-// label pairs on the workers and the GPUs' ids.
+// label pairs on the workers and the GPUs' ids. Replicas live in the "Scaling" section.
 
 import { MultiSelect, NumberInput, Select, SimpleGrid, Stack, Switch, Textarea, TextInput } from "@mantine/core";
 import { useMemo } from "react";
@@ -9,6 +9,7 @@ import type { ModelSource } from "../api/types";
 import { SOURCES, type DeployForm } from "../lib/deployRequest";
 import { deviceOptionLabel, workerLabelOptions } from "../lib/modelText";
 import { useCluster } from "../state/cluster";
+import { ModelScalingFields } from "./ModelScalingFields";
 
 const BACKENDS = [
   { value: "auto", label: "Automatic" },
@@ -122,21 +123,13 @@ export function ModelDeployForm({ form, onChange }: { form: DeployForm; onChange
         />
       </SimpleGrid>
       <SourceFields form={form} set={set} />
-      <SimpleGrid cols={{ base: 1, sm: 3 }}>
+      <SimpleGrid cols={{ base: 1, sm: 2 }}>
         <Select
           label="Backend"
           data={BACKENDS}
           allowDeselect={false}
           value={form.backend || "auto"}
           onChange={(value) => set({ backend: value === "llama.cpp" || value === "vllm" ? value : "" })}
-        />
-        <NumberInput
-          label="Replicas"
-          min={0}
-          max={1000}
-          allowDecimal={false}
-          value={form.replicas}
-          onChange={(value) => set({ replicas: typeof value === "number" ? value : Number(value) || 0 })}
         />
         <Select
           label="Placement strategy"
@@ -147,6 +140,7 @@ export function ModelDeployForm({ form, onChange }: { form: DeployForm; onChange
           onChange={(value) => set({ placementStrategy: value === "binpack" ? "binpack" : "spread" })}
         />
       </SimpleGrid>
+      <ModelScalingFields form={form} set={set} />
       <Switch
         label="CPU offloading"
         description="Layers that do not fit on GPUs run on the CPU (or the whole model, without GPUs)"

@@ -1,13 +1,14 @@
 // The deploy form in a dialog, with "Preview placement" (the real scheduler, nothing created) and a
 // submit button. Deploying and editing both use it; what submit does is the caller's. A refusal keeps
-// the form as it is and shows the server's message.
+// the form as it is and shows the server's message; a min above max is refused here first, in words.
 
 import { Alert, Button, Group, Modal, Stack } from "@mantine/core";
 import { useState, type ReactNode } from "react";
 
 import { api, describeError } from "../api/client";
 import type { PreviewResult } from "../api/types";
-import { deployRequest, type DeployForm } from "../lib/deployRequest";
+import { previewRequest, type DeployForm } from "../lib/deployRequest";
+import { scalingProblem } from "../lib/scaling";
 import { ErrorBox } from "./ErrorBox";
 import { ModelDeployForm } from "./ModelDeployForm";
 import { ModelPreview } from "./ModelPreview";
@@ -37,11 +38,13 @@ function ModelFormBody({ onClose, initial, submitLabel, onSubmit, note }: Omit<P
   };
 
   const runPreview = async () => {
-    setPreviewing(true);
-    setPreviewError(null);
     setPreview(null);
+    const problem = scalingProblem(form);
+    setPreviewError(problem);
+    if (problem) return;
+    setPreviewing(true);
     try {
-      setPreview(await api<PreviewResult>("/api/models/preview", { body: deployRequest(form) }));
+      setPreview(await api<PreviewResult>("/api/models/preview", { body: previewRequest(form) }));
     } catch (error) {
       setPreviewError(describeError(error));
     } finally {
@@ -50,8 +53,10 @@ function ModelFormBody({ onClose, initial, submitLabel, onSubmit, note }: Omit<P
   };
 
   const submit = async () => {
+    const problem = scalingProblem(form);
+    setSubmitError(problem);
+    if (problem) return;
     setSubmitting(true);
-    setSubmitError(null);
     try {
       await onSubmit(form);
     } catch (error) {

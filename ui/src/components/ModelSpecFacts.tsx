@@ -1,4 +1,5 @@
-// A deployment's spec as facts: where the model comes from, how it runs, where it may go.
+// A deployment's spec as facts: where the model comes from, how it runs, where it may go, how it
+// scales and queues, and when it was last asked for.
 
 import { Badge, Code, Group, Paper, SimpleGrid, Stack, Text } from "@mantine/core";
 import type { ReactNode } from "react";
@@ -6,6 +7,7 @@ import type { ReactNode } from "react";
 import type { Model } from "../api/types";
 import { formatAge } from "../lib/format";
 import { backendText, sourceText } from "../lib/modelText";
+import { concurrencyText, idleTimeoutText, queueText, scalingText } from "../lib/scalingText";
 
 export function ModelFact({ label, children }: { label: string; children: ReactNode }) {
   return (
@@ -70,6 +72,16 @@ export function ModelSpecFacts({ model }: { model: Model }) {
         </ModelFact>
         <ModelFact label="GPU selector">
           <Pairs items={model.gpu_selector?.device_ids ?? []} none="any GPU" />
+        </ModelFact>
+        <ModelFact label="Scaling">{scalingText(model)}</ModelFact>
+        <ModelFact label="Unload when idle">{idleTimeoutText(model.idle_timeout)}</ModelFact>
+        <ModelFact label="Priority">{String(model.priority)}</ModelFact>
+        <ModelFact label="Max concurrent requests">{concurrencyText(model.max_concurrent_requests)}</ModelFact>
+        <ModelFact label="Queue">{queueText(model)}</ModelFact>
+        <ModelFact label="Last request">
+          <Text size="sm" title={model.last_request_at ?? undefined}>
+            {formatAge(model.last_request_at)}
+          </Text>
         </ModelFact>
         <ModelFact label="Context size">{model.ctx_size ? String(model.ctx_size) : "engine default"}</ModelFact>
         <ModelFact label="Description">{model.description || "—"}</ModelFact>

@@ -1,10 +1,11 @@
 // The deploy form's values → the body of POST /api/models (and /api/models/preview). Only what the
 // person set is sent, so the server's defaults apply to the rest; every source sends only its own
-// fields, as the API requires.
+// fields, as the API requires. The "Scaling" section's values and rules are lib/scaling.ts's.
 
 import type { ModelSource, ModelSpec } from "../api/types";
+import { previewReplicas, SCALING_DEFAULTS, scalingRequest, type ScalingForm } from "./scaling";
 
-export interface DeployForm {
+export interface DeployForm extends ScalingForm {
   name: string;
   source: ModelSource;
   huggingfaceRepo: string;
@@ -14,7 +15,6 @@ export interface DeployForm {
   ollamaName: string;
   localPath: string;
   backend: "" | "llama.cpp" | "vllm";
-  replicas: number;
   placementStrategy: "spread" | "binpack";
   cpuOffloading: boolean;
   distributed: boolean;
@@ -26,6 +26,7 @@ export interface DeployForm {
 }
 
 export const EMPTY_FORM: DeployForm = {
+  ...SCALING_DEFAULTS,
   name: "",
   source: "huggingface",
   huggingfaceRepo: "",
@@ -35,7 +36,6 @@ export const EMPTY_FORM: DeployForm = {
   ollamaName: "",
   localPath: "",
   backend: "",
-  replicas: 1,
   placementStrategy: "spread",
   cpuOffloading: false,
   distributed: true,
@@ -73,7 +73,7 @@ export function deployRequest(form: DeployForm): ModelSpec {
     if (value !== undefined) (body as unknown as Record<string, unknown>)[key] = value;
   }
   if (form.backend) body.backend = form.backend;
-  body.replicas = form.replicas;
+  Object.assign(body, scalingRequest(form));
   body.placement_strategy = form.placementStrategy;
   body.cpu_offloading = form.cpuOffloading;
   body.distributed_inference_across_workers = form.distributed;
@@ -87,4 +87,9 @@ export function deployRequest(form: DeployForm): ModelSpec {
   if (parameters.length) body.backend_parameters = parameters;
   if (form.description.trim()) body.description = form.description.trim();
   return body;
+}
+
+/** The body of POST /api/models/preview: as deployed, with the replicas a first load would place. */
+export function previewRequest(form: DeployForm): ModelSpec {
+  return { ...deployRequest(form), replicas: previewReplicas(form) };
 }

@@ -30,7 +30,21 @@ const MODEL: Model = {
   spec_hash: "abc",
   updated_replicas: 2,
   outdated_replicas: 0,
+  min_replicas: null,
+  max_replicas: null,
+  idle_timeout: null,
+  priority: 0,
+  max_concurrent_requests: null,
+  max_queue: 100,
+  queue_timeout: 120,
+  running_replicas: 2,
+  loading_replicas: 0,
+  queued_requests: 0,
+  last_request_at: null,
 };
+
+// The same deployment on demand: 0–3 replicas, 1 loaded now, unloaded after 5 idle minutes.
+const ON_DEMAND: Model = { ...MODEL, replicas: 1, min_replicas: 0, max_replicas: 3, idle_timeout: 300 };
 
 describe("modelToForm", () => {
   it("fills the form so that it deploys the same spec", () => {
@@ -81,12 +95,55 @@ describe("modelPatch", () => {
       distributed_inference_across_workers: true,
     }],
     ["source switched", { source: "local_path" as const, localPath: "/m/q.gguf" }, { source: "local_path", local_path: "/m/q.gguf" }],
+    // fixed → on demand: the bounds and the idle timeout, no replicas (the server moves it into 0–3)
+    ["to on demand", { scaling: "autoscale" as const, minReplicas: 0, maxReplicas: 3, idleTimeout: 300 }, {
+      min_replicas: 0,
+      max_replicas: 3,
+      idle_timeout: 300,
+    }],
+    ["queueing", { priority: 5, maxConcurrentRequests: 4, maxQueue: 0, queueTimeout: 30 }, {
+      priority: 5,
+      max_concurrent_requests: 4,
+      max_queue: 0,
+      queue_timeout: 30,
+    }],
   ])("%s", (_, change, expected) => {
     expect(modelPatch(MODEL, { ...form, ...change })).toEqual(expected);
   });
 
+  describe("of an on-demand model", () => {
+    const onDemand = modelToForm(ON_DEMAND);
+
+    it.each([
+      ["nothing changed", {}, {}],
+      // back to fixed at the current target (1): the bounds and the idle timeout cleared
+      ["to fixed", { scaling: "fixed" as const }, { min_replicas: null, max_replicas: null, idle_timeout: null }],
+      ["to fixed at 2", { scaling: "fixed" as const, replicas: 2 }, {
+        replicas: 2,
+        min_replicas: null,
+        max_replicas: null,
+        idle_timeout: null,
+      }],
+      ["max raised: both bounds sent", { maxReplicas: 5 }, { min_replicas: 0, max_replicas: 5 }],
+      ["idle timeout cleared: never unload", { idleTimeout: "" as const }, { idle_timeout: null }],
+      ["replicas typed while hidden: not sent", { replicas: 7 }, {}],
+    ])("%s", (_, change, expected) => {
+      expect(modelPatch(ON_DEMAND, { ...onDemand, ...change })).toEqual(expected);
+    });
+
+    it("fills the scaling section from the model", () => {
+      expect([onDemand.scaling, onDemand.minReplicas, onDemand.maxReplicas, onDemand.idleTimeout]).toEqual([
+        "autoscale",
+        0,
+        3,
+        300,
+      ]);
+    });
+  });
+
   it("tells a roll from a change in place", () => {
     expect(patchRolls({ replicas: 3, description: null })).toBe(false);
+    expect(patchRolls({ min_replicas: null, max_replicas: null, idle_timeout: null, priority: 3 })).toBe(false);
     expect(patchRolls({ replicas: 3, ctx_size: 4096 })).toBe(true);
     expect(patchRolls({})).toBe(false);
   });

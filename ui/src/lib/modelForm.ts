@@ -4,6 +4,7 @@
 
 import type { Model, ModelSpec } from "../api/types";
 import { deployRequest, EMPTY_FORM, type DeployForm } from "./deployRequest";
+import { SCALING_KEYS, scalingPatch, scalingToForm } from "./scaling";
 
 /** The partial change PATCH /api/models/{id} takes; null clears a nullable field. */
 export type ModelPatch = { [K in keyof ModelSpec]?: ModelSpec[K] | null };
@@ -20,6 +21,7 @@ const SOURCE_KEYS = [
 export function modelToForm(model: Model): DeployForm {
   return {
     ...EMPTY_FORM,
+    ...scalingToForm(model),
     name: model.name,
     source: model.source,
     huggingfaceRepo: model.huggingface_repo_id ?? "",
@@ -29,7 +31,6 @@ export function modelToForm(model: Model): DeployForm {
     ollamaName: model.ollama_library_model_name ?? "",
     localPath: model.local_path ?? "",
     backend: model.backend ?? "",
-    replicas: model.replicas,
     placementStrategy: model.placement_strategy,
     cpuOffloading: model.cpu_offloading,
     distributed: model.distributed_inference_across_workers,
@@ -64,7 +65,7 @@ export function modelPatch(model: Model, form: DeployForm): ModelPatch {
   if ((wanted.backend ?? null) !== (model.backend ?? null)) patch.backend = wanted.backend ?? null;
   const parameters = wanted.backend_parameters ?? [];
   if (!same(parameters, model.backend_parameters ?? [])) patch.backend_parameters = parameters;
-  if (wanted.replicas !== model.replicas) patch.replicas = wanted.replicas;
+  Object.assign(patch, scalingPatch(model, form));
   if (wanted.placement_strategy !== model.placement_strategy) patch.placement_strategy = wanted.placement_strategy;
   if (wanted.cpu_offloading !== model.cpu_offloading) patch.cpu_offloading = wanted.cpu_offloading;
   if (wanted.distributed_inference_across_workers !== model.distributed_inference_across_workers) {
@@ -79,7 +80,10 @@ export function modelPatch(model: Model, form: DeployForm): ModelPatch {
   return patch;
 }
 
-/** Whether a change replaces the instances (a roll): anything but replicas and the description. */
+// As the server's services/spec_hash.py NOT_ROLLED: scaling and queueing act in the server, not the engine.
+const NOT_ROLLED: ReadonlySet<string> = new Set<string>(["description", ...SCALING_KEYS]);
+
+/** Whether a change replaces the instances (a roll): anything but scaling and the description. */
 export function patchRolls(patch: ModelPatch): boolean {
-  return Object.keys(patch).some((key) => key !== "replicas" && key !== "description");
+  return Object.keys(patch).some((key) => !NOT_ROLLED.has(key));
 }

@@ -1,14 +1,19 @@
 // One deployment: its spec, its replicas (running/desired, and updated/outdated while a change rolls
-// out), its instances live from the watch stream; replicas, edit and delete.
+// out; its bounds and scaling badges), its instances live from the watch stream, what gpufleet did
+// to it on its own (events); replicas (fixed ones only: bounded ones are gpufleet's to move), edit
+// and delete.
 
 import { Anchor, Badge, Center, Group, Loader, Paper, Stack, Text, Title } from "@mantine/core";
 import { Link, useNavigate, useParams } from "react-router";
 
 import { ModelDeleteButton, ModelEditButton, ModelReplicasEditor } from "../components/ModelActions";
+import { ModelEvents } from "../components/ModelEvents";
 import { ModelInstancesTable } from "../components/ModelInstancesTable";
+import { ModelScalingBadges } from "../components/ModelScalingBadges";
 import { ModelSpecFacts } from "../components/ModelSpecFacts";
 import { replicaSummary } from "../lib/format";
 import { replicaCounts } from "../lib/modelText";
+import { replicaBoundsText } from "../lib/scalingText";
 import { useCluster } from "../state/cluster";
 
 export function ModelPage() {
@@ -39,6 +44,7 @@ export function ModelPage() {
   const own = instances.filter((instance) => instance.model_id === model.id);
   const counts = replicaCounts(model, own);
   const rolling = counts.outdated > 0;
+  const bounded = replicaBoundsText(model) !== null;
 
   return (
     <Stack>
@@ -67,6 +73,7 @@ export function ModelPage() {
                   rolling
                 </Badge>
               )}
+              <ModelScalingBadges model={model} />
             </Group>
             {rolling ? (
               <Text size="sm" c="dimmed">
@@ -78,12 +85,21 @@ export function ModelPage() {
               </Text>
             )}
           </Stack>
-          <ModelReplicasEditor model={model} />
+          {bounded ? (
+            <Text size="sm" c="dimmed" maw={320}>
+              {`gpufleet moves the target between ${model.min_replicas} and ${model.max_replicas}; ` +
+                "Edit changes the bounds."}
+            </Text>
+          ) : (
+            <ModelReplicasEditor model={model} />
+          )}
         </Group>
       </Paper>
       <ModelSpecFacts model={model} />
       <Title order={3}>Instances</Title>
       <ModelInstancesTable instances={own} />
+      <Title order={3}>Events</Title>
+      <ModelEvents model={model} />
     </Stack>
   );
 }

@@ -1,6 +1,7 @@
-// The deployments: one row per model with its replicas (running/desired), its instances' states, its
-// source and backend, live from the watch stream (replica counts from the live instances, as the server
-// counts them). "Deploy model" (or /models?deploy=1) opens the form.
+// The deployments: one row per model with its replicas (running/desired, with the bounds and badges
+// of its scaling), its instances' states, its source and backend, its last request, live from the
+// watch stream (replica counts from the live instances, as the server counts them). "Deploy model"
+// (or /models?deploy=1) opens the form.
 
 import { Anchor, Badge, Button, Center, Group, Loader, Paper, Stack, Table, Text, Title } from "@mantine/core";
 import { notifications } from "@mantine/notifications";
@@ -10,9 +11,10 @@ import { api } from "../api/client";
 import type { Instance, Model } from "../api/types";
 import { InstanceStateBadge } from "../components/InstanceStateBadge";
 import { ModelFormModal } from "../components/ModelFormModal";
+import { ModelScalingBadges } from "../components/ModelScalingBadges";
 import { showPlacementWarnings } from "../components/placementWarnings";
 import { deployRequest, EMPTY_FORM, type DeployForm } from "../lib/deployRequest";
-import { replicaSummary } from "../lib/format";
+import { formatAge, replicaSummary } from "../lib/format";
 import { backendText, replicaCounts, sourceText, stateCounts } from "../lib/modelText";
 import { useCluster } from "../state/cluster";
 
@@ -43,6 +45,7 @@ function ModelRow({ model, instances }: { model: Model; instances: Instance[] })
               rolling
             </Badge>
           )}
+          <ModelScalingBadges model={model} />
         </Group>
       </Table.Td>
       <Table.Td>
@@ -65,6 +68,11 @@ function ModelRow({ model, instances }: { model: Model; instances: Instance[] })
       </Table.Td>
       <Table.Td>
         <Text size="sm">{backendText(model.backend)}</Text>
+      </Table.Td>
+      <Table.Td>
+        <Text size="sm" title={model.last_request_at ?? undefined}>
+          {formatAge(model.last_request_at)}
+        </Text>
       </Table.Td>
     </Table.Tr>
   );
@@ -125,6 +133,7 @@ export function ModelsPage() {
               <Table.Th>Instances</Table.Th>
               <Table.Th>Source</Table.Th>
               <Table.Th>Backend</Table.Th>
+              <Table.Th>Last request</Table.Th>
             </Table.Tr>
           </Table.Thead>
           <Table.Tbody>
