@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,8 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None 
 
 
 class Gpufleet:
-    def __init__(self, root: Path, llama_server: Path, model_dirs: list[Path]) -> None:
+    def __init__(self, root: Path, llama_server: Path, model_dirs: list[Path], extra: Sequence[str] = ()) -> None:
+        """``gpufleet start`` with its embedded worker; ``extra``: more start flags."""
         self.port, worker_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPUFLEET_")}
@@ -71,6 +73,7 @@ class Gpufleet:
                 *("--worker-port", str(worker_port), "--data-dir", str(root / "data"), "--worker-name", "bench"),
                 *("--bootstrap-password", PASSWORD, "--llama-server-path", str(llama_server)),
                 *("--allowed-model-dirs", ",".join(map(str, model_dirs)), "--heartbeat-interval", "1"),
+                *extra,
             ],
             stdout=(root / "gpufleet.log").open("wb"),
             stderr=subprocess.STDOUT,

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from testkit.synthetic import preset, write_model
-from tests.support.browser import chromium, missing_reason, screenshot
+from tests.support.browser import choose, chromium, missing_reason, screenshot
 from tests.support.engine_cluster import _engine_pids, _kill
 from tests.support.engines import find_llama_server, llama_server_missing_reason
 from tests.support.processes import GpufleetProcess, ports
@@ -225,10 +225,3 @@ def test_every_page_renders(site: Site, page: Page) -> None:
     page.goto("/no-such-page")
     expect(page.get_by_text("No such page")).to_be_visible()
     assert time.monotonic() - started < 15
-
-
-def choose(page: Page, select: Locator, option: str) -> None:
-    """Pick ``option`` in a Mantine Select (a combobox input with a listbox of options)."""
-    select.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    expect(select).to_have_value(option)

@@ -41,6 +41,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/models/{model_id}"): {A, U, W},
     ("PATCH", "/api/models/{model_id}"): {A},
     ("DELETE", "/api/models/{model_id}"): {A},
+    ("GET", "/api/models/{model_id}/events"): {A, U},
     ("GET", "/api/model-instances"): {A, W},
     ("GET", "/api/model-instances/{instance_id}"): {A, W},
     ("GET", "/api/model-instances/{instance_id}/logs"): {A, W},

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from gpufleet.server.ui_assets import built_assets
 
@@ -62,3 +62,10 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def choose(page: Page, select: Locator, option: str) -> None:
+    """Pick ``option`` in a Mantine Select (a combobox input with a listbox of options)."""
+    select.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    expect(select).to_have_value(option)

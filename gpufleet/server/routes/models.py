@@ -22,6 +22,7 @@ from gpufleet.server.services import preview as preview_service
 router = APIRouter(prefix="/api/models", tags=["models"])
 admin = allow(*ADMIN)
 readers = allow(*USERS, *WORKER)
+users = allow(*USERS)
 
 
 @router.get("", response_model=list[ModelPublic] | Page[ModelPublic])
@@ -60,7 +61,7 @@ async def get_model(
 
 @router.get("/{model_id}/events", response_model=list[ModelEventPublic])
 async def model_events(
-    model_id: int, _: Principal = Depends(readers), db: Database = Depends(database)
+    model_id: int, _: Principal = Depends(users), db: Database = Depends(database)
 ) -> list[ModelEventPublic]:
     """What gpufleet did to the deployment on its own, newest first: loads, unloads, scaling, evictions."""
     return await model_event_service.list_events(db, model_id)

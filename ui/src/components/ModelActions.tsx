@@ -14,7 +14,9 @@ import { ModelFormModal } from "./ModelFormModal";
 import { showPlacementWarnings } from "./placementWarnings";
 
 export const ROLL_NOTE =
-  "Changing anything but replicas or the description replaces the instances one at a time: a new one runs before an old one stops.";
+  "Changing anything but replicas, the description or the scaling and queue fields (min/max replicas, idle " +
+  "timeout, priority, max concurrent requests, max queue, queue timeout) replaces the instances one at a time: " +
+  "a new one runs before an old one stops.";
 
 export function ModelReplicasEditor({ model }: { model: Model }) {
   const [draft, setDraft] = useState<number | null>(null); // null: showing the model's own value

@@ -1,17 +1,33 @@
 // A deployment's instances, live: each with its state and why, where it runs and how often it restarted.
+// With none, it says why: an on-demand deployment (min_replicas 0) loads on its first request, any
+// other one runs none until its replicas are raised.
 
 import { Anchor, Paper, Table, Text } from "@mantine/core";
 import { Link } from "react-router";
 
-import type { Instance } from "../api/types";
+import type { Instance, Model } from "../api/types";
 import { InstanceStateBadge } from "./InstanceStateBadge";
 
-export function ModelInstancesTable({ instances }: { instances: Instance[] }) {
+/** The text shown when a deployment has no instance. */
+export function noInstancesText(model: Pick<Model, "min_replicas"> | undefined): string {
+  return model?.min_replicas === 0
+    ? "No instances: this model is on demand and loads on its first request."
+    : "No instances: set Replicas above 0 to run some.";
+}
+
+/** `model` decides the text shown with no instance; without it, the fixed deployment's. */
+export function ModelInstancesTable({
+  instances,
+  model,
+}: {
+  instances: Instance[];
+  model?: Pick<Model, "min_replicas">;
+}) {
   if (instances.length === 0) {
     return (
       <Paper withBorder p="md">
         <Text size="sm" c="dimmed">
-          No instances: set Replicas above 0 to run some.
+          {noInstancesText(model)}
         </Text>
       </Paper>
     );

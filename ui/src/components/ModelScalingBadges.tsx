@@ -8,7 +8,9 @@ import { replicaBoundsText, scalingBadges, type ScalingBadge } from "../lib/scal
 
 const COLORS: Record<ScalingBadge, string> = { "on demand": "teal", loading: "yellow", queued: "orange" };
 
-export function ModelScalingBadges({ model }: { model: Model }) {
+/** ``loading``: the model's loading instances counted from the live instance list (the model object's
+ * ``loading_replicas`` is as of its last change, before the instance it loads existed). */
+export function ModelScalingBadges({ model, loading }: { model: Model; loading: number }) {
   const bounds = replicaBoundsText(model);
   return (
     <>
@@ -17,7 +19,7 @@ export function ModelScalingBadges({ model }: { model: Model }) {
           {bounds}
         </Text>
       )}
-      {scalingBadges(model).map(([kind, label]) => (
+      {scalingBadges({ ...model, loading_replicas: loading }).map(([kind, label]) => (
         <Badge key={kind} color={COLORS[kind]} variant="light" tt="none">
           {label}
         </Badge>

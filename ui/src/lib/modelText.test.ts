@@ -89,8 +89,8 @@ describe("selector options and state counts", () => {
 describe("replicaCounts", () => {
   const model = { id: 1, spec_hash: "new" };
   it.each([
-    [[], { ready: 0, updated: 0, outdated: 0 }],
-    [[{ model_id: 1, state: "running", spec_hash: "new" }], { ready: 1, updated: 1, outdated: 0 }],
+    [[], { ready: 0, updated: 0, outdated: 0, loading: 0 }],
+    [[{ model_id: 1, state: "running", spec_hash: "new" }], { ready: 1, updated: 1, outdated: 0, loading: 0 }],
     [
       [
         { model_id: 1, state: "running", spec_hash: "old" },
@@ -99,7 +99,7 @@ describe("replicaCounts", () => {
         { model_id: 2, state: "running", spec_hash: "new" },
         { model_id: 1, state: "pending", spec_hash: null },
       ],
-      { ready: 1, updated: 1, outdated: 2 },
+      { ready: 1, updated: 1, outdated: 2, loading: 2 },
     ],
   ] as const)("%j → %j", (instances, expected) => {
     expect(replicaCounts(model, [...instances])).toEqual(expected);

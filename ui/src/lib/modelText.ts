@@ -100,7 +100,10 @@ export interface ReplicaCounts {
   ready: number; // running, whatever their spec
   updated: number; // of the current spec, not stopping
   outdated: number; // of an earlier spec, not stopping: > 0 while a change rolls out
+  loading: number; // pending, scheduled, downloading or starting
 }
+
+const LOADING = new Set(["pending", "scheduled", "downloading", "starting"]);
 
 /**
  * A deployment's replica counts from its live instances, as the server counts them when it lists
@@ -111,10 +114,11 @@ export function replicaCounts(
   model: { id: number; spec_hash: string | null },
   instances: Pick<Instance, "model_id" | "state" | "spec_hash">[],
 ): ReplicaCounts {
-  const counts: ReplicaCounts = { ready: 0, updated: 0, outdated: 0 };
+  const counts: ReplicaCounts = { ready: 0, updated: 0, outdated: 0, loading: 0 };
   for (const instance of instances) {
     if (instance.model_id !== model.id) continue;
     if (instance.state === "running") counts.ready += 1;
+    if (LOADING.has(instance.state)) counts.loading += 1;
     if (instance.state === "stopping") continue;
     if (instance.spec_hash === model.spec_hash) counts.updated += 1;
     else counts.outdated += 1;

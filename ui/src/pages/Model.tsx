@@ -73,7 +73,7 @@ export function ModelPage() {
                   rolling
                 </Badge>
               )}
-              <ModelScalingBadges model={model} />
+              <ModelScalingBadges model={model} loading={counts.loading} />
             </Group>
             {rolling ? (
               <Text size="sm" c="dimmed">
@@ -97,7 +97,7 @@ export function ModelPage() {
       </Paper>
       <ModelSpecFacts model={model} />
       <Title order={3}>Instances</Title>
-      <ModelInstancesTable instances={own} />
+      <ModelInstancesTable instances={own} model={model} />
       <Title order={3}>Events</Title>
       <ModelEvents model={model} />
     </Stack>

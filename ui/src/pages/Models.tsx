@@ -45,7 +45,7 @@ function ModelRow({ model, instances }: { model: Model; instances: Instance[] })
               rolling
             </Badge>
           )}
-          <ModelScalingBadges model={model} />
+          <ModelScalingBadges model={model} loading={replicas.loading} />
         </Group>
       </Table.Td>
       <Table.Td>
