@@ -45,11 +45,13 @@ class RoomForOne:
             async with self.db.read() as session:
                 self._candidates, self._stopping = await eviction.load_room(session, loads)
         eligible = eviction.eligible(self._candidates, model)
+        if not eligible and not self._stopping:
+            return why  # nothing could make room: the scheduler's reason alone
         plan = await asyncio.to_thread(plan_eviction, request, snapshot, model.priority, eligible, self._stopping)
         if plan.wait:
             return f"waiting for stopping instances to free their memory, then it fits ({why})"
         if not plan.victims:
-            return f"{why}; {plan.reason}" if plan.reason else why
+            return f"{why}; {plan.reason}" if plan.reason and eligible else why
         loads = await self.load()  # again: a request that arrived since keeps its instance
         if any(loads.get(v.model_id, Load()).any for v in plan.victims):
             return f"{why}; an instance that could make room has just received a request"
