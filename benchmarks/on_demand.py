@@ -63,13 +63,13 @@ def first_token(url: str, model: str, key: str | None) -> float:
         http.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers) as response,
     ):
         response.raise_for_status()
-        for line in response.iter_lines():
-            if line.startswith("data: ") and '"content"' in line:
+        elapsed = None
+        for line in response.iter_lines():  # all of it, so the engine finishes this request
+            if elapsed is None and line.startswith("data: ") and '"content"' in line:
                 elapsed = time.perf_counter() - started
-                for _ in response.iter_lines():  # the rest, so the engine finishes this request
-                    pass
-                return elapsed
-    raise RuntimeError(f"{model}: no token in the answer")
+    if elapsed is None:
+        raise RuntimeError(f"{model}: no token in the answer")
+    return elapsed
 
 
 def answer(url: str, model: str, key: str | None) -> float:
@@ -207,6 +207,7 @@ def main() -> None:
         models = root / "models"
         paths = {name: write_model(models / f"{name}.gguf", SHAPE) for name in ("swap-a", "swap-b")}
         room = int(ram_of(paths["swap-a"]) * 1.5)  # one model fits, two do not
+        model_bytes = paths["swap-a"].stat().st_size
         fleet = Fleet(root, binaries.server, models, room)
         try:
             ids = {name: fleet.deploy_on_demand(name, path) for name, path in paths.items()}
@@ -214,7 +215,7 @@ def main() -> None:
             swap = swaps(fleet, ids, options.swaps)
         finally:
             fleet.stop()
-    result = {"engine": binaries.version, "model_bytes": paths["swap-a"].stat().st_size, "cold": cold, "swap": swap}
+    result = {"engine": binaries.version, "model_bytes": model_bytes, "cold": cold, "swap": swap}
     report(result, Path(options.out))
 
 

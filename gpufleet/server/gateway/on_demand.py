@@ -2,7 +2,9 @@
 
 The request then waits in the deployment's line (``waiting.py``) until the instance runs, and is
 forwarded as any other. Asking is a database write (``services.scaling.request_load``: replicas
-0 → 1, idempotent); a burst of requests asks once per ``ASK_AGAIN`` seconds from this server.
+0 → 1, idempotent). While a load this server asked for is under way, a burst of requests asks once
+per ``ASK_AGAIN`` seconds; once a request was handed an instance (``served``), the next request
+finding none asks at once.
 """
 
 from __future__ import annotations
@@ -52,3 +54,7 @@ class OnDemandLoads:
             ) from None
         if loaded:
             self.metrics.child(self.metrics.scaling, route.model_name, "load").inc()
+
+    def served(self, route: Route) -> None:
+        """A request for ``route`` was handed an instance: the load asked for is done."""
+        self._asked.pop(route.model_id, None)

@@ -102,6 +102,7 @@ class RoutingTable:
         self._stale = True
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self.stale_now: Callable[[], None] = lambda: None  # told when a change makes the table stale
         db.add_listener(self._on_event)
 
     async def routes(self) -> dict[str, Route]:
@@ -126,6 +127,8 @@ class RoutingTable:
             return
         changed = CHANGES.get(event.kind) if event.kind is not None else None
         self._stale = changed is not None and changed(event, self._loaded)
+        if self._stale:
+            self.stale_now()
 
     async def _load(self) -> _Loaded:
         async with self.db.read() as session:

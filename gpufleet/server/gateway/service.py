@@ -44,7 +44,7 @@ MAX_BODY = 32 * 1024 * 1024  # bytes; larger requests get 413
 STREAMED_ROUTES = frozenset({"chat/completions", "completions"})  # the routes that answer in SSE when asked
 CALLERS = (PrincipalKind.ADMIN, PrincipalKind.USER)
 UNKNOWN_MODEL = "-"  # the metrics label of requests that named no deployment
-WAITING_REFRESH = 0.25  # seconds between looks for new instances while requests wait for one
+WAITING_REFRESH = 0.5  # seconds between looks for new instances while requests wait, without a change seen
 QUEUE_FULL_RETRY = 2  # seconds, the Retry-After of a 429 for a full line
 ClientGoneWait = Callable[[], Awaitable[object]] | None
 
@@ -77,6 +77,8 @@ class Gateway:
         self.loads = OnDemandLoads(db, self.metrics)
         self._refresher: asyncio.Task[None] | None = None
         self._shown_queued: set[str] = set()  # models whose queued gauge was set above 0
+        self._routing_changed = asyncio.Event()
+        self.routes.stale_now = self._routing_changed.set
 
     def start(self) -> None:
         self.usage.start()
@@ -98,7 +100,9 @@ class Gateway:
         The routing table is reloaded only when a committed change made it stale, so each round costs
         a query only when something changed."""
         while True:
-            await asyncio.sleep(WAITING_REFRESH)
+            with contextlib.suppress(TimeoutError):  # woken by a routing change, else a look each interval
+                await asyncio.wait_for(self._routing_changed.wait(), WAITING_REFRESH)
+            self._routing_changed.clear()
             if not self.lines.waiting_models():
                 for name in self._shown_queued:  # the gauge falls back to 0 once the lines are empty
                     self.metrics.child(self.metrics.queued, name).set(0)
@@ -243,6 +247,8 @@ class Gateway:
             ) from None
         except WaitedTooLong:
             raise await self._waited_too_long(principal, deployment) from None
+        if not deployment.endpoints:
+            self.loads.served(deployment)
         current = (await self.routes.routes()).get(deployment.model_name)
         return (current if current is not None and current.model_id == deployment.model_id else deployment), endpoint
 
