@@ -88,7 +88,15 @@ class Gpufleet:
         self._beating = True
         threading.Thread(target=self._heartbeat, daemon=True).start()
         model = write_model(data / "models" / "bench.gguf", preset("llama-tiny"))
-        body = {"name": "bench", "source": "local_path", "local_path": str(model), "cpu_offloading": True}
+        # The upstream answers any number of requests at once: the gateway's per-instance limit (by
+        # default the engine's 4 slots, the rest queued) is set above the most clients sent here.
+        body = {
+            "name": "bench",
+            "source": "local_path",
+            "local_path": str(model),
+            "cpu_offloading": True,
+            "max_concurrent_requests": 1000,
+        }
         created = self.http.post("/api/models", json=body, headers=admin)
         created.raise_for_status()
         instance = self._placed(created.json()["id"], admin)
