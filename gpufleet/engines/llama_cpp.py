@@ -38,7 +38,7 @@ class LlamaCpp:
             slots = parse_backend_parameters(parameters).get("parallel", DEFAULT_PARALLEL)
         except BackendParameterError:
             return DEFAULT_PARALLEL
-        return max(1, int(slots))
+        return int(slots) if int(slots) >= 1 else DEFAULT_PARALLEL  # -1: llama-server's "auto"
 
     def estimator(self, spec: ModelSpec) -> Estimator:
         try:

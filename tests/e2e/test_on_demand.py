@@ -344,3 +344,20 @@ def test_queueing_brings_a_second_replica_up_on_the_other_worker_and_idleness_ta
     od.wait("the extra replica to be removed when idle", lambda: len(od.instances(model["id"])) == 1, timeout=40)
     assert od.model(model["id"])["replicas"] == 1  # never below min_replicas
     assert od.events(model["id"])[0]["kind"] == "scale_down"
+
+
+def test_a_client_that_gives_up_leaves_the_queue_at_once(one_slow: OnDemand) -> None:
+    od = one_slow
+    model = od.deploy("od-gone", "slow.gguf", replicas=1, max_concurrent_requests=1)
+    od.wait("the instance to run", lambda: running(od, model["id"]))
+    with hold_a_slot(od, "od-gone"), httpx.Client(trust_env=False, timeout=1.0) as impatient:
+        with pytest.raises(httpx.ReadTimeout):  # waits in the queue; the client closes after 1 s
+            impatient.post(
+                f"{od.cluster.url}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {od.key}"},
+                json={"model": "od-gone", "messages": HI, "max_tokens": 2},
+            )
+        gave_up = time.monotonic()
+        queued(od, model["id"], 0)  # gone from the queue while the slot is still held
+        assert time.monotonic() - gave_up < 5
+    assert od.chat("od-gone").status_code == 200  # and the slot it never got is free for others

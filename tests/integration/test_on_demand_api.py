@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gpufleet.common.units import GiB
 from gpufleet.db.migrate import upgrade
 from gpufleet.db.session import Database
 from gpufleet.db.tables import Model
@@ -18,9 +20,12 @@ from gpufleet.server.gateway.load import LoadTracker
 from gpufleet.server.gateway.routing import Route
 from gpufleet.server.gateway.waiting import WaitingLines
 from gpufleet.server.services.demand import Load
-from tests.support.builders import local_model
-from tests.support.server import RunningServer
+from testkit.synthetic import preset, write_model
+from tests.support.builders import local_model, register_worker
+from tests.support.server import RunningServer, running_server
 from tests.support.wait import eventually
+
+ON_DEMAND_BOUNDS = {"min_replicas": 0, "max_replicas": 1}
 
 
 def on_demand(name: str, **extra: Any) -> dict[str, Any]:
@@ -163,3 +168,26 @@ async def test_requests_waiting_on_another_server_are_shown(server: RunningServe
         listed = {m["id"]: m for m in (await admin.get("/api/models")).json()}
         assert listed[model["id"]]["queued_requests"] == 1
         waiting.cancel()
+
+
+async def test_a_plain_user_is_told_why_a_load_waits_without_worker_names(tmp_path: Path) -> None:
+    big = write_model(tmp_path / "models" / "big.gguf", preset("llama-3.1-8b"), sparse=True)
+    async with running_server(tmp_path / "data") as server:
+        async with await server.admin() as admin:
+            # 1 GiB of GPU and 1 GiB of RAM: an 8B model fits nowhere, and the reason names the worker
+            await register_worker(
+                admin, server.token, "secret-node-7", gpus=1, gpu_memory=GiB, ram=GiB, port=server.settings.port
+            )
+            body = {"name": "od-big", "source": "local_path", "local_path": str(big), "cpu_offloading": True}
+            created = await admin.post("/api/models", json={**body, **ON_DEMAND_BOUNDS, "queue_timeout": 1})
+            assert created.status_code == 201, created.text
+            made = await admin.post(
+                "/api/users", json={"username": "plain", "password": "plain-password-1", "role": "user"}
+            )
+            assert made.status_code == 201, made.text
+        async with server.client(await server.login("plain", "plain-password-1")) as plain:
+            refused = await plain.post("/v1/chat/completions", json={"model": "od-big", "messages": []})
+        assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1, refused.text
+        message = refused.json()["error"]["message"]
+        assert "for the model to load" in message and "no worker has enough free memory for it now" in message
+        assert "secret-node-7" not in message and str(tmp_path) not in message, message

@@ -5,7 +5,8 @@ in flight), when the last one began or ended, and when its load last needed ever
 (``busy``: more requests than the instances but one could take, ``(running - 1) × slots``; with one
 instance or none, any request).
 
-Every ``FLUSH`` seconds what changed is written to the database:
+Every ``FLUSH`` seconds what changed is written to the database, and at once when a deployment
+gets its first request here (so the leader sees it before it could evict or unload it):
 - ``models.last_request_at`` and ``models.busy_at`` (only ever moved forward, so servers do not
   undo each other): scaling down and unloading wait for ``busy_at`` to be ``idle_timeout`` old;
 - one ``gateway_load`` row per deployment with requests here (in flight, queued), refreshed while
@@ -17,6 +18,7 @@ Every ``FLUSH`` seconds what changed is written to the database:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 FLUSH = 1.0  # seconds between writes while requests come
 FRESH = timedelta(seconds=6)  # another server's row older than this is from a server that is gone
+FORGOTTEN = timedelta(minutes=10)  # rows of servers gone this long are deleted
 
 
 class LoadTracker:
@@ -51,9 +54,12 @@ class LoadTracker:
         self._busy: dict[int, datetime] = {}  # not yet written
         self._rows: set[int] = set()  # deployments with a gateway_load row of ours
         self._task: asyncio.Task[None] | None = None
+        self._first = asyncio.Event()  # a deployment without a row of ours has a request
 
     def begin(self, route: Route) -> None:
         self.active[route.model_id] = self.active.get(route.model_id, 0) + 1
+        if route.model_id not in self._rows:
+            self._first.set()  # written at once: the leader must not stop what now has a request
         self._routes[route.model_id] = route
         self._last_request[route.model_id] = self._clock()
         self._note_busy(route.model_id)
@@ -65,11 +71,6 @@ class LoadTracker:
         else:
             self.active.pop(route.model_id, None)
         self._last_request[route.model_id] = self._clock()
-
-    def seen(self, route: Route) -> None:
-        """The newest route of a deployment with requests here (its running instances changed)."""
-        if route.model_id in self.active:
-            self._routes[route.model_id] = route
 
     def local(self, model_id: int) -> Load:
         queued = self.lines.queued(model_id)
@@ -120,7 +121,9 @@ class LoadTracker:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(FLUSH)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._first.wait(), FLUSH)
+            self._first.clear()
             try:
                 await self.flush()
             except Exception:  # kept for the next round; the log says why
@@ -139,14 +142,16 @@ class LoadTracker:
             return
         now = self._clock()
         async with self.db.transaction() as session:
-            for model_id, when in last.items():
+            # in id order: two servers writing the same rows lock them in the same order
+            for model_id, when in sorted(last.items()):
                 await session.execute(_forward(Model.last_request_at, model_id, when))
-            for model_id, when in busy.items():
+            for model_id, when in sorted(busy.items()):
                 await session.execute(_forward(Model.busy_at, model_id, when))
+            await session.execute(delete(GatewayLoad).where(GatewayLoad.updated_at < now - FORGOTTEN))
             mine = GatewayLoad.server_id == self.server_id
             await session.execute(delete(GatewayLoad).where(mine, GatewayLoad.model_id.in_(gone | active)))
             existing = set((await session.execute(select(Model.id).where(Model.id.in_(active)))).scalars())
-            for model_id in active & existing:  # a deployment deleted meanwhile has no row to refer to
+            for model_id in sorted(active & existing):  # a deployment deleted meanwhile has no row to refer to
                 load = self.local(model_id)
                 session.add(
                     GatewayLoad(

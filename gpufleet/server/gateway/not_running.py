@@ -27,6 +27,27 @@ PLAIN_WORDS = {
 }
 
 
+# Why a pending instance waits, for callers who may not read its message: (phrase in the message,
+# what it means for them). The first that matches wins; none of them names a worker, address or path.
+PLAIN_REASONS = (
+    ("evicting", "other models are being unloaded to make room for it"),
+    ("waiting for stopping instances", "memory is being freed for it"),
+    ("is not evicted for a lower priority", "models of higher priority hold the memory it needs"),
+    ("has requests in flight", "the models holding the memory it needs are busy"),
+    ("has just received a request", "the models holding the memory it needs are busy"),
+    ("insufficient", "no worker has enough free memory for it now"),
+    ("not ready", "no worker is ready to take it now"),
+    ("no workers have joined", "no worker has joined the cluster yet"),
+)
+
+
+def plain_reason(message: str | None) -> str | None:
+    """What a pending instance's message means for a caller who may not read it (None: unknown)."""
+    if not message:
+        return None
+    return next((meaning for phrase, meaning in PLAIN_REASONS if phrase in message), None)
+
+
 @dataclass(frozen=True)
 class InstanceStatus:
     name: str
@@ -42,6 +63,11 @@ def not_running_message(principal: Principal, model: str, instances: list[Instan
         return f"model {model!r} has no running instance yet: {states}"
     counts = Counter(PLAIN_WORDS.get(i.state, "not running") for i in instances)
     states = ", ".join(f"{n} {words}" for words, n in counts.items())
+    reasons = sorted(
+        {why for i in instances if i.state == InstanceState.PENDING.value and (why := plain_reason(i.message))}
+    )
+    if reasons:
+        states += ": " + "; ".join(reasons)
     return (
         f"model {model!r} has no running instance yet ({states}); try again later, or ask an administrator if it lasts"
     )

@@ -120,11 +120,10 @@ class Proxy:
                 headers = {**JSON_HEADERS, "authorization": f"Bearer {self.engine_key(endpoint.instance_id)}"}
                 upstream = await self.session.post(endpoint.url + path, data=body, headers=headers)
             except UNREACHABLE as exc:
-                self._release(route, endpoint)
                 self.lines.balancer.unreachable(endpoint)
                 logger.warning("gateway: instance %s at %s: %s", endpoint.instance_name, endpoint.url, _describe(exc))
                 failure = f"instance {endpoint.instance_name}: {type(exc).__name__}"
-                endpoint = self._next(route, tried)
+                endpoint = self._next(route, tried, endpoint)
                 continue
             except TimeoutError as exc:
                 self._release(route, endpoint)
@@ -135,9 +134,8 @@ class Proxy:
                 raise
             if upstream.status == RETRIED_STATUS and len(tried) < min(ATTEMPTS, len(route.endpoints)):
                 upstream.release()
-                self._release(route, endpoint)
                 failure = f"instance {endpoint.instance_name} answered 503 (busy or loading)"
-                endpoint = self._next(route, tried)
+                endpoint = self._next(route, tried, endpoint)
                 continue
             if upstream.status == 401:  # not the client's fault: the engine holds another key than ours
                 upstream.release()
@@ -177,12 +175,21 @@ class Proxy:
             "engine_unreachable",
         )
 
-    def _next(self, route: Route, tried: list[int]) -> Endpoint | None:
-        """The retry's slot: another instance if one is free; else the same again (a pooled connection
-        it had closed); None after ``ATTEMPTS`` or when no slot is free."""
+    def _next(self, route: Route, tried: list[int], current: Endpoint) -> Endpoint | None:
+        """The retry's slot, given the one ``current`` holds: another instance's if one is free,
+        else ``current`` again, its slot kept (a pooled connection the engine had closed); None, with
+        the slot released, after ``ATTEMPTS``.
+
+        The next slot is taken before ``current``'s is released: a freed slot goes to the next request
+        waiting in line at once, and this request, which has had its turn, would find none left."""
         if len(tried) >= ATTEMPTS:
+            self._release(route, current)
             return None
-        return self.lines.take_now(route, exclude=tried) or self.lines.take_now(route)
+        other = self.lines.take_now(route, exclude=tried)
+        if other is None:
+            return current
+        self._release(route, current)
+        return other
 
     def _release(self, route: Route, endpoint: Endpoint) -> None:
         self.lines.release(route.model_id, endpoint)

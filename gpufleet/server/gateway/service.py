@@ -249,7 +249,11 @@ class Gateway:
             raise await self._waited_too_long(principal, deployment) from None
         if not deployment.endpoints:
             self.loads.served(deployment)
-        current = (await self.routes.routes()).get(deployment.model_name)
+        try:  # the slot is this request's now: released if it cannot go on
+            current = (await self.routes.routes()).get(deployment.model_name)
+        except BaseException:
+            self.lines.release(deployment.model_id, endpoint)
+            raise
         return (current if current is not None and current.model_id == deployment.model_id else deployment), endpoint
 
     async def _waited_too_long(self, principal: Principal, deployment: Route) -> GatewayError:
