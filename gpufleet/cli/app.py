@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from gpufleet import __version__
+from gpufleet.cli.auth import login, logout
 from gpufleet.cli.client import out
 from gpufleet.cli.engines import engines_app
 from gpufleet.cli.estimate import estimate
@@ -21,6 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("start")(start)
+app.command("login")(login)
+app.command("logout")(logout)
 app.command("estimate")(estimate)
 app.add_typer(engines_app, name="engines")
 app.add_typer(models_app, name="models")

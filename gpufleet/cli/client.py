@@ -1,5 +1,9 @@
-"""What every client command shares: the consoles, the exit codes, the ``--server`` and
-``--api-key`` options, an HTTP client to the server, and how a refusal becomes an error line.
+"""What every client command shares: the consoles, the exit codes, the ``--server-url`` and
+``--api-key`` options, an HTTP client to the server, listings as tables or JSON, and how a refusal
+becomes an error line.
+
+The credential is the ``--api-key`` (or ``GPUFLEET_API_KEY``), else the session ``gpufleet login``
+stored for that server (``credentials.py``).
 
 Exit codes (the same for every command): 0 done, 1 the server or the machine refused (the line
 says why), 2 bad usage (a missing option, an unknown name), 3 reserved for "answered, but no"
@@ -8,7 +12,7 @@ says why), 2 bad usage (a missing option, an unknown name), 3 reserved for "answ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
@@ -16,7 +20,9 @@ import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
+from gpufleet.cli import credentials
 from gpufleet.cli.errors import CommandFailed, explain
 
 EXIT_FAILED = 1
@@ -27,8 +33,20 @@ DEFAULT_SERVER = "http://127.0.0.1:8080"
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-ServerOption = Annotated[str, typer.Option(envvar="GPUFLEET_SERVER", help="Server URL")]
-ApiKeyOption = Annotated[str | None, typer.Option(envvar="GPUFLEET_API_KEY", help="An admin's API key")]
+ServerOption = Annotated[
+    str,
+    typer.Option(
+        "--server-url",
+        "--server",
+        envvar=["GPUFLEET_SERVER_URL", "GPUFLEET_SERVER"],
+        help="Server URL",
+    ),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(envvar="GPUFLEET_API_KEY", help="An API key (default: the session of `gpufleet login`)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
 
 def error_line(message: str) -> None:
@@ -68,9 +86,10 @@ def connect(server: str, api_key: str | None, timeout: httpx.Timeout | float = 3
     ``CommandFailed`` keeps its exit code, an HTTP error (the server unreachable, a broken
     connection) exits 1 naming the server, Ctrl-C exits 130.
     """
-    if not api_key:
-        fail("an admin API key is needed: --api-key or GPUFLEET_API_KEY", EXIT_USAGE)
-    headers = {"Authorization": f"Bearer {api_key}"}
+    credential = api_key or credentials.load(server)
+    if not credential:
+        fail(f"not logged in to {server}: run `gpufleet login`, or give --api-key (or GPUFLEET_API_KEY)", EXIT_USAGE)
+    headers = {"Authorization": f"Bearer {credential}"}
     try:
         with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout) as client:
             yield client
@@ -80,3 +99,47 @@ def connect(server: str, api_key: str | None, timeout: httpx.Timeout | float = 3
         fail(f"talking to {server}: {type(exc).__name__} {exc}")
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def send(client: httpx.Client, method: str, path: str, body: Any = None, expected: int = 200) -> Any:
+    """``method path`` with a JSON ``body``; the JSON answer (None for 204), or the server's refusal."""
+    response = client.request(method, path, json=body)
+    if response.status_code != expected:
+        raise refused(method, path, response)
+    return None if response.status_code == 204 else response.json()
+
+
+Column = tuple[str, Callable[[dict[str, Any]], Any]]  # header, value from one row
+
+
+def show(rows: list[dict[str, Any]], columns: list[Column], as_json: bool, title: str | None = None) -> None:
+    """A listing: JSON (the server's objects as they are) or a table of ``columns``."""
+    if as_json:
+        out.print_json(data=rows)
+        return
+    table = Table(*(header for header, _ in columns), title=title)
+    for row in rows:
+        table.add_row(*(cell(value(row)) for _, value in columns))
+    out.print(table)
+
+
+def show_one(row: dict[str, Any], fields: list[Column], as_json: bool) -> None:
+    """One object: JSON, or a two-column table of ``fields``."""
+    if as_json:
+        out.print_json(data=row)
+        return
+    table = Table("field", "value", show_header=False)
+    for header, value in fields:
+        table.add_row(header, cell(value(row)))
+    out.print(table)
+
+
+def cell(value: Any) -> str:
+    """How a value reads in a table: empty for none, lists joined, escaped for rich."""
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return escape(", ".join(str(v) for v in value))
+    if isinstance(value, dict):
+        return escape(", ".join(f"{k}={v}" for k, v in value.items()))
+    return escape(str(value))

@@ -64,3 +64,12 @@ def secure_data_dir(data_dir: Path, sqlite_path: Path | None) -> None:
     os.close(os.open(sqlite_path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
     for suffix in ("", *SQLITE_SIDECARS):
         make_private_file(sqlite_path.with_name(sqlite_path.name + suffix))
+
+
+def write_secret_file(path: Path, value: str) -> None:
+    """Write ``value`` (and a newline) to ``path`` with mode 0600, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only: an older 0644 one is narrowed too
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gpufleet.common.demo_model import DEMO_MODEL, DemoReady
+from gpufleet.common.paths import write_secret_file
 from gpufleet.db.session import Database
 from gpufleet.db.tables import ApiKey, Model, ModelInstance, User
 from gpufleet.schemas.api_keys import ApiKeyCreate
@@ -31,7 +32,6 @@ from gpufleet.server.principal import Principal, PrincipalKind
 from gpufleet.server.services import api_keys as key_service
 from gpufleet.server.services import models as model_service
 from gpufleet.server.services.instances import PENDING_MESSAGE
-from gpufleet.server.services.users import write_secret_file
 
 logger = logging.getLogger(__name__)
 

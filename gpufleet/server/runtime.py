@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from gpufleet.common.paths import make_private_dir
+from gpufleet.common.paths import make_private_dir, write_secret_file
 from gpufleet.config import Settings
 from gpufleet.db.migrate import upgrade
 from gpufleet.db.session import Database, DatabaseUnavailable
@@ -32,7 +32,7 @@ from gpufleet.server.gateway.service import Gateway
 from gpufleet.server.heartbeats import FLUSH_INTERVAL, HeartbeatLedger
 from gpufleet.server.leader import Leadership, leadership_for
 from gpufleet.server.notify import ChangeRelay, public_loader
-from gpufleet.server.services.users import bootstrap_admin, write_secret_file
+from gpufleet.server.services.users import bootstrap_admin
 from gpufleet.server.services.workers import STALE_AFTER_HEARTBEATS
 from gpufleet.server.worker_calls import WorkerCalls
 

@@ -7,8 +7,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from gpufleet.common.paths import secure_data_dir
-from gpufleet.server.services.users import write_secret_file
+from gpufleet.common.paths import secure_data_dir, write_secret_file
 from gpufleet.worker.engine_bind import engine_bind_host
 
 

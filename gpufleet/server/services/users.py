@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.common.clock import utcnow
 from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from gpufleet.common.paths import write_secret_file
 from gpufleet.db.session import Database, record_credentials_change
 from gpufleet.db.tables import User, UserSession
 from gpufleet.schemas.users import Role, UserCreate, UserPublic, UserUpdate
@@ -54,14 +54,6 @@ async def bootstrap_admin(db: Database, password_file: Path, bootstrap_password:
     if generated:
         write_secret_file(password_file, password)
         logger.info("created user admin; its password is in %s", password_file)
-
-
-def write_secret_file(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only: an older 0644 one is narrowed too
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
 
 
 async def login(db: Database, username: str, password: str, throttle: LoginThrottle, address: str | None) -> str:
