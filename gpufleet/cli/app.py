@@ -8,11 +8,18 @@ import typer
 
 from gpufleet import __version__
 from gpufleet.cli.auth import login, logout
+from gpufleet.cli.chat import chat
 from gpufleet.cli.client import out
+from gpufleet.cli.devices import devices_app
 from gpufleet.cli.engines import engines_app
 from gpufleet.cli.estimate import estimate
+from gpufleet.cli.instances import instances_app
+from gpufleet.cli.keys import keys_app
 from gpufleet.cli.models import models_app
 from gpufleet.cli.start import start
+from gpufleet.cli.usage import usage
+from gpufleet.cli.users import users_app
+from gpufleet.cli.workers import workers_app
 
 app = typer.Typer(
     name="gpufleet",
@@ -27,6 +34,13 @@ app.command("logout")(logout)
 app.command("estimate")(estimate)
 app.add_typer(engines_app, name="engines")
 app.add_typer(models_app, name="models")
+app.add_typer(workers_app, name="workers")
+app.add_typer(devices_app, name="devices")
+app.add_typer(instances_app, name="instances")
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
+app.command("usage")(usage)
+app.command("chat")(chat)
 
 
 def _version(value: bool) -> None:
