@@ -11,7 +11,7 @@ from gpufleet.cli.auth import login, logout
 from gpufleet.cli.chat import chat
 from gpufleet.cli.client import out
 from gpufleet.cli.devices import devices_app
-from gpufleet.cli.engines import engines_app
+from gpufleet.cli.engines import engines_app, installed_engines
 from gpufleet.cli.estimate import estimate
 from gpufleet.cli.instances import instances_app
 from gpufleet.cli.keys import keys_app
@@ -46,6 +46,11 @@ app.command("chat")(chat)
 def _version(value: bool) -> None:
     if value:
         out.print(f"gpufleet {__version__}")
+        installed = installed_engines()
+        for copy in installed:
+            out.print(f"{copy.engine} {copy.version} (build {copy.build}, {copy.accelerator})")
+        if not installed:
+            out.print("no engine installed yet (gpufleet engines install llama.cpp)")
         raise typer.Exit()
 
 

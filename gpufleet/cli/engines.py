@@ -12,6 +12,7 @@ from gpufleet.cli.client import EXIT_USAGE, fail, out
 from gpufleet.common.errors import GpufleetError
 from gpufleet.common.paths import cache_dir
 from gpufleet.worker.engines import ENGINES, Engine, EngineOptions, engines_for
+from gpufleet.worker.engines.base import InstalledEngine
 
 engines_app = typer.Typer(help=f"Install and list inference engines ({', '.join(ENGINES)}).", no_args_is_help=True)
 
@@ -61,9 +62,14 @@ def install(
 
 
 @engines_app.command("list")
+def installed_engines() -> list[InstalledEngine]:
+    """Every engine build installed in the cache."""
+    return [copy for engine in engines_for(EngineOptions()).values() for copy in engine.installed()]
+
+
 def list_engines() -> None:
     """Show the engines installed in the cache."""
-    installed = [copy for engine in engines_for(EngineOptions()).values() for copy in engine.installed()]
+    installed = installed_engines()
     if not installed:
         out.print(f"no engines installed in {cache_dir() / 'engines'}; run: gpufleet engines install llama.cpp")
         return

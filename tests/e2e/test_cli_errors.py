@@ -127,7 +127,10 @@ def test_unusable_database_url(tmp_path: Path) -> None:
 
 
 def test_version_and_help() -> None:
-    assert run_cli(["--version"]).stdout.startswith("gpufleet ")
+    version = run_cli(["--version"]).stdout.splitlines()
+    assert version[0].startswith("gpufleet ")
+    # and each installed engine's version, or how to install one
+    assert version[1].startswith("llama.cpp ") or "gpufleet engines install" in version[1], version
     help_text = run_cli(["start", "--help"]).stdout
     for flag in (
         "--host",
