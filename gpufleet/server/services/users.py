@@ -56,6 +56,29 @@ async def bootstrap_admin(db: Database, password_file: Path, bootstrap_password:
         logger.info("created user admin; its password is in %s", password_file)
 
 
+async def reset_admin_password(db: Database, password_file: Path) -> Path:
+    """Give user ``admin`` a new generated password, written to ``password_file`` (mode 0600), which
+    must be changed at the next sign-in; every session of the admin ends. The admin is created if
+    it was deleted. For a locked-out operator with access to the server's machine."""
+    password = secrets.new_password()
+    password_hash = await secrets.hash_password(password)
+    async with db.transaction() as session:
+        admin = (await session.execute(select(User).where(User.username == ADMIN_USERNAME))).scalar_one_or_none()
+        if admin is None:
+            session.add(
+                User(username=ADMIN_USERNAME, password_hash=password_hash, role="admin", must_change_password=True)
+            )
+        else:
+            admin.password_hash = password_hash
+            admin.role = "admin"
+            admin.must_change_password = True
+            await session.execute(delete(UserSession).where(UserSession.user_id == admin.id))
+            record_credentials_change(session)
+    write_secret_file(password_file, password)
+    logger.info("reset the password of user admin; the new one is in %s", password_file)
+    return password_file
+
+
 async def login(db: Database, username: str, password: str, throttle: LoginThrottle, address: str | None) -> str:
     """Check a password and open a session; returns the session token.
 
