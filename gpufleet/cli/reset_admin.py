@@ -3,7 +3,7 @@
 It works on the data dir (or ``--database-url``) directly, so it needs no credential: whoever can
 read the server's database owns the cluster anyway. The server may keep running; the admin's
 sessions end at once in the database (a running server may still accept one it has cached, for at
-most its cache's lifetime). The new password is written to the data dir's
+most its cache's lifetime, 5 s). The new password is written to the data dir's
 ``initial_admin_password`` (mode 0600), never printed.
 """
 
