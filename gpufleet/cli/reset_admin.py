@@ -18,9 +18,6 @@ import typer
 from gpufleet.cli.client import err, fail, out
 from gpufleet.cli.errors import explain
 from gpufleet.config import Settings
-from gpufleet.db.migrate import upgrade
-from gpufleet.db.session import Database
-from gpufleet.server.services.users import reset_admin_password as reset
 
 
 def reset_admin_password(
@@ -44,6 +41,11 @@ def reset_admin_password(
 
 
 async def _reset(settings: Settings) -> Path:
+    # the database stack takes a second to import: only this command needs it
+    from gpufleet.db.migrate import upgrade
+    from gpufleet.db.session import Database
+    from gpufleet.server.services.users import reset_admin_password as reset
+
     db = Database(settings.effective_database_url)
     try:
         await upgrade(db)  # the same schema as the server it belongs to
