@@ -3,6 +3,9 @@
 The server relays it from the instance's main worker (``GET /api/model-instances/{id}/logs``),
 so this works from any machine that reaches the server. ``TARGET`` is an instance id or name,
 or a deployment name when that deployment has exactly one instance.
+
+``gpufleet instances logs`` shares the options (``TailOption``, ``FollowOption``), the timeout
+(``log_timeout``) and the streaming (``stream_log``); only how the target is found differs.
 """
 
 from __future__ import annotations
@@ -43,7 +46,17 @@ def _instance_id(client: httpx.Client, target: str) -> int:
     raise CommandFailed(f"no instance or deployment named {target!r} (see GET /api/model-instances)")
 
 
-def _stream(client: httpx.Client, instance_id: int, tail: int, follow: bool) -> None:
+TailOption = Annotated[int, typer.Option(min=0, max=LOG_TAIL_MAX, help=f"Lines from the end (0..{LOG_TAIL_MAX})")]
+FollowOption = Annotated[bool, typer.Option("--follow", "-f", help="Keep printing what the engine writes")]
+
+
+def log_timeout(follow: bool) -> httpx.Timeout:
+    """No read deadline while following (the engine may be quiet for long), a minute otherwise."""
+    return httpx.Timeout(30.0, read=None if follow else 60.0)
+
+
+def stream_log(client: httpx.Client, instance_id: int, tail: int, follow: bool) -> None:
+    """Copy the instance's log to stdout as it arrives; a refusal raises the server's reason."""
     params = {"tail": str(tail), "follow": "true" if follow else "false"}
     path = f"/api/model-instances/{instance_id}/logs"
     with client.stream("GET", path, params=params) as response:
@@ -57,14 +70,11 @@ def _stream(client: httpx.Client, instance_id: int, tail: int, follow: bool) -> 
 
 def logs(
     target: Annotated[str, typer.Argument(help="Instance id or name, or a deployment with one instance")],
-    tail: Annotated[
-        int, typer.Option(min=0, max=LOG_TAIL_MAX, help=f"Lines from the end (0..{LOG_TAIL_MAX})")
-    ] = LOG_TAIL_DEFAULT,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing what the engine writes")] = False,
+    tail: TailOption = LOG_TAIL_DEFAULT,
+    follow: FollowOption = False,
     server: ServerOption = DEFAULT_SERVER,
     api_key: ApiKeyOption = None,
 ) -> None:
     """Print an instance's engine log (llama-server's output); --follow keeps it coming."""
-    timeout = httpx.Timeout(30.0, read=None if follow else 60.0)
-    with connect(server, api_key, timeout) as client:
-        _stream(client, _instance_id(client, target), tail, follow)
+    with connect(server, api_key, log_timeout(follow)) as client:
+        stream_log(client, _instance_id(client, target), tail, follow)

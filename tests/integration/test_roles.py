@@ -45,6 +45,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/model-instances"): {A, W},
     ("GET", "/api/model-instances/{instance_id}"): {A, W},
     ("GET", "/api/model-instances/{instance_id}/logs"): {A, W},
+    ("POST", "/api/model-instances/{instance_id}/restart"): {A},
     ("POST", "/api/model-instances/{instance_id}/transition"): {W},
     ("POST", "/api/model-instances/{instance_id}/release"): {W},
     ("POST", "/api/model-instances/{instance_id}/rpc-server"): {W},

@@ -1,7 +1,8 @@
 """``/api/model-instances``: read by admins and (their own) by workers; state changes by workers.
 
 ``GET /{id}/logs`` streams the engine's log from the instance's main worker (``text/plain``), to
-whoever may read the instance.
+whoever may read the instance. ``POST /{id}/restart`` (admins) sends a placed instance back to
+``pending``: its worker stops the engine and the scheduler places it anew.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from gpufleet.db.session import Database
 from gpufleet.schemas.instances import InstancePublic, InstanceRelease, InstanceTransition
 from gpufleet.schemas.logs import LOG_TAIL_DEFAULT, LOG_TAIL_MAX
 from gpufleet.schemas.pages import Page
-from gpufleet.server.auth import ADMIN_OR_WORKER, WORKER, allow
+from gpufleet.server.auth import ADMIN, ADMIN_OR_WORKER, WORKER, allow
 from gpufleet.server.deps import database, runtime
 from gpufleet.server.listing import Listing, answer
 from gpufleet.server.principal import Principal
@@ -26,6 +27,7 @@ from gpufleet.server.services import instances as instance_service
 router = APIRouter(prefix="/api/model-instances", tags=["instances"])
 readers = allow(*ADMIN_OR_WORKER)
 worker = allow(*WORKER)
+admin = allow(*ADMIN)
 
 
 @router.get("", response_model=list[InstancePublic] | Page[InstancePublic])
@@ -67,6 +69,14 @@ async def logs(
         media_type="text/plain; charset=utf-8",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},  # let proxies pass lines on at once
     )
+
+
+@router.post("/{instance_id}/restart", response_model=InstancePublic)
+async def restart(
+    instance_id: int, principal: Principal = Depends(admin), db: Database = Depends(database)
+) -> InstancePublic:
+    """Stop the instance's engine and place it again (back to ``pending``, "restarted by <user>")."""
+    return await instance_service.restart(db, principal, instance_id)
 
 
 @router.post("/{instance_id}/transition", response_model=InstancePublic)

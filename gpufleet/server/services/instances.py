@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpufleet.common.clock import utcnow
-from gpufleet.common.errors import Forbidden, InvalidInput, InvalidTransition, NotFound
+from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
 from gpufleet.db.session import Database, record_event
 from gpufleet.db.tables import ModelInstance
 from gpufleet.schemas.events import Event, EventKind, EventType
@@ -102,12 +102,13 @@ async def transition_and_publish(
     return updated
 
 
-async def release_or_forget(session: AsyncSession, row: ModelInstance, reason: str) -> None:
-    """Take an instance off its worker: back to ``pending`` (if its deployment still wants it), else delete."""
+async def release_or_forget(session: AsyncSession, row: ModelInstance, reason: str) -> ModelInstance | None:
+    """Take an instance off its worker: back to ``pending`` (if its deployment still wants it; the
+    updated row is returned), else delete (None)."""
     if row.state == InstanceState.STOPPING or row.model_id is None:
         await forget(session, row)
-        return
-    await transition_and_publish(
+        return None
+    return await transition_and_publish(
         session,
         row,
         InstanceState.PENDING,
@@ -195,6 +196,26 @@ async def worker_transition(
             **fields,
         )
         return publish(session, updated)
+
+
+async def restart(db: Database, principal: Principal, instance_id: int) -> InstancePublic:
+    """An admin asks for a fresh engine: the instance goes back to ``pending`` on its deployment.
+
+    Its worker sees it leave (the watch stream says ``deleted``) and stops the old engine; the
+    scheduler places it again, maybe elsewhere. Refused (409) while it is not placed (``pending``:
+    nothing runs yet) or ``stopping`` (its deployment no longer wants it).
+    """
+    async with db.transaction() as session:
+        row = await session.get(ModelInstance, instance_id)
+        if row is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        if row.state == InstanceState.PENDING:
+            raise Conflict(f"instance {row.name} is pending: not placed on a worker yet, nothing to restart")
+        if row.state == InstanceState.STOPPING or row.model_id is None:
+            raise Conflict(f"instance {row.name} is stopping: its deployment no longer wants it, nothing to restart")
+        updated = await release_or_forget(session, row, f"restarted by {principal.username or principal.kind.value}")
+        assert updated is not None  # neither stopping nor orphaned: it went back to pending
+        return to_public(updated)
 
 
 BACKOFF_FIRST = 60.0  # seconds a worker is avoided after the first failed release; doubles each time
