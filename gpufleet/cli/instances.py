@@ -18,7 +18,6 @@ from rich.markup import escape
 
 from gpufleet.cli.client import (
     DEFAULT_SERVER,
-    EXIT_USAGE,
     ApiKeyOption,
     Column,
     JsonOption,
@@ -30,15 +29,15 @@ from gpufleet.cli.client import (
     show,
     show_one,
 )
-from gpufleet.cli.errors import CommandFailed
+from gpufleet.cli.lookup import pick
 from gpufleet.cli.model_logs import FollowOption, TailOption, log_timeout, stream_log
+from gpufleet.cli.model_lookup import find_model
 from gpufleet.common.units import format_bytes
 from gpufleet.schemas.logs import LOG_TAIL_DEFAULT
 
 instances_app = typer.Typer(help="Model instances: list, show, logs, restart.", no_args_is_help=True)
 
 MESSAGE_WIDTH = 60  # characters of the state message in the listing; `show` has all of it
-NAMES_SHOWN = 10  # names listed in an "unknown instance" error
 
 InstanceArgument = Annotated[str, typer.Argument(help="Instance name or id")]
 
@@ -126,26 +125,7 @@ SHOW_FIELDS: list[Column] = [
 
 def find_instance(client: httpx.Client, target: str) -> dict[str, Any]:
     """The instance named ``target`` (its name or id); bad usage (exit 2) naming some that exist if none."""
-    instances: list[dict[str, Any]] = get_json(client, "/api/model-instances")
-    for instance in instances:
-        if instance["name"] == target or str(instance["id"]) == target:
-            return instance
-    if not instances:
-        raise CommandFailed(f"no instance {target!r}: there are no instances (deploy a model first)", EXIT_USAGE)
-    names = ", ".join(i["name"] for i in instances[:NAMES_SHOWN])
-    more = f" and {len(instances) - NAMES_SHOWN} more" if len(instances) > NAMES_SHOWN else ""
-    raise CommandFailed(
-        f"no instance {target!r}: give a name or id from `gpufleet instances list` ({names}{more})", EXIT_USAGE
-    )
-
-
-def _model_id(client: httpx.Client, model: str) -> int:
-    models: list[dict[str, Any]] = get_json(client, "/api/models")
-    for m in models:
-        if m["name"] == model or str(m["id"]) == model:
-            return int(m["id"])
-    names = ", ".join(m["name"] for m in models) or "none"
-    raise CommandFailed(f"no deployment {model!r}: deployments are {names}", EXIT_USAGE)
+    return pick(get_json(client, "/api/model-instances"), target, "instance")
 
 
 @instances_app.command("list")
@@ -157,7 +137,7 @@ def list_instances(
 ) -> None:
     """Every instance: where it runs, its state and why."""
     with connect(server, api_key) as client:
-        params = {"model_id": _model_id(client, model)} if model is not None else None
+        params = {"model_id": int(find_model(client, model)["id"])} if model is not None else None
         instances: list[dict[str, Any]] = get_json(client, "/api/model-instances", params)
     show(instances, LIST_COLUMNS, as_json)
 

@@ -32,6 +32,7 @@ from gpufleet.cli.client import (
     show,
 )
 from gpufleet.cli.errors import CommandFailed
+from gpufleet.cli.lookup import KNOWN_SHOWN, unknown
 
 keys_app = typer.Typer(help="API keys: create (printed once), list, update, delete.", no_args_is_help=True)
 
@@ -103,8 +104,7 @@ def find_key(client: httpx.Client, target: str) -> dict[str, Any]:
     if named:
         owners = ", ".join(f"id {k['id']} of {k['username']}" for k in named)
         raise CommandFailed(f"{len(named)} keys are named {target!r} ({owners}): give the id", EXIT_USAGE)
-    names = ", ".join(k["name"] for k in keys) or "none yet (`gpufleet keys create NAME`)"
-    raise CommandFailed(f"no API key {target!r}: keys are {names}", EXIT_USAGE)
+    unknown("API key", target, [k["name"] for k in keys[:KNOWN_SHOWN]], len(keys), group="keys")
 
 
 @keys_app.command("create")

@@ -22,13 +22,30 @@ KNOWN_SHOWN = 5  # names listed in the "unknown name" line
 LONGEST_NAME = 63  # common.labels.WORKER_NAME
 
 
-def unknown(what: str, given: str, known: list[str], total: int) -> NoReturn:
-    """Exit 2: ``no worker 'x'; the workers are: a, b, c and 7 more (see `gpufleet workers list`)``."""
-    names = ", ".join(known) or "none"
+def unknown(what: str, given: str, known: list[str], total: int, group: str | None = None) -> NoReturn:
+    """Exit 2: ``no worker 'x'; the workers are: a, b, c and 7 more (see `gpufleet workers list`)``.
+
+    ``group``: the command group that lists them, when it is not ``what`` + "s"."""
+    names = ", ".join(known) or "none yet"
     more = f" and {total - len(known)} more" if total > len(known) else ""
     raise CommandFailed(
-        f"no {what} {given!r}; the {what}s are: {names}{more} (see `gpufleet {what}s list`)", EXIT_USAGE
+        f"no {what} {given!r}; the {what}s are: {names}{more} (see `gpufleet {group or what + 's'} list`)",
+        EXIT_USAGE,
     )
+
+
+def pick(
+    items: list[dict[str, Any]], given: str, what: str, name_key: str = "name", group: str | None = None
+) -> dict[str, Any]:
+    """The item of ``items`` named ``given``, else the one whose id it is; else exit 2 (``unknown``)."""
+    for item in items:
+        if item[name_key] == given:
+            return item
+    if given.isdigit():
+        for item in items:
+            if item["id"] == int(given):
+                return item
+    unknown(what, given, [item[name_key] for item in items[:KNOWN_SHOWN]], len(items), group)
 
 
 def find_worker(client: httpx.Client, given: str) -> dict[str, Any]:

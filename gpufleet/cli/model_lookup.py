@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from gpufleet.cli.client import EXIT_USAGE, get_json
-from gpufleet.cli.errors import CommandFailed
+from gpufleet.cli.client import get_json
+from gpufleet.cli.lookup import pick
 
 
 def all_models(client: httpx.Client) -> list[dict[str, Any]]:
@@ -21,16 +21,7 @@ def all_models(client: httpx.Client) -> list[dict[str, Any]]:
 
 def find_model(client: httpx.Client, target: str) -> dict[str, Any]:
     """The deployment named ``target``, else the one whose id it is; exit 2 naming those that exist."""
-    models = all_models(client)
-    for model in models:
-        if model["name"] == target:
-            return model
-    if target.isdigit():
-        for model in models:
-            if model["id"] == int(target):
-                return model
-    known = ", ".join(sorted(m["name"] for m in models)) or "none yet (create one with `gpufleet models deploy`)"
-    raise CommandFailed(f"no deployment named {target!r}; deployments: {known}", EXIT_USAGE)
+    return pick(sorted(all_models(client), key=lambda m: str(m["name"])), target, "model")
 
 
 def instances_of(client: httpx.Client, model_id: int | None = None) -> list[dict[str, Any]]:

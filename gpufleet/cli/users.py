@@ -32,7 +32,7 @@ from gpufleet.cli.client import (
     show,
     show_one,
 )
-from gpufleet.cli.errors import CommandFailed
+from gpufleet.cli.lookup import pick
 from gpufleet.schemas.users import Role
 
 users_app = typer.Typer(help="Users (admins): create, list, update, delete.", no_args_is_help=True)
@@ -56,15 +56,7 @@ COLUMNS: list[Column] = [
 
 def find_user(client: httpx.Client, name: str) -> dict[str, Any]:
     """The user called ``name``, else the one whose id is ``name``; an unknown one is bad usage (2)."""
-    users: list[dict[str, Any]] = get_json(client, "/api/users")
-    for user in users:
-        if user["username"] == name:
-            return user
-    for user in users:
-        if str(user["id"]) == name:
-            return user
-    known = ", ".join(user["username"] for user in users) or "none"
-    raise CommandFailed(f"no user {name!r}; the users are: {known} (see `gpufleet users list`)", EXIT_USAGE)
+    return pick(get_json(client, "/api/users"), name, "user", name_key="username")
 
 
 def _new_password(password: str | None) -> str:

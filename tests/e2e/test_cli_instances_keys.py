@@ -95,10 +95,13 @@ def test_list_and_show_instances(server: Server) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["instances", "show", "no-such"], "no instance 'no-such': give a name or id from `gpufleet instances list`"),
+        (["instances", "show", "no-such"], "no instance 'no-such'; the instances are: "),
         (["instances", "logs", "999999"], "no instance '999999'"),
         (["instances", "restart", "no-such"], "no instance 'no-such'"),
-        (["instances", "list", "--model", "no-such"], "no deployment 'no-such': deployments are tiny"),
+        (
+            ["instances", "list", "--model", "no-such"],
+            "no model 'no-such'; the models are: tiny",
+        ),
     ],
 )
 def test_an_unknown_instance_or_deployment_is_bad_usage(server: Server, args: list[str], message: str) -> None:
@@ -196,7 +199,7 @@ def test_create_update_and_delete_with_limits(server: Server) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["keys", "delete", "no-such"], 2, "no API key 'no-such': keys are cli"),
+        (["keys", "delete", "no-such"], 2, "no API key 'no-such'; the API keys are: cli (see `gpufleet keys list`)"),
         (["keys", "update", "no-such", "--tokens-per-day", "9"], 2, "no API key 'no-such'"),
         (["keys", "update", "cli"], 2, "nothing to change: give --expires-in-days"),
         (["keys", "update", "cli", "--no-expiry", "--expires-in-days", "3"], 2, "--expires-in-days and --no-expiry"),

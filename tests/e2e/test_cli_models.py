@@ -149,7 +149,7 @@ def test_deploy_list_show_scale_update_delete(fleet: Fleet) -> None:
     assert deleted.returncode == 0, deleted.stderr
     assert fleet.named("llama-8b") is None
     gone = fleet.cli("show", "llama-8b")
-    assert gone.returncode == 2 and "no deployment named 'llama-8b'" in gone.stderr
+    assert gone.returncode == 2 and "no model 'llama-8b'" in gone.stderr
 
 
 def test_on_demand_deployment_shows_its_bounds(fleet: Fleet) -> None:
@@ -220,7 +220,7 @@ def test_bad_usage_exits_2_and_refusals_exit_1(fleet: Fleet) -> None:
     try:
         for command in (["show", "nope"], ["scale", "nope", "1"], ["update", "nope", "--ctx-size", "1"]):
             unknown = fleet.cli(*command)
-            assert unknown.returncode == 2 and "no deployment named 'nope'; deployments: kept" in unknown.stderr
+            assert unknown.returncode == 2 and "no model 'nope'; the models are: kept" in unknown.stderr
         mixed = fleet.cli("deploy", "x", "--source", "ollama", "--path", str(fleet.model))
         assert mixed.returncode == 2 and "--path does not apply to --source ollama (it takes --name)" in mixed.stderr
         bounds = fleet.cli("deploy", "x", "--path", str(fleet.model), "--min-replicas", "3", "--max-replicas", "1")
