@@ -12,6 +12,7 @@ says why), 2 bad usage (a missing option, an unknown name), 3 reserved for "answ
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
@@ -143,3 +144,12 @@ def cell(value: Any) -> str:
     if isinstance(value, dict):
         return escape(", ".join(f"{k}={v}" for k, v in value.items()))
     return escape(str(value))
+
+
+def confirm_delete(what: str, question: str) -> None:
+    """Ask ``question`` before deleting ``what``; with no terminal to ask on, exit 2 asking for
+    ``--yes``; an answer of no exits 1 with nothing deleted."""
+    if not sys.stdin.isatty():
+        fail(f"give --yes to delete {what} without being asked", EXIT_USAGE)
+    if not typer.confirm(question, default=False):
+        fail(f"{what} kept: nothing deleted")

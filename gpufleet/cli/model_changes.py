@@ -14,19 +14,17 @@ path outside the allowed dirs) is the server's message on one line, exit 1.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
 
 from gpufleet.cli.client import (
     DEFAULT_SERVER,
-    EXIT_USAGE,
     ApiKeyOption,
     JsonOption,
     ServerOption,
+    confirm_delete,
     connect,
-    fail,
     out,
     send,
 )
@@ -124,9 +122,7 @@ def delete(
     with connect(server, api_key) as client:
         model = find_model(client, target)
         if not yes:
-            if not sys.stdin.isatty():
-                fail(f"deleting {model['name']} needs confirmation: add --yes", EXIT_USAGE)
             count = len(instances_of(client, model["id"]))
-            typer.confirm(f"Delete {model['name']} and stop its {count} instance(s)?", abort=True)
+            confirm_delete(f"model {model['name']}", f"Delete {model['name']} and stop its {count} instance(s)?")
         send(client, "DELETE", f"/api/models/{model['id']}", expected=204)
     out.print(f"deleted {model['name']}; its instances are stopping")

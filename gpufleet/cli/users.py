@@ -24,6 +24,7 @@ from gpufleet.cli.client import (
     Column,
     JsonOption,
     ServerOption,
+    confirm_delete,
     connect,
     fail,
     get_json,
@@ -129,9 +130,6 @@ def delete(
     with connect(server, api_key) as client:
         user = find_user(client, name)
         if not yes:
-            if not sys.stdin.isatty():
-                fail(f"give --yes to delete user {user['username']} without being asked", EXIT_USAGE)
-            if not typer.confirm(f"Delete user {user['username']} (id {user['id']})?", default=False):
-                fail(f"user {user['username']} kept: nothing deleted")
+            confirm_delete(f"user {user['username']}", f"Delete user {user['username']} (id {user['id']})?")
         send(client, "DELETE", f"/api/users/{user['id']}", expected=204)
     out.print(f"deleted user {user['username']} (id {user['id']})")

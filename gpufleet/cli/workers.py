@@ -15,7 +15,6 @@ the admin routes of ``/api/workers``:
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,6 +29,7 @@ from gpufleet.cli.client import (
     JsonOption,
     ServerOption,
     cell,
+    confirm_delete,
     connect,
     err,
     fail,
@@ -194,11 +194,8 @@ def undrain(
 
 
 def _confirm_delete(worker: dict[str, Any]) -> None:
-    if not sys.stdin.isatty():
-        fail(f"give --yes to delete worker {worker['name']} without being asked", EXIT_USAGE)
     question = f"Delete worker {worker['name']} (id {worker['id']})? Its instances will be placed elsewhere"
-    if not typer.confirm(question, default=False):
-        fail(f"worker {worker['name']} kept: nothing deleted")
+    confirm_delete(f"worker {worker['name']}", question)
 
 
 @workers_app.command("delete")

@@ -144,7 +144,7 @@ def test_deploy_list_show_scale_update_delete(fleet: Fleet) -> None:
         timeout=30,
         env={k: v for k, v in os.environ.items() if not k.startswith("GPUFLEET_")},
     )
-    assert unasked.returncode == 2 and "add --yes" in unasked.stderr
+    assert unasked.returncode == 2 and "give --yes to delete model llama-8b" in unasked.stderr
     deleted = fleet.cli("delete", "llama-8b", "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert fleet.named("llama-8b") is None
