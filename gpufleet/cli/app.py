@@ -26,7 +26,7 @@ app = typer.Typer(
     name="gpufleet",
     help="GPU cluster manager for running LLMs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,
 )
 app.command("start")(start)

@@ -39,6 +39,12 @@ def test_cpus_of_two_workers_serve_one_model_over_rpc(engines: Engines) -> None:
 
 def _serve_over_rpc(engines: Engines) -> None:
     engines.cluster.wait_state(engines.admin, "sub", "ready")
+    # The cluster is shared: an instance an earlier test deleted may still be stopping on main, and
+    # while its claim counts, spread would make sub (which may not read the model) the main worker.
+    deadline = time.monotonic() + 60
+    while engines.admin.get("/api/model-instances").json():
+        assert time.monotonic() < deadline, "instances of earlier tests are still there"
+        time.sleep(0.1)
     before = {p.pid for p in _rpc_servers()}
     model = engines.deploy(
         "tiny-rpc",
