@@ -110,6 +110,15 @@ class Fleet(Gpufleet):
                 raise RuntimeError(f"model {model_id} still has instances 60 s after scaling to 0")
             time.sleep(0.02)
 
+    def remove_all(self) -> None:
+        """Delete every deployment and wait until their engines are gone (a stopped gpufleet keeps
+        engines running, to be adopted by its next start)."""
+        for model in self.api.get("/api/models").json():
+            self.api.delete(f"/api/models/{model['id']}")
+        deadline = time.monotonic() + 60
+        while self.api.get("/api/model-instances").json() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def engine_command(self, model_id: int) -> list[str]:
         [instance] = self.api.get("/api/model-instances", params={"model_id": model_id}).json()
         command: list[str] = psutil.Process(instance["pid"]).cmdline()
@@ -214,6 +223,7 @@ def main() -> None:
             cold = cold_starts(fleet, ids["swap-a"], "swap-a", options.trials)
             swap = swaps(fleet, ids, options.swaps)
         finally:
+            fleet.remove_all()
             fleet.stop()
     result = {"engine": binaries.version, "model_bytes": model_bytes, "cold": cold, "swap": swap}
     report(result, Path(options.out))
