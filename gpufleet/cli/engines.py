@@ -61,12 +61,12 @@ def install(
     out.print(f"installed {built.engine} {built.build} ({built.accelerator}) in {built.location}")
 
 
-@engines_app.command("list")
 def installed_engines() -> list[InstalledEngine]:
     """Every engine build installed in the cache."""
     return [copy for engine in engines_for(EngineOptions()).values() for copy in engine.installed()]
 
 
+@engines_app.command("list")
 def list_engines() -> None:
     """Show the engines installed in the cache."""
     installed = installed_engines()

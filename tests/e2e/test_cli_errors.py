@@ -131,6 +131,8 @@ def test_version_and_help() -> None:
     assert version[0].startswith("gpufleet ")
     # and each installed engine's version, or how to install one
     assert version[1].startswith("llama.cpp ") or "gpufleet engines install" in version[1], version
+    listed = run_cli(["engines", "list"])  # the same installed engines, as a table
+    assert listed.returncode == 0 and ("llama.cpp" in listed.stdout or "no engines installed" in listed.stdout)
     completion = run_cli(["--show-completion", "bash"])  # what --install-completion writes for bash
     assert completion.returncode == 0 and "_gpufleet_completion" in completion.stdout
     help_text = run_cli(["start", "--help"]).stdout
