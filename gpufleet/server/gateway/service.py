@@ -247,6 +247,8 @@ class Gateway:
             ) from None
         except WaitedTooLong:
             raise await self._waited_too_long(principal, deployment) from None
+        if endpoint in deployment.endpoints:
+            return deployment, endpoint  # taken at once, from the route in hand: nothing newer to read
         if not deployment.endpoints:
             self.loads.served(deployment)
         try:  # the slot is this request's now: released if it cannot go on
