@@ -1,8 +1,12 @@
-"""``gpufleet engines``: install and list the inference engines this machine can run (``worker.engines``)."""
+"""``gpufleet engines``: install and list the inference engines this machine can run (``worker.engines``).
+
+``worker.engines`` (and the estimator under it) takes a quarter of a second to import, so it is
+imported inside the commands: every other ``gpufleet`` command starts without paying for it.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -11,13 +15,17 @@ from rich.table import Table
 from gpufleet.cli.client import EXIT_USAGE, fail, out
 from gpufleet.common.errors import GpufleetError
 from gpufleet.common.paths import cache_dir
-from gpufleet.worker.engines import ENGINES, Engine, EngineOptions, engines_for
-from gpufleet.worker.engines.base import InstalledEngine
 
-engines_app = typer.Typer(help=f"Install and list inference engines ({', '.join(ENGINES)}).", no_args_is_help=True)
+if TYPE_CHECKING:
+    from gpufleet.worker.engines import Engine
+    from gpufleet.worker.engines.base import InstalledEngine
+
+engines_app = typer.Typer(help="Install and list inference engines (llama.cpp).", no_args_is_help=True)
 
 
 def _engine(name: str) -> Engine:
+    from gpufleet.worker.engines import ENGINES, EngineOptions
+
     if name not in ENGINES:
         fail(f"unknown engine {name!r}: choose from {', '.join(ENGINES)}", EXIT_USAGE)
     return ENGINES[name](EngineOptions())
@@ -25,7 +33,7 @@ def _engine(name: str) -> Engine:
 
 @engines_app.command("install")
 def install(
-    engine: Annotated[str, typer.Argument(help=f"Engine to install: {', '.join(ENGINES)}")] = "llama.cpp",
+    engine: Annotated[str, typer.Argument(help="Engine to install, e.g. llama.cpp")] = "llama.cpp",
     backend: Annotated[
         str | None, typer.Option(help="cpu, cuda, hip or metal", show_default="what this machine has")
     ] = None,
@@ -63,6 +71,8 @@ def install(
 
 def installed_engines() -> list[InstalledEngine]:
     """Every engine build installed in the cache."""
+    from gpufleet.worker.engines import EngineOptions, engines_for
+
     return [copy for engine in engines_for(EngineOptions()).values() for copy in engine.installed()]
 
 

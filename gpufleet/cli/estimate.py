@@ -11,10 +11,6 @@ from rich.table import Table
 from gpufleet.cli.client import EXIT_USAGE, err, fail, out
 from gpufleet.common.errors import GpufleetError
 from gpufleet.common.units import format_bytes
-from gpufleet.estimate.config import Placement, RunConfig
-from gpufleet.estimate.gguf import read_model
-from gpufleet.estimate.memory import Estimator
-from gpufleet.estimate.model_info import model_info
 
 
 def _split(raw: str | None) -> tuple[float, ...] | None:
@@ -56,6 +52,12 @@ def estimate(
         devices = len(split) if split else (1 if rpc == 0 else rpc)
         if rpc > devices:
             raise ValueError(f"--rpc {rpc} is more than the {devices} device(s) of --tensor-split")
+        # The estimator (gguf, numpy) takes a fifth of a second to import: only this command pays.
+        from gpufleet.estimate.config import Placement, RunConfig
+        from gpufleet.estimate.gguf import read_model
+        from gpufleet.estimate.memory import Estimator
+        from gpufleet.estimate.model_info import model_info
+
         placement = Placement(gpus=devices - rpc, rpc=rpc, gpu_layers=gpu_layers, tensor_split=split)
         config = RunConfig(
             ctx_size=ctx_size,

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from gpufleet.common.units import GiB
 from gpufleet.config import Settings
 
@@ -27,6 +25,8 @@ def shown_value(name: str, value: Any) -> str:
     if name in SECRETS:
         return MASK
     if name == "database_url":
+        from sqlalchemy.engine import make_url  # a tenth of a second: only when a URL is shown
+
         url = make_url(value)
         return url.render_as_string(hide_password=True) if url.password else str(value)
     if name == "system_reserved":
