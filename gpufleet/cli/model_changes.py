@@ -25,13 +25,15 @@ from gpufleet.cli.client import (
     ServerOption,
     confirm_delete,
     connect,
+    err,
+    get_json,
     out,
     send,
 )
 from gpufleet.cli.model_body import check_source_complete, spec_body, usage, whole_spec
 from gpufleet.cli.model_lookup import find_model, instances_of
 from gpufleet.cli.model_options import FromJsonOption, SpecFlags, with_spec_options
-from gpufleet.cli.model_wait import wait as wait_until_running
+from gpufleet.cli.model_wait import follow
 from gpufleet.cli.model_warnings import print_warnings
 
 
@@ -72,9 +74,15 @@ def deploy(
         if "name" not in body:
             raise usage("name the deployment: gpufleet models deploy NAME --source ...")
         created: dict[str, Any] = send(client, "POST", "/api/models", body, expected=201)
-    _answer("deployed", created, as_json)
-    if wait:
-        wait_until_running(created["name"], server=server, api_key=api_key, timeout=wait_timeout)
+        if not (wait and as_json):
+            _answer("deployed", created, as_json)
+        if wait:
+            # With --json, stdout holds one JSON document (the deployment once it runs): progress and
+            # the closing line go to stderr, so `... --wait --json | jq` works.
+            console = err if as_json else out
+            console.print(follow(client, created["name"], wait_timeout, console))
+            if as_json:
+                _answer("deployed", get_json(client, f"/api/models/{created['id']}"), as_json)
 
 
 @with_spec_options
@@ -82,6 +90,12 @@ def update(
     target: Annotated[str, typer.Argument(metavar="NAME|ID", help="Deployment name or id")],
     spec: SpecFlags = SpecFlags(),
     rename: Annotated[str | None, typer.Option(help="A new name for the deployment")] = None,
+    no_bounds: Annotated[
+        bool,
+        typer.Option(
+            "--no-bounds", help="Drop min/max replicas: a fixed replica count again, never unloaded when idle"
+        ),
+    ] = False,
     server: ServerOption = DEFAULT_SERVER,
     api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
@@ -90,6 +104,10 @@ def update(
     with connect(server, api_key) as client:
         model = find_model(client, target)
         changes = spec_body(spec, model["source"]) | ({"name": rename} if rename else {})
+        if no_bounds:
+            if {"min_replicas", "max_replicas"} & changes.keys():
+                raise usage("--no-bounds drops min/max replicas: do not give --min-replicas or --max-replicas too")
+            changes |= {"min_replicas": None, "max_replicas": None}
         if not changes:
             raise usage("nothing to change: give at least one option (see `gpufleet models update --help`)")
         if changes.get("source", model["source"]) != model["source"]:

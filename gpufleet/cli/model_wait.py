@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 from gpufleet.cli.client import DEFAULT_SERVER, EXIT_USAGE, ApiKeyOption, ServerOption, connect, get_json, out
@@ -31,11 +32,12 @@ def wait(
 ) -> None:
     """Show each instance's state and download progress until all run (exit 0) or one fails (exit 1)."""
     with connect(server, api_key) as client:
-        message = _follow(client, name, timeout)
+        message = follow(client, name, timeout)
     out.print(message)
 
 
-def _follow(client: httpx.Client, name: str, timeout: float) -> str:
+def follow(client: httpx.Client, name: str, timeout: float, console: Console = out) -> str:
+    """Draw the bars on ``console`` until every replica runs; the closing line, or ``CommandFailed``."""
     deadline = time.monotonic() + timeout
     bars: dict[int, TaskID] = {}
     columns = (
@@ -43,7 +45,7 @@ def _follow(client: httpx.Client, name: str, timeout: float) -> str:
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%  {task.fields[state]}"),
     )
-    with Progress(*columns, console=out) as progress:
+    with Progress(*columns, console=console) as progress:
         while True:
             model = _model(client, name)
             instances: list[dict[str, Any]] = get_json(client, "/api/model-instances", {"model_id": model["id"]})

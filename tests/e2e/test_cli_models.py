@@ -171,6 +171,12 @@ def test_on_demand_deployment_shows_its_bounds(fleet: Fleet) -> None:
     assert "replicas (3) must be between min_replicas (0) and max_replicas (2)" in refused.stderr
     assert refused.stderr.strip().count("\n") == 0
     assert fleet.json("scale", "on-call", "1")["replicas"] == 1
+
+    # --no-bounds makes it a fixed deployment again, keeping its current replica count.
+    both = fleet.cli("update", "on-call", "--no-bounds", "--max-replicas", "3")
+    assert both.returncode == 2 and "do not give --min-replicas or --max-replicas too" in both.stderr
+    fixed = fleet.json("update", "on-call", "--no-bounds")
+    assert (fixed["min_replicas"], fixed["max_replicas"], fixed["replicas"]) == (None, None, 1)
     assert fleet.cli("delete", "on-call", "--yes").returncode == 0
 
 
@@ -217,6 +223,12 @@ def test_bad_usage_exits_2_and_refusals_exit_1(fleet: Fleet) -> None:
     kept = fleet.cli("deploy", "kept", "--path", str(fleet.model), "--replicas", "0", "--wait", "--wait-timeout", "20")
     assert kept.returncode == 0, kept.stderr
     assert "deployed kept" in kept.stdout and "kept: 0/0 instance(s) running" in kept.stdout
+    # With --json, stdout is one JSON document (the deployment once it runs); progress goes to stderr.
+    piped = fleet.cli("deploy", "piped", "--path", str(fleet.model), "--replicas", "0", "--wait", "--json")
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["name"] == "piped"
+    assert "piped: 0/0 instance(s) running" in piped.stderr
+    assert fleet.cli("delete", "piped", "--yes").returncode == 0
     try:
         for command in (["show", "nope"], ["scale", "nope", "1"], ["update", "nope", "--ctx-size", "1"]):
             unknown = fleet.cli(*command)
