@@ -17,6 +17,7 @@ from gpufleet.cli.instances import instances_app
 from gpufleet.cli.keys import keys_app
 from gpufleet.cli.models import models_app
 from gpufleet.cli.reset_admin import reset_admin_password
+from gpufleet.cli.service import service_app
 from gpufleet.cli.start import start
 from gpufleet.cli.usage import usage
 from gpufleet.cli.users import users_app
@@ -40,6 +41,7 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(instances_app, name="instances")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(service_app, name="service")
 app.command("usage")(usage)
 app.command("reset-admin-password")(reset_admin_password)
 app.command("chat")(chat)

@@ -95,9 +95,9 @@ def _with_settings_flags(command: Any) -> Any:
 @_with_settings_flags
 def start(*, context: typer.Context, config_file: Path | None = None, print_config: bool = False, **given: Any) -> None:
     """Start gpufleet: server + embedded worker (default), server only, or worker only (--server-url)."""
-    file_values = _file_values(config_file)
+    file_values = config_file_settings(config_file)
     given = {name: value for name, value in given.items() if value is not None}
-    settings = _settings(given, file_values)
+    settings = settings_from(given, file_values)
     if print_config:
         show_config(settings, _sources(context, given, file_values, config_file))
         return
@@ -114,7 +114,7 @@ def start(*, context: typer.Context, config_file: Path | None = None, print_conf
         fail(explain(exc, err))
 
 
-def _file_values(config_file: Path | None) -> dict[str, Any]:
+def config_file_settings(config_file: Path | None) -> dict[str, Any]:
     if config_file is None:
         return {}
     try:
@@ -140,7 +140,7 @@ def _sources(
     return sources
 
 
-def _settings(given: dict[str, Any], file_values: dict[str, Any] | None = None) -> Settings:
+def settings_from(given: dict[str, Any], file_values: dict[str, Any] | None = None) -> Settings:
     try:
         return Settings.with_config_file(file_values or {})(**given)
     except ValidationError as exc:

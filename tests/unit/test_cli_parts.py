@@ -23,6 +23,11 @@ def test_every_setting_is_a_start_flag_with_its_variable() -> None:
     group: Any = typer.main.get_command(app)  # typer's own click
     start = group.commands["start"]
     options = {p.name: p for p in start.params if isinstance(p, TyperOption)}
+    # start's own options, which are not settings (they say where settings come from, or print them)
+    assert {options.pop("config_file").opts[0], options.pop("print_config").opts[0]} == {
+        "--config-file",
+        "--print-config",
+    }
     assert set(options) == set(Settings.model_fields)
     for name, option in options.items():
         assert option.opts == ["--" + name.replace("_", "-")]
