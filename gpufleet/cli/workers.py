@@ -63,6 +63,12 @@ def age(timestamp: str | None, now: datetime | None = None) -> str:
     return f"{seconds}s ago"
 
 
+def state_of(worker: dict[str, Any]) -> str:
+    """The state, and "drained" beside a liveness state that hides the maintenance flag."""
+    drained = worker.get("maintenance") and worker["state"] != "maintenance"
+    return f"{worker['state']} (drained)" if drained else str(worker["state"])
+
+
 def used_of(used: int, total: int) -> str:
     return f"{format_bytes(used)} / {format_bytes(total)}"
 
@@ -70,7 +76,7 @@ def used_of(used: int, total: int) -> str:
 COLUMNS: list[Column] = [
     ("id", lambda w: w["id"]),
     ("name", lambda w: w["name"]),
-    ("state", lambda w: w["state"]),
+    ("state", state_of),
     ("ip", lambda w: w["ip"]),
     ("labels", lambda w: w["labels"]),
     ("GPUs", lambda w: w["gpu_count"]),
@@ -82,7 +88,7 @@ COLUMNS: list[Column] = [
 FIELDS: list[Column] = [
     ("id", lambda w: w["id"]),
     ("name", lambda w: w["name"]),
-    ("state", lambda w: w["state"]),
+    ("state", state_of),
     ("state message", lambda w: w["state_message"]),
     ("address", lambda w: f"{w['ip']}:{w['port']}"),
     ("labels", lambda w: w["labels"]),

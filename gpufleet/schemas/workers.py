@@ -70,6 +70,9 @@ class WorkerPublic(PublicModel):
     port: int
     state: WorkerState
     state_message: str | None
+    # Drained by an admin: nothing new is placed here. ``state`` shows ``maintenance`` only while the
+    # worker is alive; this flag stays visible when it is ``not_ready`` too.
+    maintenance: bool = False
     labels: dict[str, str]
     system_reserved: SystemReserved
     heartbeat_at: datetime | None
@@ -93,6 +96,8 @@ class WorkerRegistered(BaseModel):
 
     worker: WorkerPublic
     credential: str | None  # None when the worker re-registered with its stored credential
+    # The gpufleet version the server runs (``common.version_skew``); absent from older servers.
+    server_version: str | None = None
 
 
 class WorkerJoin(BaseModel):

@@ -150,9 +150,10 @@ def test_drain_and_undrain(server: Server) -> None:
     assert "nothing new is placed there (state: maintenance)" in drained.stdout
     assert server.worker("sim")["state"] == "maintenance"
     listed = {w["name"]: w for w in server.cli_json("workers", "list")}
-    assert listed["sim"]["state"] == "maintenance"
+    assert listed["sim"]["state"] == "maintenance" and listed["sim"]["maintenance"] is True
     undrained = server.cli_json("workers", "undrain", "sim")
     assert undrained["state"] == "ready" and server.worker("sim")["state"] == "ready"
+    assert undrained["maintenance"] is False
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ of receipt. States:
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import gpufleet
+from gpufleet.common import version_skew
 from gpufleet.common.clock import utcnow
 from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gpufleet.common.worker_api_token import token_hash
@@ -43,6 +46,8 @@ from gpufleet.server.services import instances as instance_service
 from gpufleet.server.services import rpc_servers
 from gpufleet.server.services.devices import device_public, sync_devices
 from gpufleet.server.services.worker_rename import rename_device_rows, rename_placements
+
+logger = logging.getLogger(__name__)
 
 AUTO_LABELS = ("os", "arch", "gpu-vendor")
 STALE_AFTER_HEARTBEATS = 3
@@ -74,6 +79,7 @@ def to_public(row: Worker) -> WorkerPublic:
         port=row.port,
         state=WorkerState(row.state),
         state_message=row.state_message,
+        maintenance=row.maintenance,
         labels=row.labels,
         system_reserved=SystemReserved(**row.system_reserved),
         heartbeat_at=row.heartbeat_at,
@@ -152,7 +158,14 @@ async def register(db: Database, principal: Principal, body: WorkerRegister) -> 
       It may refresh status, labels and its API token, but never change the name, ip or port — 409
       saying so. A stolen or replayed credential cannot rename the worker or point the server at
       another address (the agent's heartbeats carry no name or address at all).
+
+    First of all, the worker's gpufleet version must be within one minor version of the server's
+    (``common.version_skew``): 409 ``version_skew`` saying what to upgrade otherwise.
     """
+    # ``gpufleet.__version__`` read at each call, not bound at import: a test stands in for another release
+    verdict = version_skew.check(body.status.gpufleet_version, gpufleet.__version__)
+    if verdict.skew == version_skew.Skew.ONE_MINOR:
+        logger.warning("worker %r joins: %s", body.name, verdict.message)
     try:
         return await _register(db, principal, body)
     except IntegrityError as exc:
@@ -242,7 +255,7 @@ async def _register(db: Database, principal: Principal, body: WorkerRegister) ->
         sync_devices(row, body.status.devices)
         await session.flush()
         public = _changed(session, row, EventType.ADDED if credential else EventType.MODIFIED)
-    return WorkerRegistered(worker=public, credential=credential)
+    return WorkerRegistered(worker=public, credential=credential, server_version=gpufleet.__version__)
 
 
 async def heartbeat(db: Database, worker_id: int, body: WorkerHeartbeat) -> WorkerPublic:
