@@ -14,7 +14,16 @@ import httpx
 import typer
 
 from gpufleet.cli import credentials
-from gpufleet.cli.client import DEFAULT_SERVER, EXIT_USAGE, ServerOption, detail, fail, out
+from gpufleet.cli.client import (
+    DEFAULT_SERVER,
+    EXIT_USAGE,
+    ServerOption,
+    detail,
+    fail,
+    out,
+    server_verify,
+    unreachable,
+)
 
 
 def login(
@@ -34,9 +43,10 @@ def login(
             json={"username": username, "password": password},
             timeout=30,
             trust_env=False,
+            verify=server_verify(),
         )
     except httpx.HTTPError as exc:
-        fail(f"talking to {server}: {type(exc).__name__} {exc}")
+        fail(unreachable(server, exc))
     if response.status_code in (401, 422):
         fail(f"sign-in refused: {detail(response)}", EXIT_USAGE if response.status_code == 422 else 1)
     if response.status_code != 200:
@@ -57,6 +67,7 @@ def logout(server: ServerOption = DEFAULT_SERVER) -> None:
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
             trust_env=False,
+            verify=server_verify(),
         )
     except httpx.HTTPError as exc:  # forgotten here all the same; the session expires on its own
         out.print(f"could not reach {server} ({type(exc).__name__}); the session is forgotten here")

@@ -3,7 +3,8 @@
 becomes an error line.
 
 The credential is the ``--api-key`` (or ``GPUFLEET_API_KEY``), else the session ``gpufleet login``
-stored for that server (``credentials.py``).
+stored for that server (``credentials.py``). An ``https://`` server's certificate is checked against
+``GPUFLEET_SERVER_CA`` (a CA file) when set, else the system trust store (``SSL_CERT_FILE`` works too).
 
 Exit codes (the same for every command): 0 done, 1 the server or the machine refused (the line
 says why), 2 bad usage (a missing option, an unknown name), 3 reserved for "answered, but no"
@@ -12,9 +13,12 @@ says why), 2 bad usage (a missing option, an unknown name), 3 reserved for "answ
 
 from __future__ import annotations
 
+import os
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -25,6 +29,7 @@ from rich.table import Table
 
 from gpufleet.cli import credentials
 from gpufleet.cli.errors import CommandFailed, explain
+from gpufleet.common.tls import TlsError, client_ssl_context, untrusted_reason
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -61,6 +66,23 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise typer.Exit(code)
 
 
+CA_HINT = "give its CA with GPUFLEET_SERVER_CA=FILE"
+
+
+def server_verify() -> ssl.SSLContext:
+    """The certificates an ``https://`` server must present: ``GPUFLEET_SERVER_CA``, else the system store."""
+    ca = os.environ.get("GPUFLEET_SERVER_CA")
+    try:
+        return client_ssl_context(Path(ca) if ca else None, "GPUFLEET_SERVER_CA")
+    except TlsError as exc:
+        fail(exc.message, EXIT_USAGE)
+
+
+def unreachable(server: str, exc: httpx.HTTPError) -> str:
+    """The error line for a request to ``server`` that got no answer."""
+    return f"talking to {server}: {untrusted_reason(exc, CA_HINT) or f'{type(exc).__name__} {exc}'}"
+
+
 def detail(response: httpx.Response) -> str:
     """What the server said went wrong: its ``detail`` (JSON) or the body as text."""
     if response.headers.get("content-type", "").startswith("application/json"):
@@ -92,12 +114,14 @@ def connect(server: str, api_key: str | None, timeout: httpx.Timeout | float = 3
         fail(f"not logged in to {server}: run `gpufleet login`, or give --api-key (or GPUFLEET_API_KEY)", EXIT_USAGE)
     headers = {"Authorization": f"Bearer {credential}"}
     try:
-        with httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout) as client:
+        with httpx.Client(
+            base_url=server.rstrip("/"), headers=headers, timeout=timeout, verify=server_verify()
+        ) as client:
             yield client
     except CommandFailed as exc:
         fail(explain(exc), exc.exit_code)
     except httpx.HTTPError as exc:
-        fail(f"talking to {server}: {type(exc).__name__} {exc}")
+        fail(unreachable(server, exc))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 

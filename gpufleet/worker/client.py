@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from gpufleet.common.errors import BadGateway, GpufleetError
+from gpufleet.common.tls import client_ssl_context, untrusted_reason
 from gpufleet.schemas.events import Event
 from gpufleet.schemas.instances import (
     EngineKeyPublic,
@@ -29,6 +31,14 @@ WATCH_READ_TIMEOUT = 45.0  # the server pings every 15 s; three missed pings mea
 
 class ServerUnavailable(BadGateway):
     """No server URL answered."""
+
+
+class ServerUntrusted(ServerUnavailable):
+    """No server answered, and (at least) one refused TLS: its certificate is not trusted or names another
+    host. Retrying cannot fix it; the message says what to give instead."""
+
+
+UNTRUSTED_HINT = "give the CA with --server-ca FILE"
 
 
 class ServerRejected(GpufleetError):
@@ -54,14 +64,22 @@ def _transient(status_code: int) -> bool:
 
 
 class ServerClient:
-    def __init__(self, urls: list[str], cluster_token: str) -> None:
+    """``verify``: the certificates an HTTPS server URL must present (``worker.server_trust``); the
+    system trust store when not given."""
+
+    def __init__(self, urls: list[str], cluster_token: str, verify: ssl.SSLContext | None = None) -> None:
         self.urls = urls
         self.cluster_token = cluster_token
         self.credential: str | None = None
         self._current = 0
         # Heartbeats reuse one connection: kept open 60 s idle (the server keeps it 75 s), not 5 s.
         limits = httpx.Limits(keepalive_expiry=60.0)
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), trust_env=False, limits=limits)
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0),
+            trust_env=False,
+            limits=limits,
+            verify=verify if verify is not None else client_ssl_context(None),
+        )
 
     @property
     def url(self) -> str:
@@ -84,6 +102,7 @@ class ServerClient:
         timeout: float | None = None,
     ) -> httpx.Response:
         last_error: str | None = None
+        untrusted: str | None = None
         for attempt in range(len(self.urls)):
             url = self.urls[(self._current + attempt) % len(self.urls)]
             try:
@@ -96,6 +115,8 @@ class ServerClient:
                 )
             except httpx.TransportError as exc:
                 last_error = f"{url}: {type(exc).__name__} {exc}".strip()
+                reason = untrusted_reason(exc, UNTRUSTED_HINT)
+                untrusted = f"{url}: {reason}" if reason else untrusted
                 continue
             if _transient(response.status_code):
                 last_error = f"{url}: HTTP {response.status_code} {_detail(response)}"
@@ -104,6 +125,8 @@ class ServerClient:
             if response.status_code >= 400:
                 raise ServerRejected(response.status_code, _detail(response))
             return response
+        if untrusted is not None:
+            raise ServerUntrusted(untrusted)
         raise ServerUnavailable(f"no server could answer ({last_error})")
 
     async def register(self, body: WorkerRegister) -> WorkerRegistered:
