@@ -5,14 +5,14 @@ serving → start the embedded worker (it registers over loopback HTTP, the same
 path as any remote worker). First of all, the data dir is made private (0700, its
 files and the SQLite database 0600). Secrets never go on a command line here:
 the embedded worker runs in this process, and engines get their keys by environment.
-SIGINT/SIGTERM stop the worker first (it tells the server it is leaving), then the server.
+SIGINT/SIGTERM stop the worker first (it stops its engines unless ``--keep-engines`` and tells the
+server it is leaving), then the server; all within 10 s (``stop_signals``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from gpufleet.cli.stop_signals import StopSignals
 from gpufleet.common.demo_model import DemoReady, DemoUnavailable, demo_model_file
 from gpufleet.common.errors import GpufleetError
 from gpufleet.common.http_server import make_server
@@ -65,11 +66,14 @@ async def run(
         if not settings.runs_server:
             raise DemoUnavailable("--demo deploys a model through the server: drop --server-url to run one")
         demo_file = demo_model_file()  # fails now, with the install command, if the package is missing
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    agent: WorkerAgent | None = None
 
-    agent = None
+    def kill_engines() -> None:
+        if agent is not None and not settings.keep_engines:
+            agent.supervisor.kill_engines()
+
+    StopSignals(stop, kill_engines).install(asyncio.get_running_loop())
+
     if settings.runs_worker:
         agent = WorkerAgent(settings, settings.token or "")  # checks --device-inventory before anything starts
 
@@ -83,7 +87,13 @@ async def run(
             agent.client.cluster_token = runtime.cluster_token
         sock = bind_socket(settings.host, settings.port, "--port")
         ui_assets = await asyncio.to_thread(ensure_built)  # from a source tree: rebuilt when stale
-        server = make_server(create_app(runtime, ui_assets), sock, settings.log_level)
+        server = make_server(
+            create_app(runtime, ui_assets),
+            sock,
+            settings.log_level,
+            certfile=settings.ssl_certfile,  # HTTPS for API, UI and /v1; the worker port stays HTTP
+            keyfile=settings.ssl_keyfile,
+        )
         server_task = asyncio.create_task(server.serve(sockets=[sock]), name="server-http")
         while not server.started and not server_task.done():
             await asyncio.sleep(0.02)

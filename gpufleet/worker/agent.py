@@ -3,8 +3,9 @@
 Lifecycle: bind the worker port and serve it (the server probes it) → register
 (the cluster token, plus the stored credential when there is one: same worker, maybe
 renamed) → run the heartbeat loop and
-the watch loop until asked to stop → send a last ``leaving`` heartbeat so the
-server marks the worker ``not_ready`` at once instead of after 3 intervals.
+the watch loop until asked to stop → stop the engines it started (unless ``--keep-engines``: then
+the next start re-adopts them) while sending a last ``leaving`` heartbeat, so the server marks the
+worker ``not_ready`` (its instances ``unreachable``) at once instead of after 3 intervals.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import logging
 
 import httpx
 
+import gpufleet
+from gpufleet.common import version_skew
 from gpufleet.common.errors import GpufleetError
 from gpufleet.common.http_server import make_server
 from gpufleet.common.net import bind_socket, is_loopback
@@ -23,15 +26,23 @@ from gpufleet.common.worker_api_token import server_bearer, token_hash
 from gpufleet.config import Settings
 from gpufleet.schemas.events import EventType
 from gpufleet.schemas.instances import InstancePublic
-from gpufleet.schemas.workers import SystemReserved, WorkerHeartbeat, WorkerRegister, WorkerStatus
+from gpufleet.schemas.workers import (
+    SystemReserved,
+    WorkerHeartbeat,
+    WorkerRegister,
+    WorkerRegistered,
+    WorkerStatus,
+)
 from gpufleet.worker import credentials
 from gpufleet.worker.address import advertised_ip
 from gpufleet.worker.api_auth import new_api_token
 from gpufleet.worker.app import create_worker_app, render_metrics
-from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
+from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable, ServerUntrusted
 from gpufleet.worker.devices.registry import DeviceDetection
 from gpufleet.worker.engine_bind import engine_bind_host
+from gpufleet.worker.engine_metrics import EngineScraper, engine_targets
 from gpufleet.worker.engines import EngineOptions, engines_for
+from gpufleet.worker.server_trust import server_ssl_context
 from gpufleet.worker.status import collect_status, status_fingerprint
 from gpufleet.worker.supervisor import Supervisor
 
@@ -51,7 +62,7 @@ class WorkerAgent:
     def __init__(self, settings: Settings, cluster_token: str) -> None:
         self.settings = settings
         self.detection = DeviceDetection(settings.device_inventory)  # raises InventoryError for a bad file
-        self.client = ServerClient(settings.server_urls, cluster_token)
+        self.client = ServerClient(settings.server_urls, cluster_token, server_ssl_context(settings))
         self.api_token = new_api_token()  # sent at registration; the server keeps its hash. New at every start
         self.ip = advertised_ip(settings)
         self.worker_id: int | None = None
@@ -69,6 +80,7 @@ class WorkerAgent:
             start_timeout=settings.engine_start_timeout,
             huggingface_token=settings.huggingface_token,
         )
+        self.engine_metrics = EngineScraper(self.client.engine_key)
         self._sent_fingerprint: str | None = None
         self._stop = asyncio.Event()
         self._rewatch = asyncio.Event()
@@ -91,11 +103,13 @@ class WorkerAgent:
             self.settings.log_level,
         )
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="worker-http")
+        asked_to_stop = False  # stays False when a failure ends the worker: engines then keep serving
         try:
             await self.supervisor.discover_engines()
             await self._refresh_status()
             await self._register()
             if stop.is_set():
+                asked_to_stop = True
                 return
             loops = [
                 asyncio.create_task(self._status_loop(), name="worker-status"),
@@ -110,12 +124,28 @@ class WorkerAgent:
             for task in done:
                 if task is not stopper and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
-            await self._leave()
+            asked_to_stop = True
         finally:
-            await self.supervisor.shutdown()  # engines keep running; a restarted worker re-adopts them
-            server.should_exit = True
+            server.should_exit = True  # the worker's port closes while engines stop
+            await self._wind_down(asked_to_stop)
             await serving
+            await self.engine_metrics.close()
             await self.client.close()
+
+    async def _wind_down(self, asked_to_stop: bool) -> None:
+        """Stop watching engines; when asked to stop, then stop them (unless ``--keep-engines``) and leave.
+
+        Runners stop first, so that none reports an instance ``running`` after the server has heard
+        that this worker leaves (it marks the instances ``unreachable``); the engine stops and the
+        ``leaving`` heartbeat then go together, to stay within the stop's time. Engines left running
+        (``--keep-engines``, or a failure ended the worker) are re-adopted by the next start."""
+        await self.supervisor.shutdown()
+        if not asked_to_stop:
+            return
+        steps = [self._leave()]
+        if not self.settings.keep_engines:
+            steps.append(self.supervisor.stop_engines())
+        await asyncio.gather(*steps)
 
     # --- registration ---------------------------------------------------------------------------
     def _registration(self) -> WorkerRegister:
@@ -176,7 +206,7 @@ class WorkerAgent:
                     body.name,
                 )
             try:
-                result = await self.client.register(body.model_copy(update={"credential": stored.credential}))
+                result = await self._send(body.model_copy(update={"credential": stored.credential}))
             except ServerRejected as exc:
                 if exc.status_code != 404:
                     raise self._refused(exc, "cannot rejoin") from exc
@@ -190,16 +220,18 @@ class WorkerAgent:
                     )
                 self.client.credential = stored.credential
                 self._attached(result.worker.id, result.worker.state)
+                self._note_server_version(result.server_version)
                 logger.info("rejoined as worker %s (id %d)", result.worker.name, result.worker.id)
                 return
         try:
-            result = await self.client.register(body)
+            result = await self._send(body)
         except ServerRejected as exc:
             raise self._refused(exc, "registration refused") from exc
         assert result.credential is not None
         credentials.save(path, credentials.StoredCredential(result.worker.id, result.worker.name, result.credential))
         self.client.credential = result.credential
         self._attached(result.worker.id, result.worker.state)
+        self._note_server_version(result.server_version)
         logger.info(
             "registered as worker %s (id %d), advertising %s:%d",
             result.worker.name,
@@ -207,6 +239,14 @@ class WorkerAgent:
             self.ip,
             self.settings.worker_port,
         )
+
+    async def _send(self, body: WorkerRegister) -> WorkerRegistered:
+        """Register; a server whose certificate is not trusted ends the attempts as a refusal does
+        (a retry cannot fix it; the message says which flag to give)."""
+        try:
+            return await self.client.register(body)
+        except ServerUntrusted as exc:
+            raise WorkerFatal(exc.message) from None
 
     @staticmethod
     def _refused(exc: ServerRejected, what: str) -> WorkerFatal:
@@ -216,6 +256,18 @@ class WorkerAgent:
                 f"(it is in the server's data dir, file 'token'). Server said: {exc.detail}"
             )
         return WorkerFatal(f"{what}: {exc.detail}")
+
+    @staticmethod
+    def _note_server_version(server_version: str | None) -> None:
+        """Say which gpufleet the server runs; warn while it is a minor version away from ours (the
+        server refuses a wider gap at registration, with a 409 that ``_refused`` turns into one line)."""
+        if server_version is None:
+            return  # a server older than the ``server_version`` field
+        verdict = version_skew.judge(gpufleet.__version__, server_version)
+        if verdict.skew == version_skew.Skew.ONE_MINOR:
+            logger.warning("%s", verdict.message)
+        else:
+            logger.info("the server runs gpufleet %s", server_version)
 
     def _attached(self, worker_id: int, state: str) -> None:
         self.worker_id = worker_id
@@ -330,6 +382,9 @@ class WorkerAgent:
         return synced
 
     # --- metrics --------------------------------------------------------------------------------
-    def _metrics(self) -> bytes:
+    async def _metrics(self) -> bytes:
+        """The worker's own gauges, then its engines' metrics (``engine_metrics``)."""
         instances: list[InstancePublic] = list(self.supervisor.desired.values())
-        return render_metrics(self.settings.worker_name, self.state, self.status, instances)
+        own = render_metrics(self.settings.worker_name, self.state, self.status, instances)
+        name, host = self.settings.worker_name, self.supervisor.engine_host
+        return own + await self.engine_metrics.render(engine_targets(instances, self.worker_id, name, host))

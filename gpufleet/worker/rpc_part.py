@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gpufleet.schemas.instances import InstancePublic, RpcServerReport, Subordinate
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
-from gpufleet.worker.engines.process import EngineProcess, forget, launch, tail
+from gpufleet.worker.engines.process import STOP_DEADLINE, EngineProcess, forget, launch, tail
 from gpufleet.worker.runner import MAX_BACKOFF, WATCH_INTERVAL, PrepareError
 
 logger = logging.getLogger(__name__)
@@ -76,13 +76,14 @@ class RpcPart:
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"rpc-{self.instance.name}")
 
-    async def stop(self) -> None:
+    async def stop(self, deadline: float = STOP_DEADLINE) -> None:
+        """Stop the RPC server (SIGTERM, ``deadline``, SIGKILL) and the loop watching it."""
         self.stopping = True
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         if self.process is not None:
-            await self.process.stop()
+            await self.process.stop(deadline)
             self._cleanup()
 
     @property

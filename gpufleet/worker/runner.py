@@ -25,7 +25,7 @@ from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subor
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import Progress
-from gpufleet.worker.engines.process import EngineProcess, forget, launch, rotate, tail
+from gpufleet.worker.engines.process import STOP_DEADLINE, EngineProcess, forget, launch, rotate, tail
 from gpufleet.worker.ports import listens_on
 
 logger = logging.getLogger(__name__)
@@ -117,14 +117,14 @@ class InstanceRunner:
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"engine-{self.instance.name}")
 
-    async def stop(self) -> None:
-        """Stop the engine (SIGTERM, deadline, SIGKILL) and the loop watching it."""
+    async def stop(self, deadline: float = STOP_DEADLINE) -> None:
+        """Stop the engine (SIGTERM, ``deadline``, SIGKILL) and the loop watching it."""
         self.stopping = True
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         if self.process is not None:
-            await self.process.stop()
+            await self.process.stop(deadline)
             self._cleanup()
 
     # --- the loop -------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ restarted, when they were started for the instance's current placement (the same
 instance moved away and placed here again may have others) and with its current engine API key
 (fetched from the server's worker-only route and passed to the engine in its environment); others
 are restarted. ``reconcile_all()`` runs after every heartbeat as a level-triggered safety net.
+When the worker is stopped (Ctrl-C, SIGTERM), ``shutdown()`` then ``stop_engines()`` end every
+engine it tracks, unless ``--keep-engines`` leaves them for the next start to re-adopt.
 
 Events can arrive out of order (a server relays another server's changes later than its own):
 late ones are ignored (``late_events``).
@@ -56,7 +58,7 @@ from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import ModelFiles, Progress
 from gpufleet.worker.engines.base import Engine, ServerRequest
-from gpufleet.worker.engines.process import EngineProcess, adoptable, forget, key_digest
+from gpufleet.worker.engines.process import STOP_DEADLINE, EngineProcess, adoptable, forget, key_digest
 from gpufleet.worker.late_events import LateEvents
 from gpufleet.worker.ports import PortPool
 from gpufleet.worker.rpc_part import ROLE as RPC_ROLE
@@ -67,6 +69,9 @@ logger = logging.getLogger(__name__)
 
 S = InstanceState
 ENGINE_STATES = (S.SCHEDULED, S.DOWNLOADING, S.STARTING, S.RUNNING, S.UNREACHABLE, S.ERROR)
+# Seconds engines get to exit after SIGTERM when gpufleet stops (then SIGKILL): short, so that the whole
+# stop of ``gpufleet start`` stays within 10 s (the server's graceful shutdown takes up to 5 more).
+SHUTDOWN_GRACE = 3.0
 
 
 class Supervisor:
@@ -158,10 +163,11 @@ class Supervisor:
         await self._to_the_end(self._reconcile_all())
 
     async def shutdown(self) -> None:
-        """The worker is stopping: leave engines running (they are re-adopted), stop watching them.
+        """The worker is stopping: stop watching engines (no pass or runner reports anything after this).
 
-        A pass still under way is cancelled: what it had not finished stopping stays recorded on
-        disk, and the next start of this worker adopts it or stops it then."""
+        Engines keep running: ``stop_engines`` stops them, or (``--keep-engines``) a restarted worker
+        re-adopts them. A pass still under way is cancelled: what it had not finished stopping stays
+        tracked here and recorded on disk."""
         passes = list(self._work)
         for work in passes:
             work.cancel()
@@ -170,6 +176,30 @@ class Supervisor:
         for task in tasks:
             if task is not None:
                 task.cancel()
+        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+
+    async def stop_engines(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """After ``shutdown``: stop every engine this worker tracks, together (SIGTERM, ``grace``, SIGKILL).
+
+        Servers and RPC servers, started now or adopted; each one's record is removed and its port
+        freed, so the next start adopts nothing. Together, so that many engines stop in one grace."""
+        stops = [r.stop(grace) for r in self.runners.values()] + [p.stop(grace) for p in self.parts.values()]
+        for adopted, pool in ((self.adopted, self.ports), (self.adopted_parts, self.rpc_ports)):
+            stops += [self._discard(process, adopted, pool, grace) for process in list(adopted.values())]
+        await asyncio.gather(*stops)
+        self.runners.clear()
+        self.parts.clear()
+
+    def kill_engines(self) -> None:
+        """Stop at once (a second Ctrl-C): SIGKILL every engine tracked here and remove its record.
+
+        Synchronous, for a signal handler that exits the process right after."""
+        processes = [r.process for r in self.runners.values()] + [p.process for p in self.parts.values()]
+        processes += [*self.adopted.values(), *self.adopted_parts.values()]
+        for process in processes:
+            if process is not None:
+                process.kill()
+                forget(self.records, process.record.instance_id, process.record.role)
 
     async def _to_the_end(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in a task of its own, which a cancelled caller leaves running to the end."""
@@ -316,10 +346,16 @@ class Supervisor:
             if process is not None:
                 await self._discard(process, adopted, pool)
 
-    async def _discard(self, process: EngineProcess, adopted: dict[int, EngineProcess], pool: PortPool) -> None:
+    async def _discard(
+        self,
+        process: EngineProcess,
+        adopted: dict[int, EngineProcess],
+        pool: PortPool,
+        grace: float = STOP_DEADLINE,
+    ) -> None:
         """Stop an adopted engine, forget its record, free its port; then drop it from ``adopted``."""
         instance_id = process.record.instance_id
-        await process.stop()
+        await process.stop(grace)
         forget(self.records, instance_id, process.record.role)
         pool.release(process.port)
         if adopted.get(instance_id) is process:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from gpufleet.common.demo_model import DEMO_QUESTION, INSTALL_HINT, DemoUnavailable, demo_model_file
+from tests.support.engine_cluster import kill_engines
 from tests.support.engines import find_llama_server, llama_server_missing_reason
 from tests.support.processes import GpufleetProcess, ports, run_cli
 
@@ -54,13 +55,8 @@ def test_the_demo_model_answers_a_question(tmp_path: Path) -> None:
         assert "Paris" in answer.json()["choices"][0]["message"]["content"]
         assert httpx.post(url.group(1), json=question, timeout=60, trust_env=False).status_code == 401
     finally:
-        process.stop()
-        pid_of = re.search(r"started llama-server pid (\d+)", process.output())
-        if pid_of:  # engines outlive gpufleet by design; this test's must not outlive the test
-            import os
-            import signal
-
-            os.kill(int(pid_of.group(1)), signal.SIGKILL)
+        process.stop()  # stops the engine too; one a failed stop left behind must not outlive the test
+        kill_engines(tmp_path)
 
 
 def test_demo_without_the_package_says_how_to_install_it(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from testkit.synthetic import preset, write_model
-from tests.support.engine_cluster import chat
+from tests.support.engine_cluster import chat, kill_engines
 from tests.support.engines import find_llama_server, llama_server_missing_reason
 from tests.support.gpufleet_cluster import Cluster
 from tests.support.processes import GpufleetProcess
@@ -105,3 +105,4 @@ def test_engines_serve_through_server_restarts_and_nothing_is_lost(tmp_path: Pat
     finally:
         for process in reversed(cluster.processes):
             process.kill()
+        kill_engines(tmp_path)  # the worker was killed, not stopped: its engine would outlive the test

@@ -102,6 +102,11 @@ def start_engines(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str] 
             running.admin.delete(f"/api/models/{model['id']}")
     for process in reversed(cluster.processes):
         process.kill()
+    kill_engines(root)
+
+
+def kill_engines(root: Path) -> None:
+    """SIGKILL every engine a test's cluster under ``root`` may have left (see ``_engine_pids``)."""
     for pid in _engine_pids(root):
         _kill(pid)
 

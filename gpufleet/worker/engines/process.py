@@ -99,6 +99,11 @@ class EngineProcess:
             self._signal(signal.SIGKILL)
             await self.wait(0.1)
 
+    def kill(self) -> None:
+        """SIGKILL now, without waiting (stopping at once); the process is reaped or gone soon after."""
+        if self.alive():
+            self._signal(signal.SIGKILL)
+
     def _signal(self, number: int) -> None:
         try:
             os.killpg(self.pid, number)  # its own session: take its children too
