@@ -25,6 +25,7 @@ from gpufleet.server.routes import (
     engine_keys,
     health,
     instances,
+    metrics_targets,
     model_files,
     models,
     rpc_servers,
@@ -52,6 +53,7 @@ ROUTERS = (
     model_files,
     watch,
     usage,
+    metrics_targets,
 )
 
 

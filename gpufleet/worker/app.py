@@ -6,7 +6,7 @@ token, see ``api_auth``): ``/instances/{id}/logs``; the gateway's inference prox
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Response
@@ -55,13 +55,14 @@ def render_metrics(
 
 
 def create_worker_app(
-    metrics: Callable[[], bytes],
+    metrics: Callable[[], Awaitable[bytes]],
     name: Callable[[], str],
     *,
     api_token: str,
     log_path: Callable[[int], Path | None],
 ) -> FastAPI:
-    """``api_token``: what the server must present on private routes; ``log_path``: see ``logs_router``."""
+    """``metrics``: the ``/metrics`` body (it scrapes the engines, so it is awaited); ``api_token``: what
+    the server must present on private routes; ``log_path``: see ``logs_router``."""
     app = quiet_fastapi(title="gpufleet worker", version=__version__, docs_url=None, redoc_url=None)
     app.include_router(logs_router(log_path, name), dependencies=[Depends(require_server(api_token))])
 
@@ -71,6 +72,6 @@ def create_worker_app(
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        return Response(metrics(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await metrics(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -55,6 +55,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/watch"): {A, W},
     ("GET", "/api/usage"): {A, U},
     ("GET", "/api/usage/series"): {A, U},
+    ("GET", "/api/metrics/targets"): {A, U},  # U: the user's API key; a user's session gets 403
 }
 
 

@@ -17,6 +17,10 @@ from gpufleet.common.worker_api_token import server_bearer, token_hash
 from gpufleet.worker.app import create_worker_app
 
 
+async def _no_metrics() -> bytes:
+    return b""
+
+
 @asynccontextmanager
 async def worker_api(name: str, api_token: str, logs: dict[int, Path], cluster_token: str) -> AsyncIterator[int]:
     """Serve the worker app; yields its port. ``logs`` maps instance id → log file, read live.
@@ -25,7 +29,7 @@ async def worker_api(name: str, api_token: str, logs: dict[int, Path], cluster_t
     port = free_port()
     sock = bind_socket("127.0.0.1", port, "--worker-port")
     bearer = server_bearer(cluster_token, token_hash(api_token))
-    app = create_worker_app(lambda: b"", lambda: name, api_token=bearer, log_path=logs.get)
+    app = create_worker_app(_no_metrics, lambda: name, api_token=bearer, log_path=logs.get)
     server = make_server(app, sock, "warning")
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
