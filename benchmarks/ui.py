@@ -70,9 +70,7 @@ def registration(name: str, gpus: int) -> dict[str, Any]:
         }
         for i in range(gpus)
     ]
-    devices.append(
-        {"index": 0, "type": "cpu", "vendor": "amd", "name": "EPYC", "memory_total": 512 * GiB, "cores": 64}
-    )
+    devices.append({"index": 0, "type": "cpu", "vendor": "amd", "name": "EPYC", "memory_total": 512 * GiB, "cores": 64})
     status = {
         "hostname": name,
         "os": "linux",

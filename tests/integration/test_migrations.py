@@ -56,7 +56,7 @@ async def test_0008_keeps_only_hashes_of_workers_api_tokens(database_url: str) -
                 )
             await connection.execute(
                 text(
-                    "INSERT INTO devices (id, worker_id, \"index\", type, vendor, name, memory_total, memory_used, "
+                    'INSERT INTO devices (id, worker_id, "index", type, vendor, name, memory_total, memory_used, '
                     "unified_memory, simulated, sort_key, updated_at) SELECT 'with-token:cpu:0', id, 0, 'cpu', "
                     "'amd', 'EPYC', 1, 0, false, true, 0, :now FROM workers WHERE name = 'with-token'"
                 ),
@@ -100,7 +100,7 @@ async def test_upgrading_and_downgrading_keep_the_rows_that_hang_off_workers_and
             )
             await connection.execute(
                 text(
-                    "INSERT INTO devices (id, worker_id, \"index\", type, vendor, name, memory_total, memory_used, "
+                    'INSERT INTO devices (id, worker_id, "index", type, vendor, name, memory_total, memory_used, '
                     "unified_memory, simulated, sort_key, updated_at) VALUES ('w:cpu:0', 1, 0, 'cpu', 'amd', "
                     "'EPYC', 1, 0, false, true, 0, :now)"
                 ),

@@ -97,6 +97,7 @@ async def test_usage_over_time_per_hour_and_day(tmp_path: Path) -> None:
             backwards = await dev.get("/api/usage/series", params={"from": later, "to": today})
             assert backwards.status_code == 422 and "is after" in backwards.json()["detail"]
 
+
 async def test_an_instance_keeps_the_engine_command_its_worker_reports(tmp_path: Path, small_model: Path) -> None:
     async with running_server(tmp_path) as server, await server.admin() as admin:
         registered = await register_worker(admin, server.token, "gpu1", gpus=1, port=server.settings.port)
