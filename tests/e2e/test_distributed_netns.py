@@ -54,6 +54,10 @@ class Hosts:
                 *("--server-url", f"http://{net.a_ip}:{SERVER_PORT}", "--token", token),
                 *("--host", net.b_ip, "--worker-port", str(WORKER_B_PORT), "--worker-name", "b"),
                 *("--data-dir", str(root / "b"), *common),
+                # Both workers report this one host's memory; B keeps 4 GiB more for itself, so A has
+                # the most free memory and is the main worker (the gateway on A reaches its engine
+                # after the link to B is cut). Without it the choice is a heartbeat's coin toss.
+                *("--system-reserved", '{"ram": 6}'),
             ],
             root / "b.log",
             prefix=net.exec_prefix(net.b),
