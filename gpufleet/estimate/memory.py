@@ -38,13 +38,25 @@ HOST = -1
 HOST_BASE_OVERHEAD = 16 * MiB
 HOST_OVERHEAD_PER_TOKEN = 96
 RPC_OVERHEAD = 8 * MiB
-# What a local GPU's runtime takes before any buffer (CUDA/ROCm context, cuBLAS workspace). Not
-# measurable without a GPU here: a conservative figure from public reports.
-GPU_OVERHEAD = 384 * MiB
+# What a GPU's runtime takes beyond llama.cpp's buffers (CUDA context, cuBLAS/cuBLASLt handles and
+# workspace, the kernels' module images, ggml-cuda's memory pool). Measured with NVML on an NVIDIA H200
+# (compute capability 9.0, 132 SMs, CUDA 13.0, driver 580.159): a llama-server process used 587.8,
+# 588.1 and 589.6 MiB beyond its CUDA0 model, KV and compute buffers for three models (llama 1B q8_0,
+# qwen2 0.5B f16, qwen3 8B q4_0 half offloaded; benchmarks/gpu_truth.py, BENCHMARKS.md "CUDA").
+# Smaller GPUs (fewer SMs, a smaller context) need less, so the figure is conservative there; ROCm
+# and Vulkan are assumed alike until measured.
+GPU_OVERHEAD = 590 * MiB
+# Host memory a process that uses a GPU maps and keeps beyond a CPU-only llama-server's: the CUDA
+# runtime's host side (libcudart, libcublas/cublasLt and the driver's own mappings and allocations).
+# Measured on the same H200 run: host RSS was 323.7 and 328.6 MiB above the CPU-only estimate of the
+# two fully offloaded models. Counted once per process with at least one local GPU; ROCm, Vulkan and
+# Metal are assumed alike until measured.
+GPU_HOST_OVERHEAD = 325 * MiB
 PIPELINE_COPIES = 4  # GGML_SCHED_MAX_COPIES
 # Weight types the CPU backend re-packs into a buffer of its own (ggml-cpu/repack.cpp), with the row
 # multiple the interleave needs: on x86 with AVX2 Q4_0, Q4_K, IQ4_NL; on ARM with dot-product/i8mm
-# also Q5_K, Q6_K and Q8_0. Type ids are ggml's.
+# also Q5_K, Q6_K and Q8_0. Type ids are ggml's. Only where no local GPU offers a host buffer type:
+# see ``cpu_weights_repacked``.
 REPACK_ROWS = {
     "amd64": {2: 8, 12: 8, 20: 8},
     "arm64": {2: 4, 8: 4, 12: 8, 13: 8, 14: 8, 20: 4},
@@ -53,6 +65,24 @@ REPACK_ROWS = {
 
 def pad(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def cpu_weights_repacked(placement: Placement) -> bool:
+    """Whether llama.cpp re-packs the weights the CPU keeps (the layers not offloaded) for this placement.
+
+    ``make_cpu_buft_list`` (src/llama-model.cpp) lists the buffer types a CPU-resident weight may use,
+    in order: accelerators, then the *host buffer type of the first model device that has one*
+    (CUDA_Host for CUDA and ROCm, Vulkan_Host; Metal and RPC have none), then the CPU's extra
+    (repack) types, then the plain CPU type. ``select_weight_buft`` takes the first the device
+    supports for the weight's op, so with a CUDA device in the process every matrix it can multiply
+    lands in CUDA_Host, never in CPU_REPACK; with mmap the loader then swaps the host buffer for the
+    plain CPU type ("avoid using a host buffer when using mmap"), which maps the file: the
+    "CPU_Mapped model buffer". This holds even at ``-ngl 0``: llama.cpp puts every visible GPU in the
+    model's devices. gpufleet hides every GPU from a CPU placement (``CUDA_VISIBLE_DEVICES=""``), so
+    there, with only RPC servers, or on Apple Silicon (Metal, ``unified_memory``), the CPU's list
+    starts with the repack type, as in a CPU-only build.
+    """
+    return placement.gpus == 0 or placement.unified_memory
 
 
 @dataclass(frozen=True)
@@ -244,9 +274,11 @@ class Estimator:
         has_swa = np.bincount(slot, weights=self._swa, minlength=size) > 0
         has_full = np.bincount(slot, weights=~self._swa, minlength=size) > 0
 
-        weights[0] = self._host_weights(layer_dev)
+        repack = cpu_weights_repacked(placement)
+        weights[0] = self._host_weights(layer_dev, repack)
         weights[output_slot] += info.output_bytes if output_slot != 0 else 0
-        if info.tied_output and (output_slot != 0 or self._repacked(info.token_embd_type, info.n_vocab)):
+        tied_copy = repack and self._repacked(info.token_embd_type, info.n_vocab)
+        if info.tied_output and (output_slot != 0 or tied_copy):
             weights[output_slot] += info.token_embd_bytes
         peak[output_slot] = max(peak[output_slot], self.output_peak)
         holds_blocks = np.bincount(slot, minlength=size) > 0
@@ -273,7 +305,9 @@ class Estimator:
 
         logits_on_host = output_slot == 0 and info.kind == ModelKind.LLM
         vocab_overhead = HOST_OVERHEAD_PER_TOKEN * info.n_vocab * (2 if logits_on_host else 1)
-        host = DeviceUsage("host", int(weights[0]), int(kv[0]), int(compute[0]), HOST_BASE_OVERHEAD + vocab_overhead)
+        runtime = GPU_HOST_OVERHEAD if placement.gpus > 0 else 0
+        host_overhead = HOST_BASE_OVERHEAD + vocab_overhead + runtime
+        host = DeviceUsage("host", int(weights[0]), int(kv[0]), int(compute[0]), host_overhead)
         devices = []
         for index in range(n_dev):
             is_rpc = index < placement.rpc
@@ -308,17 +342,19 @@ class Estimator:
         multiple = REPACK_ROWS.get(self.config.cpu_arch, {}).get(ggml_type) if self.config.cpu_repack else None
         return multiple is not None and rows % multiple == 0
 
-    def _host_weights(self, layer_dev: np.ndarray) -> int:
+    def _host_weights(self, layer_dev: np.ndarray, repack_active: bool) -> int:
         """Host weight bytes as llama.cpp holds them.
 
         With mmap, the CPU's tensors are a view of the file: llama.cpp maps, per file, the span from
         the first to the last of them (tensors of other devices lying in between included, as its
-        "CPU_Mapped model buffer" reports). Re-packed tensors are copied into a buffer of their own.
+        "CPU_Mapped model buffer" reports). Re-packed tensors (only where ``cpu_weights_repacked``)
+        are copied into a buffer of their own; without mmap the rest is read into a CPU buffer (a
+        GPU's pinned host buffer, e.g. "CUDA_Host model buffer", of the same size).
         """
         table = self.info.tensors
         device_of_group = np.concatenate(([HOST], layer_dev))
         on_host = device_of_group[table.group + 1] == HOST
-        repack = self._repack_mask & on_host
+        repack = self._repack_mask & on_host if repack_active else np.zeros_like(on_host)
         mapped = on_host & ~repack
         repacked_bytes = int((table.end - table.start)[repack].sum())
         if not self.config.mmap:

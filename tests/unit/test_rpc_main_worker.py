@@ -5,12 +5,14 @@ the bytes the subordinates hold (what is sent over the network at load, and whos
 network hop at every token). Sizes below come from the estimator, ctx 8192, in GiB (2 decimals):
 
 llama-3.1-405b shape at q8_0, on GPUs per offloaded layer: 3.15 GiB of weights + 0.03 GiB KV; each
-device that holds layers adds 0.52 GiB compute + 0.38 GiB overhead. Free memory: H100 80 GiB − 1
+device that holds layers adds 0.52 GiB compute + 0.58 GiB overhead (GPU_OVERHEAD, 590 MiB since the
+H200 measurement of issue 16; it was 384 MiB = 0.38 GiB, and every figure below grew by 0.20 GiB per
+device holding layers and 0.32 GiB of host RAM (GPU_HOST_OVERHEAD, 325 MiB)). Free memory: H100 80 GiB − 1
 reserved = 79 GiB; RTX 4090 24 − 1 = 23 GiB.
 - 108 layers ("346 GiB"): weights + KV 346.13 GiB; 109 offloaded layers (108 blocks + output).
 - 90 layers: weights + KV 288.79 GiB; 91 offloaded layers.
 
-A 4090 with 6 layers needs 6 × 3.19 + 0.90 = 20.01 GiB; with 7 it needs 23.20 GiB > 23.00 free.
+A 4090 with 6 layers needs 6 × 3.19 + 1.10 = 20.21 GiB; with 7 it needs 23.40 GiB > 23.00 free.
 Split by free memory, RPC devices first (llama.cpp's order), the first 4090 gets 7 layers whenever
 it is lent by a subordinate, so the H100-main placement only fits once the split is rebalanced to
 whole layers (``plugins/rebalance.py``): 6 per 4090, the rest on the H100s.
@@ -62,9 +64,9 @@ HANDPICKED = tuple(f"h100:cuda:{i}" for i in range(4)) + tuple(f"rtx4090:cuda:{i
 CASES: list[tuple[str, Any, int, tuple[str, ...], str, list[str], dict[str, float]]] = [
     (
         # 4 × H100 (316 GiB free) + 4 × 4090 (92 GiB free), 346 GiB.
-        #   main h100: 4090s lend 6 layers each = 4 × 20.01 = 80.05 GiB; the H100s hold the other
-        #              85 layers (22 + 21 + 21 + 21) = 273.27 GiB, + 2.26 GiB RAM on the host.
-        #   main rtx4090: the H100s lend 274.38 GiB; the 4090s keep 78.94 GiB.
+        #   main h100: 4090s lend 6 layers each = 4 × 20.21 = 80.85 GiB; the H100s hold the other
+        #              85 layers (22 + 21 + 21 + 21) = 274.07 GiB, + 2.58 GiB RAM on the host.
+        #   main rtx4090: the H100s lend 275.18 GiB; the 4090s keep 79.75 GiB.
         # Before: only the rtx4090 main fitted (7 layers on rtx4090:cuda:0 with the H100 main), so the
         # 4090 worker ran llama-server and 274 GiB crossed the network.
         "h100 and 4090 workers",
@@ -73,7 +75,7 @@ CASES: list[tuple[str, Any, int, tuple[str, ...], str, list[str], dict[str, floa
         (),
         "h100",
         ["rtx4090"],
-        {"h100": 80.05, "rtx4090": 274.38},
+        {"h100": 80.85, "rtx4090": 275.18},
     ),
     (
         # The same eight GPUs picked by hand: each selected worker is tried as the main one; same bytes.
@@ -85,11 +87,11 @@ CASES: list[tuple[str, Any, int, tuple[str, ...], str, list[str], dict[str, floa
         HANDPICKED,
         "h100",
         ["rtx4090"],
-        {"h100": 80.05, "rtx4090": 274.38},
+        {"h100": 80.85, "rtx4090": 275.18},
     ),
     (
-        # Two equal 4 × H100 workers: split by free memory, the subordinate holds 178.81 GiB either
-        # way (its first GPU one layer more), the main 174.51 GiB. Equal b_sub, equal spread score
+        # Two equal 4 × H100 workers: split by free memory, the subordinate holds 179.61 GiB either
+        # way (its first GPU one layer more), the main 175.32 GiB. Equal b_sub, equal spread score
         # (44.095): the tie goes to the name, as before.
         "equal workers",
         lambda: cluster(h100("a", 4), h100("b", 4)),
@@ -97,12 +99,12 @@ CASES: list[tuple[str, Any, int, tuple[str, ...], str, list[str], dict[str, floa
         (),
         "a",
         ["b"],
-        {"a": 178.81, "b": 178.81},
+        {"a": 179.61, "b": 179.61},
     ),
     (
         # Three workers, two needed: a 2 × H100 (158 GiB free), b 4 × 4090 (92), c 4 × H100 (316).
-        #   main c: a lends 61.43 + 58.24 = 119.67 GiB; c keeps 231.86 GiB.
-        #   main a: c lends 236.15 GiB.      main b: c lends 274.38 GiB.
+        #   main c: a lends 61.63 + 58.44 = 120.07 GiB; c keeps 232.66 GiB.
+        #   main a: c lends 236.95 GiB.      main b: c lends 275.18 GiB.
         # Before: main a (its spread score tied c's at 25.839, and a comes first by name).
         "three workers, two hosts",
         lambda: cluster(h100("a", 2), rtx4090x4("b"), h100("c", 4)),
@@ -110,13 +112,13 @@ CASES: list[tuple[str, Any, int, tuple[str, ...], str, list[str], dict[str, floa
         (),
         "c",
         ["a"],
-        {"c": 119.67, "a": 236.15, "b": 274.38},
+        {"c": 120.07, "a": 236.95, "b": 275.18},
     ),
     (
         # Three workers, all needed (289 GiB > 158 + 92): a 2 × H100, b and c 4 × 4090.
-        #   main a: b and c lend 6 layers per 4090 = 80.05 + 80.05 = 160.10 GiB (rebalanced split);
-        #           a's H100s keep the other 43 layers (22 + 21) = 137.67 GiB.
-        #   main b: a lends 138.78, c 80.05 = 218.83 GiB.   main c: the same, 218.83 GiB.
+        #   main a: b and c lend 6 layers per 4090 = 80.85 + 80.85 = 161.71 GiB (rebalanced split);
+        #           a's H100s keep the other 43 layers (22 + 21) = 138.08 GiB.
+        #   main b: a lends 139.18, c 80.85 = 220.04 GiB.   main c: the same, 220.04 GiB.
         # Before: main b (the H100 main did not fit without the rebalanced split).
         "three workers, three hosts",
         lambda: cluster(h100("a", 2), rtx4090x4("b"), rtx4090x4("c")),
@@ -124,7 +126,7 @@ CASES: list[tuple[str, Any, int, tuple[str, ...], str, list[str], dict[str, floa
         (),
         "a",
         ["b", "c"],
-        {"a": 160.10, "b": 218.83, "c": 218.83},
+        {"a": 161.71, "b": 220.04, "c": 220.04},
     ),
 ]
 
@@ -165,4 +167,4 @@ def test_rebalanced_split_is_whole_layers(models: dict[int, Estimator]) -> None:
     assert isinstance(result, Placement)
     assert result.tensor_split == (6.0, 6.0, 6.0, 6.0, 22.0, 21.0, 21.0, 21.0)
     assert result.offload_layers == result.total_layers == 109
-    assert gib(sum(result.claim.vram.values())) == 273.27
+    assert gib(sum(result.claim.vram.values())) == 274.07
