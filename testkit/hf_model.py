@@ -4,8 +4,11 @@ The safetensors format is ``u64 little-endian header length`` + JSON header + ra
 ``safetensors``/``torch`` install is needed. Tensor names, shapes and the config are those of
 ``LlamaForCausalLM`` so vLLM and transformers load the directory (later tests deploy it); weights are
 small random values, bf16 or f16. The tokenizer is a byte-level BPE with the 256 byte tokens and no
-merges (every byte is a token) plus ChatML markers, written as ``tokenizer.json`` — valid for the
-``tokenizers`` library, though not checked here because it is not installed in this venv.
+merges (every byte is a token) plus ChatML markers, written as ``tokenizer.json``.
+
+``SERVABLE`` is the shape vLLM serves on the CPU (its CPU attention takes head sizes of 32..256 in
+the steps it supports; the default's 16 is not one): vLLM 0.32 (CPU) loads it, tokenizer and chat
+template included, and answers chat completions (``tests/e2e/test_vllm_*.py``).
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ class TinyLlama:
             "attention_bias": False,
             "mlp_bias": False,
         }
+
+
+SERVABLE = TinyLlama(hidden=256, intermediate=512, heads=4, kv_heads=2)  # head_dim 64
 
 
 def tensor_bytes(values: np.ndarray, dtype: str) -> tuple[str, bytes]:

@@ -24,11 +24,11 @@ engines_app = typer.Typer(help="Install and list inference engines (llama.cpp)."
 
 
 def _engine(name: str) -> Engine:
-    from gpufleet.worker.engines import INSTALLABLE, EngineOptions
+    from gpufleet.worker.engines import ENGINES, EngineOptions
 
-    if name not in INSTALLABLE:
-        fail(f"unknown engine {name!r}: choose from {', '.join(INSTALLABLE)}", EXIT_USAGE)
-    return INSTALLABLE[name](EngineOptions())
+    if name not in ENGINES:
+        fail(f"unknown engine {name!r}: choose from {', '.join(ENGINES)}", EXIT_USAGE)
+    return ENGINES[name](EngineOptions())
 
 
 @engines_app.command("install")
@@ -71,9 +71,9 @@ def install(
 
 def installed_engines() -> list[InstalledEngine]:
     """Every engine build installed in the cache."""
-    from gpufleet.worker.engines import INSTALLABLE, EngineOptions
+    from gpufleet.worker.engines import ENGINES, EngineOptions
 
-    return [copy for make in INSTALLABLE.values() for copy in make(EngineOptions()).installed()]
+    return [copy for make in ENGINES.values() for copy in make(EngineOptions()).installed()]
 
 
 @engines_app.command("list")

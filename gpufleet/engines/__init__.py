@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from gpufleet.engines.base import CannotEstimate, EngineDescription
 from gpufleet.engines.llama_cpp import LLAMA_CPP
+from gpufleet.engines.vllm import VLLM
 from gpufleet.schemas.models import Backend
 
-ENGINES: dict[str, EngineDescription] = {LLAMA_CPP.name: LLAMA_CPP}
+ENGINES: dict[str, EngineDescription] = {LLAMA_CPP.name: LLAMA_CPP, VLLM.name: VLLM}
 DEFAULT_BACKEND = LLAMA_CPP.name  # for a deployment that names none (GGUF models)
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "EngineDescription",
     "backend_name",
     "engine_for",
+    "engine_for_format",
     "supported_device_types",
 ]
 
@@ -50,3 +52,8 @@ def supported_device_types(backend: str) -> frozenset[str]:
     """Device types the backend runs on; none for a backend that is not available."""
     engine = ENGINES.get(backend)
     return engine.device_types if engine is not None else frozenset()
+
+
+def engine_for_format(model_format: str) -> EngineDescription | None:
+    """The engine that serves a model format (``model_format``): llama.cpp first for GGUF."""
+    return next((e for e in ENGINES.values() if e.model_format == model_format), None)

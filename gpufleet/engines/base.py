@@ -14,6 +14,7 @@ from typing import Protocol
 
 from gpufleet.common.errors import InvalidInput
 from gpufleet.estimate.memory import Estimator
+from gpufleet.estimate.vllm_model import VllmModel
 from gpufleet.schemas.models import ModelSpec
 
 
@@ -26,6 +27,7 @@ class CannotEstimate(InvalidInput):
 class EngineDescription(Protocol):
     name: str  # the ``backend`` value that selects it
     device_types: frozenset[str]  # device types it can run on (cuda, rocm, metal, cpu)
+    model_format: str  # what it serves (``model_format``: gguf | safetensors); picks a deployment's default
 
     def check_parameters(self, ctx_size: int | None, parameters: Sequence[str]) -> None:
         """Raise ``InvalidInput`` (message for the person) if the engine cannot run with these."""
@@ -36,7 +38,7 @@ class EngineDescription(Protocol):
         ``max_concurrent_requests``). Parameters it cannot read count as the engine's default."""
         ...
 
-    def estimator(self, spec: ModelSpec) -> Estimator:
+    def estimator(self, spec: ModelSpec) -> Estimator | VllmModel:
         """The memory estimator of the deployment's model for its run settings. Blocking (file or
         network reads): call from a thread. Raises ``CannotEstimate``."""
         ...

@@ -16,6 +16,7 @@ from gpufleet.engines.llama_cpp_flags import (
     parse_backend_parameters,
     run_config_for,
 )
+from gpufleet.engines.model_format import GGUF
 from gpufleet.estimate.gguf import GGUFError
 from gpufleet.estimate.loader import load_estimator
 from gpufleet.estimate.memory import Estimator
@@ -29,6 +30,7 @@ ESTIMATE_ERRORS = (ModelFileError, GGUFError, ModelInfoError, SourceError, Backe
 class LlamaCpp:
     name = "llama.cpp"
     device_types = frozenset({"cuda", "rocm", "metal", "cpu"})
+    model_format = GGUF
 
     def check_parameters(self, ctx_size: int | None, parameters: Sequence[str]) -> None:
         check_backend_parameters(ctx_size, parameters)

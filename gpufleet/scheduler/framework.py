@@ -19,6 +19,7 @@ import numpy as np
 
 from gpufleet.common.resources import Resources, total_by_device
 from gpufleet.estimate.memory import Estimator
+from gpufleet.estimate.vllm_model import VllmModel
 from gpufleet.scheduler.snapshot import ClusterSnapshot, WorkerView
 
 
@@ -36,7 +37,7 @@ class Request:
 
     instance_id: int
     instance_name: str
-    estimator: Estimator
+    estimator: Estimator | VllmModel  # GGUF (llama.cpp) or safetensors (vLLM): decides the candidate kinds
     backend: str = "llama.cpp"
     placement_strategy: str = "spread"
     cpu_offloading: bool = False
@@ -46,6 +47,33 @@ class Request:
     avoid: Mapping[str, str] = field(default_factory=dict)  # worker name -> why it is avoided for now
     # Estimates already computed for this request (layer placement -> Estimate): shared by the kinds.
     estimates: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def gguf(self) -> Estimator:
+        """The GGUF estimator; only the llama.cpp kinds ask (``scheduler.kinds_for`` routes by estimator)."""
+        if not isinstance(self.estimator, Estimator):
+            raise TypeError(f"{self.instance_name}: a llama.cpp kind was asked to place a vLLM model")
+        return self.estimator
+
+
+@dataclass(frozen=True)
+class EngineClaim:
+    """How a vLLM instance must be launched to hold what its placement claims (stored under
+    ``claim["engine"]``; the worker reads exactly these keys). ``kv_cache_bytes``: the CPU's KV space
+    (``VLLM_CPU_KVCACHE_SPACE``), None on GPUs (there vLLM sizes it from the utilization)."""
+
+    tensor_parallel_size: int
+    gpu_memory_utilization: float
+    max_model_len: int
+    kv_cache_bytes: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "max_model_len": self.max_model_len,
+            "kv_cache_bytes": self.kv_cache_bytes,
+        }
 
 
 @dataclass(frozen=True)
@@ -66,6 +94,7 @@ class Placement:
     total_layers: int
     tensor_split: tuple[float, ...] = ()
     subordinates: tuple[Subordinate, ...] = ()
+    engine: EngineClaim | None = None  # vLLM's launch settings; None for llama.cpp
 
     def all_claims(self) -> dict[str, int]:
         """Every device this placement takes memory from, across workers."""
@@ -82,7 +111,7 @@ class Placement:
             "mode": self.mode.value,
             "worker_name": self.worker.name,
             "device_ids": list(self.device_ids),
-            "claim": claim_json(self.claim, self.offload_layers, self.total_layers, self.tensor_split),
+            "claim": claim_json(self.claim, self.offload_layers, self.total_layers, self.tensor_split, self.engine),
             "subordinates": [
                 {
                     "worker_id": s.worker_id,
@@ -100,6 +129,7 @@ def claim_json(
     offload_layers: int | None = None,
     total_layers: int | None = None,
     tensor_split: Sequence[float] = (),
+    engine: EngineClaim | None = None,
 ) -> dict[str, Any]:
     data = claim.as_json()
     if offload_layers is not None:
@@ -107,6 +137,8 @@ def claim_json(
         data["total_layers"] = total_layers
     if tensor_split:
         data["tensor_split"] = list(tensor_split)
+    if engine is not None:
+        data["engine"] = engine.as_json()
     return data
 
 

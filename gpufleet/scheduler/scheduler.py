@@ -35,6 +35,7 @@ import numpy as np
 
 from gpufleet.common.units import format_bytes
 from gpufleet.estimate.config import Placement as LayerPlacement
+from gpufleet.estimate.vllm_model import VllmModel
 from gpufleet.scheduler.framework import CandidateKind, Filter, Placement, Request, Unschedulable
 from gpufleet.scheduler.plugins.arrays import gpu_mask
 from gpufleet.scheduler.plugins.backend import BackendSupport
@@ -50,6 +51,9 @@ from gpufleet.scheduler.plugins.partial import PartialOffload
 from gpufleet.scheduler.plugins.resource_allocation import ResourceAllocation
 from gpufleet.scheduler.plugins.rpc_traffic import subordinate_bytes
 from gpufleet.scheduler.plugins.single_gpu import SingleGpu
+from gpufleet.scheduler.plugins.vllm_cpu import VllmCpu
+from gpufleet.scheduler.plugins.vllm_explain import memory_reason as vllm_memory_reason
+from gpufleet.scheduler.plugins.vllm_gpus import VllmSingleGpu, VllmTensorParallel
 from gpufleet.scheduler.plugins.worker_state import WorkerState
 from gpufleet.scheduler.snapshot import ClusterSnapshot
 
@@ -57,6 +61,10 @@ FILTERS: tuple[Filter, ...] = (WorkerState(), WorkerSelector(), GpuSelector(), B
 GPU_KINDS: tuple[CandidateKind, ...] = (SingleGpu(), MultiGpu(), Distributed())
 OFFLOAD_KINDS: tuple[CandidateKind, ...] = (PartialOffload(), CpuOnly())
 MANUAL = ManualSelection()
+# A vLLM model (safetensors) is placed by its own kinds: one GPU, then tensor parallel on one worker,
+# then vllm-cpu (gated inside the kind); a gpu_selector narrows the GPUs they consider.
+VLLM_KINDS: tuple[CandidateKind, ...] = (VllmSingleGpu(), VllmTensorParallel(), VllmCpu())
+VLLM_OFFLOAD_KINDS: tuple[CandidateKind, ...] = (VllmCpu(forced=True),)
 
 
 def feasible(request: Request, snapshot: ClusterSnapshot) -> np.ndarray:
@@ -91,6 +99,8 @@ def candidates(
 
 
 def kinds_for(request: Request) -> tuple[CandidateKind, ...]:
+    if isinstance(request.estimator, VllmModel):
+        return VLLM_KINDS
     if request.gpu_selector:
         return (MANUAL,)
     return GPU_KINDS + (OFFLOAD_KINDS if request.cpu_offloading else ())
@@ -130,6 +140,8 @@ def explain(request: Request, snapshot: ClusterSnapshot, passing: np.ndarray) ->
 
 
 def _memory_reason(request: Request, snapshot: ClusterSnapshot, passing: np.ndarray) -> str:
+    if isinstance(request.estimator, VllmModel):
+        return vllm_memory_reason(request, snapshot, passing)
     gpus = gpu_mask(request, snapshot, passing)
     if request.gpu_selector:
         return "selected devices too small (gpu_selector)"
@@ -145,7 +157,8 @@ def _memory_reason(request: Request, snapshot: ClusterSnapshot, passing: np.ndar
 def _offloading_hint(request: Request, snapshot: ClusterSnapshot, passing: np.ndarray) -> str:
     if request.cpu_offloading or request.gpu_selector or not passing.any():
         return ""
-    found = candidates(request, passing, snapshot, OFFLOAD_KINDS)
+    vllm = isinstance(request.estimator, VllmModel)
+    found = candidates(request, passing, snapshot, VLLM_OFFLOAD_KINDS if vllm else OFFLOAD_KINDS)
     if not found:
         return ""
     where = best(request, found, snapshot)

@@ -56,7 +56,7 @@ from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subor
 from gpufleet.schemas.models import ModelPublic
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
-from gpufleet.worker.downloads import ModelFiles, Progress
+from gpufleet.worker.downloads import LAYOUTS, ModelFiles, Progress
 from gpufleet.worker.engines.base import Engine, ServerRequest
 from gpufleet.worker.engines.process import STOP_DEADLINE, EngineProcess, adoptable, forget, key_digest
 from gpufleet.worker.late_events import LateEvents
@@ -121,14 +121,23 @@ class Supervisor:
         self._work: set[asyncio.Task[None]] = set()  # apply/resync/reconcile passes under way
 
     async def discover_engines(self) -> None:
-        """Find installed engines now (never installing them here), so the first status reports them."""
+        """Find installed engines now (never installing them here), so the first status reports them.
+
+        One line for the engines not installed (every worker lacks vLLM until it serves a vLLM model):
+        knowing is useful, a warning per engine at every start is not."""
+        missing = []
         for engine in self.engines.values():
             try:
                 await asyncio.to_thread(engine.discover)
             except GpufleetError as exc:
                 logger.warning("%s: %s", engine.name, exc.message)
             if engine.version is None:
-                logger.info("no %s yet: the first instance placed here installs it (minutes, once)", engine.name)
+                missing.append(engine.name)
+        if missing:
+            logger.info(
+                "not installed here yet: %s (the first instance placed here that needs one installs it)",
+                ", ".join(missing),
+            )
 
     @property
     def engine_versions(self) -> dict[str, str]:
@@ -366,7 +375,7 @@ class Supervisor:
         model = await self._model(instance)
         engine = self._engine(model)
         try:
-            path = await self.model_files.path_for(model, progress)
+            path = await self.model_files.path_for(model, progress, LAYOUTS[engine.model_layout])
         except ModelFileError as exc:
             raise PrepareError(str(exc)) from exc
         parts = await wait_parts()

@@ -8,7 +8,6 @@ Slow, so outside the default run (``-m "not vllm"`` in pyproject's addopts): ``p
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +21,11 @@ from gpufleet.worker.engines.base import EngineOptions, InstalledEngine, ServerR
 from gpufleet.worker.engines.process import EngineProcess, launch, tail
 from gpufleet.worker.engines.vllm_engine import VllmEngine
 from gpufleet.worker.engines.vllm_install import InstallError, install_vllm, installed_copies
+from testkit.hf_model import SERVABLE, write_tiny_llama
 from tests.support.deployments import deployment
 
 pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
 
-GENERATOR = Path(__file__).parents[1] / "support" / "tiny_hf_llama.py"
 START_DEADLINE = 600.0  # the worker's own default engine start timeout
 KEY = "vllm-test-key-0123456789"
 
@@ -84,15 +83,9 @@ async def _wait_healthy(process: EngineProcess, url: str, log: Path) -> float:
 
 
 @pytest.fixture
-def model_dir(vllm: VllmEngine, tmp_path: Path) -> Path:
-    """The tiny llama, written by the vLLM venv's own transformers (gpufleet's venv has none)."""
-    assert vllm.copy is not None
-    directory = tmp_path / "tiny-llama"
-    generated = subprocess.run(
-        [str(vllm.copy.python), str(GENERATOR), str(directory)], capture_output=True, text=True, timeout=300
-    )
-    assert generated.returncode == 0, generated.stderr
-    return directory
+def model_dir(tmp_path: Path) -> Path:
+    """The tiny llama vLLM serves on the CPU, written without torch or transformers."""
+    return write_tiny_llama(tmp_path / "tiny-llama", SERVABLE)
 
 
 async def test_vllm_serves_a_tiny_llama_on_the_cpu(vllm: VllmEngine, model_dir: Path, tmp_path: Path) -> None:

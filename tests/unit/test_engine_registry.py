@@ -15,10 +15,11 @@ from gpufleet.worker.engines.process import EngineRecord
 
 
 def test_every_described_engine_can_run_on_a_worker_and_back() -> None:
-    assert set(ENGINES) == set(WORKER_ENGINES) == {"llama.cpp"}
+    assert set(ENGINES) <= set(WORKER_ENGINES) == {"llama.cpp", "vllm"}
     assert DEFAULT_BACKEND == "llama.cpp"
     for name, engine in engines_for(EngineOptions()).items():
-        assert engine.name == name == ENGINES[name].name
+        assert engine.name == name
+        assert name not in ENGINES or ENGINES[name].name == name  # vllm: described once the control plane is
         assert engine.program and engine.health_path.startswith("/")
 
 
@@ -26,10 +27,24 @@ def test_lookup_by_backend() -> None:
     assert engine_for(None) is ENGINES["llama.cpp"]
     assert engine_for(Backend.LLAMA_CPP) is ENGINES["llama.cpp"]
     assert supported_device_types("llama.cpp") == {"cuda", "rocm", "metal", "cpu"}
-    assert supported_device_types("vllm") == frozenset()  # not available yet: fits nowhere
-    with pytest.raises(CannotEstimate, match="backend vllm is not available") as raised:
-        engine_for(Backend.VLLM)
+    assert engine_for(Backend.VLLM) is ENGINES["vllm"]
+    assert supported_device_types("vllm") == {"cuda", "cpu"}
+    assert supported_device_types("sglang") == frozenset()  # not available: fits nowhere
+    with pytest.raises(CannotEstimate, match="backend sglang is not available") as raised:
+        engine_for("sglang")
     assert isinstance(raised.value, InvalidInput) and raised.value.status_code == 422
+
+
+def test_vllm_slots_and_parameters() -> None:
+    vllm = ENGINES["vllm"]
+    assert vllm.parallel_slots([]) == 128  # the smallest of vLLM's default max_num_seqs (its CPU one)
+    assert vllm.parallel_slots(["--max-num-seqs", "32"]) == 32
+    assert vllm.parallel_slots(["--bogus"]) == 128
+    vllm.check_parameters(4096, ["--gpu-memory-utilization", "0.8", "--enforce-eager", "--kv-cache-dtype", "fp8"])
+    with pytest.raises(BackendParameterError, match="--tensor-parallel-size is set by gpufleet"):
+        vllm.check_parameters(None, ["--tensor-parallel-size", "2"])
+    with pytest.raises(BackendParameterError, match="--max-num-seqs must be at least 1"):
+        vllm.check_parameters(None, ["--max-num-seqs", "0"])
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from gpufleet.engines.llama_cpp_flags import BackendParameterError
 from gpufleet.engines.vllm_flags import vllm_run_config
 from gpufleet.schemas.instances import InstancePublic
-from gpufleet.worker.engines import ENGINES, INSTALLABLE, EngineOptions
+from gpufleet.worker.engines import ENGINES, EngineOptions
 from gpufleet.worker.engines.base import EngineUnavailable, ServerLaunch, ServerRequest
 from gpufleet.worker.engines.vllm_engine import VllmEngine
 from gpufleet.worker.engines.vllm_install import VllmInstall, installed_copies
@@ -115,13 +115,18 @@ def test_a_cpu_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_the_cpu_kv_cache_follows_the_claim(tmp_path: Path) -> None:
-    env = _launch(tmp_path, ["w:cpu:0"], claim={"kv_cache_bytes": 1536 * 1024**2}).env
+    engine = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.9, "max_model_len": 1024}
+    launch = _launch(tmp_path, ["w:cpu:0"], claim={"engine": engine | {"kv_cache_bytes": 1536 * 1024**2}})
+    env = launch.env
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"  # whole GiB, rounded up
+    assert _value(launch.command, "--max-model-len") == "1024"  # the scheduler's, from the claim
+    assert "--gpu-memory-utilization" not in launch.command
     assert env.get("VLLM_CPU_OMP_THREADS_BIND") != "nobind"  # no thread share given: vLLM binds its cores
 
 
 def test_two_gpus_are_tensor_parallel(tmp_path: Path) -> None:
-    launch = _launch(tmp_path, ["w:cuda:3", "w:cuda:1"], claim={"gpu_memory_utilization": 0.85})
+    engine = {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85, "max_model_len": None, "kv_cache_bytes": None}
+    launch = _launch(tmp_path, ["w:cuda:3", "w:cuda:1"], claim={"engine": engine})
     command, env = launch.command, launch.env
     assert _value(command, "--tensor-parallel-size") == "2"
     assert env["CUDA_VISIBLE_DEVICES"] == "3,1"  # the placement's order
@@ -210,8 +215,8 @@ def test_absent_vllm_costs_nothing_and_says_what_to_run(tmp_path: Path, monkeypa
     )
     with pytest.raises(EngineUnavailable, match="run 'gpufleet engines install vllm'"):
         engine.server_launch(request)
-    # installable from the CLI, not yet run by workers (the control plane does not describe it)
-    assert "vllm" in INSTALLABLE and "vllm" not in ENGINES
+    # every worker discovers it (cheaply, above) and would report its version once installed
+    assert ENGINES["vllm"] is VllmEngine
 
 
 def test_a_half_made_install_is_not_an_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

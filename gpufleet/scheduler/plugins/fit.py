@@ -28,7 +28,7 @@ def estimate(request: Request, placement: LayerPlacement) -> Estimate:
     cache = request.estimates
     result = cache.get(placement)
     if result is None:
-        result = cache[placement] = request.estimator.estimate(placement)
+        result = cache[placement] = request.gguf.estimate(placement)
     return result
 
 

@@ -86,7 +86,7 @@ class ManualSelection:
         local = [d for d in by_worker[main.id] if d.is_gpu]
         on_cpu = any(not d.is_gpu for d in remote)
         devices = [*remote, *local]
-        layers = request.estimator.info.offloadable_layers
+        layers = request.gguf.info.offloadable_layers
         gpu_layers = None
         if not local:
             # Main worker's CPU keeps a share of the layers in proportion to its free RAM.

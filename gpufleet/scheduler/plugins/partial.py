@@ -23,7 +23,7 @@ def most_layers(
 ) -> Placement | None:
     """The placement offloading the most layers to ``gpus`` (at least one) that fits, or None."""
     split = split_by_free(snapshot, gpus)
-    total_layers = request.estimator.info.offloadable_layers
+    total_layers = request.gguf.info.offloadable_layers
     low, high, best = 1, total_layers - 1, None
     while low <= high:
         middle = (low + high) // 2

@@ -56,7 +56,7 @@ def fitting_split(
             return split, result
         if short.device_id not in ids:
             return None  # the host's RAM: another split does not help
-        counts = np.bincount(request.estimator.layer_devices(layers) + 1, minlength=len(devices) + 1)[1:]
+        counts = np.bincount(request.gguf.layer_devices(layers) + 1, minlength=len(devices) + 1)[1:]
         moved = _moved(result, counts, np.asarray([snapshot.free(d) for d in devices], dtype=np.int64))
         if moved is None:
             return None

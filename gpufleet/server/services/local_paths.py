@@ -7,7 +7,8 @@ answered "is not a GGUF file (it starts with b'root'…)". So, at create, update
 
 1. the path is resolved (symlinks, ``..``) and must lie inside an allowed directory, or the request
    is refused (422, naming the allowed directories: only admins deploy models) before anything is
-   read; a directory's GGUF and the other shards of a split GGUF are resolved and checked the same way;
+   read; a directory's GGUF and the other shards of a split GGUF are resolved and checked the same way,
+   and so is every file of a safetensors directory (vLLM);
 2. a path absent here is accepted as it is (it may exist on the workers only): the server cannot
    estimate it, the preview says so, and its instances stay pending saying why;
 3. a file present here is read (header only) and must be a complete GGUF: a file that is not one,
@@ -27,6 +28,7 @@ from gpufleet.common.gguf_files import ModelFileError, local_gguf
 from gpufleet.common.paths import inside
 from gpufleet.engines import CannotEstimate
 from gpufleet.engines.gguf_location import SERVER
+from gpufleet.engines.model_format import SAFETENSORS, local_format
 from gpufleet.estimate.gguf import GGUFError, read_header, shard_locations
 from gpufleet.estimate.sources import FileSource, SourceError
 from gpufleet.schemas.models import ModelSpec
@@ -50,19 +52,32 @@ def _confined(given: str, target: Path, roots: Sequence[Path]) -> None:
     )
 
 
+def confined_path(spec: ModelSpec, roots: Sequence[Path]) -> Path | None:
+    """The resolved ``local_path`` (None for other sources), refused when outside ``roots``. Reads nothing."""
+    if not spec.local_path:
+        return None
+    roots = [Path(r).expanduser().resolve() for r in roots]
+    target = Path(spec.local_path).expanduser().resolve()  # follows every symlink, folds "..": no read
+    _confined(spec.local_path, target, roots)
+    return target
+
+
 def confined_spec(spec: ModelSpec, roots: Sequence[Path]) -> ModelSpec:
     """``spec`` with its ``local_path`` replaced by the resolved GGUF inside ``roots`` that the server may read.
 
     Unchanged for other sources and for a path absent here. ``LocalPathNotAllowed`` when the path, a
     directory's GGUF or a shard of a split GGUF leads outside ``roots``. Reads no file's content.
     """
-    if not spec.local_path:
+    target = confined_path(spec, roots)
+    if target is None:
         return spec
     roots = [Path(r).expanduser().resolve() for r in roots]
-    target = Path(spec.local_path).expanduser().resolve()  # follows every symlink, folds "..": no read
-    _confined(spec.local_path, target, roots)
     if not target.exists():
         return spec  # perhaps on the workers only: the estimator says it is not readable here
+    if target.is_dir() and local_format(target) == SAFETENSORS:  # a vLLM directory: each of its files too
+        for path in sorted(target.iterdir()):
+            _confined(str(path), path.resolve(), roots)
+        return spec.model_copy(update={"local_path": str(target)})
     try:
         picked = Path(local_gguf(str(target), SERVER)).resolve()
     except ModelFileError as exc:
@@ -77,7 +92,7 @@ def server_spec(spec: ModelSpec, roots: Sequence[Path]) -> ModelSpec:
 
     For preview and create; the scheduler, which asks again and again, takes ``confined_spec``."""
     confined = confined_spec(spec, roots)
-    if confined is not spec and confined.local_path:
+    if confined is not spec and confined.local_path and Path(confined.local_path).is_file():
         for shard in _shards(Path(confined.local_path)):
             check_complete(shard)
     return confined

@@ -20,14 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gpufleet.common.errors import Conflict, GpufleetError, InvalidInput, NotFound
 from gpufleet.db.session import Database, record_event
 from gpufleet.db.tables import Model, ModelInstance
-from gpufleet.engines import ENGINES, backend_name
+from gpufleet.engines import DEFAULT_BACKEND, ENGINES, backend_name, engine_for_format
+from gpufleet.engines.model_format import local_format, source_format
 from gpufleet.schemas.events import Event, EventKind, EventType
-from gpufleet.schemas.models import ModelPublic, ModelSpec, ModelUpdate
+from gpufleet.schemas.models import Backend, ModelPublic, ModelSpec, ModelUpdate
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.listing import EVERY_ROW, ListParams
 from gpufleet.server.listing import count as count_rows
 from gpufleet.server.services.devices import existing_device_ids
-from gpufleet.server.services.local_paths import server_spec
+from gpufleet.server.services.local_paths import confined_path, server_spec
 from gpufleet.server.services.spec_hash import spec_hash
 
 SPEC_FIELDS = tuple(ModelSpec.model_fields)
@@ -89,6 +90,31 @@ def check_engine_parameters(spec: ModelSpec) -> None:
         engine.check_parameters(spec.ctx_size, spec.backend_parameters)
     except GpufleetError as exc:
         raise InvalidInput(f"backend_parameters: {exc.message}", field="backend_parameters") from exc
+
+
+def resolve_backend(spec: ModelSpec, model_dirs: Sequence[Path]) -> ModelSpec:
+    """The deployment with its backend chosen from its source's format when it names none (a
+    safetensors directory or repository: vllm; GGUF: the default), or 422 when the backend it names
+    cannot read that format. A source whose format cannot be told keeps the default. Blocking (reads a
+    directory listing or a hub's file list): call in a thread; the scheduler never does this."""
+    path = confined_path(spec, model_dirs)
+    fmt = local_format(path) if path is not None else source_format(spec)
+    if fmt is None:
+        return spec
+    serving = engine_for_format(fmt)
+    if spec.backend is None:
+        if serving is None or serving.name == DEFAULT_BACKEND:
+            return spec
+        return spec.model_copy(update={"backend": Backend(serving.name)})
+    named = ENGINES.get(backend_name(spec.backend))
+    if named is not None and named.model_format != fmt:
+        instead = f"use backend {serving.name} or leave backend unset" if serving else "use another model"
+        raise InvalidInput(
+            f"backend {named.name} serves {named.model_format} models, but the {spec.source.value} source holds "
+            f"a {fmt} model; {instead}",
+            field="backend",
+        )
+    return spec
 
 
 async def check_model_file(spec: ModelSpec, model_dirs: Sequence[Path]) -> None:
@@ -158,6 +184,7 @@ def _publish(session: AsyncSession, row: Model, kind: EventType, counts: Replica
 
 async def create_model(db: Database, spec: ModelSpec, *, model_dirs: Sequence[Path]) -> ModelPublic:
     """``model_dirs``: where ``local_path`` models may come from (``Settings.model_dirs``)."""
+    spec = await asyncio.to_thread(resolve_backend, spec, model_dirs)
     check_engine_parameters(spec)
     await check_model_file(spec, model_dirs)
     try:

@@ -12,12 +12,13 @@ from gpufleet.scheduler.scheduler import schedule
 from gpufleet.schemas.models import ModelSpec
 from gpufleet.schemas.preview import PreviewPlacement, PreviewResult, WorkerReason
 from gpufleet.server.services import local_paths, scheduling
-from gpufleet.server.services.models import check_engine_parameters
+from gpufleet.server.services.models import check_engine_parameters, resolve_backend
 
 
 async def preview(db: Database, spec: ModelSpec, model_dirs: Sequence[Path]) -> PreviewResult:
     """``model_dirs``: where ``local_path`` models may come from; a path outside them is refused (422)
     before the server reads anything (``local_paths``)."""
+    spec = await asyncio.to_thread(resolve_backend, spec, model_dirs)
     check_engine_parameters(spec)
     async with db.read() as session:
         snapshot = await scheduling.load_snapshot(session)

@@ -25,6 +25,7 @@ from gpufleet.common.resources import cpu_device_id, held_by_instance
 from gpufleet.db.tables import Device, Model, ModelInstance, Worker
 from gpufleet.engines import CannotEstimate, backend_name, engine_for
 from gpufleet.estimate.memory import Estimator
+from gpufleet.estimate.vllm_model import VllmModel
 from gpufleet.scheduler.framework import Placement, Request
 from gpufleet.scheduler.snapshot import ClusterSnapshot, DeviceView, WorkerView
 from gpufleet.schemas.models import ModelSpec
@@ -128,7 +129,7 @@ def spec_request_fields(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def estimator_for(spec: ModelSpec) -> Estimator:
+def estimator_for(spec: ModelSpec) -> Estimator | VllmModel:
     """The deployment's engine's memoised estimator for its model and run settings. Blocking: call in a thread."""
     return engine_for(spec.backend).estimator(spec)
 

@@ -1,8 +1,11 @@
-"""Model files on the worker: where the engine's GGUF comes from, for each deployment source.
+"""Model files on the worker: where the engine's model comes from, for each deployment source.
 
-``ModelFiles.path_for(model, progress)`` is the one entry point the supervisor uses: it returns
-the local path of the GGUF to hand to the engine (the first shard of a split model), downloading
-it first when the source is a hub, and raises ``ModelFileError`` saying what is wrong otherwise.
+``ModelFiles.path_for(model, progress, layout)`` is the one entry point the supervisor uses: it
+returns the local path to hand to the engine, downloading first when the source is a hub, and
+raises ``ModelFileError`` saying what is wrong otherwise. What that path is depends on what the
+engine loads (``layout.LAYOUTS[engine.model_layout]``): for llama.cpp the GGUF (the first shard of
+a split model), for vLLM the Hugging Face model directory (a repository snapshot of the files it
+needs).
 ``progress(percent)`` is called while a download runs (the caller rate-limits what it reports);
 it is not called at all when the files are already cached.
 
@@ -30,7 +33,7 @@ from gpufleet.schemas.models import ModelPublic, ModelSource
 from gpufleet.worker.client import ServerClient
 from gpufleet.worker.downloads.environment import quiet
 from gpufleet.worker.downloads.huggingface import HuggingFace
-from gpufleet.worker.downloads.local import resolve_local
+from gpufleet.worker.downloads.layout import GGUF, LAYOUTS, Layout
 from gpufleet.worker.downloads.markers import Markers
 from gpufleet.worker.downloads.meter import DownloadCancelled, Meter
 from gpufleet.worker.downloads.modelscope import ModelScope
@@ -39,7 +42,7 @@ from gpufleet.worker.downloads.reports import FileReports
 from gpufleet.worker.downloads.shared import Progress, SharedDownload
 from gpufleet.worker.downloads.source import Plan, Source
 
-__all__ = ["ModelFileError", "ModelFiles", "Progress"]
+__all__ = ["LAYOUTS", "Layout", "ModelFileError", "ModelFiles", "Progress"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +71,20 @@ class ModelFiles:
         self._downloads: dict[str, SharedDownload] = {}
         self._announced: set[str] = set()  # keys reported ready by this process
 
-    async def path_for(self, model: ModelPublic, progress: Progress) -> Path:
-        """The GGUF to load for ``model``; raises ``ModelFileError`` saying what is wrong."""
+    async def path_for(self, model: ModelPublic, progress: Progress, layout: Layout = GGUF) -> Path:
+        """What the engine loads for ``model`` (``layout``); raises ``ModelFileError`` saying what is wrong."""
         if model.source == ModelSource.LOCAL_PATH:
             if not model.local_path:
                 raise ModelFileError("the deployment has source local_path but no local_path")
-            return resolve_local(model.local_path, self.allowed_model_dirs)
+            return layout.local(model.local_path, self.allowed_model_dirs)
         source = self.sources.get(model.source)
         if source is None:
             raise ModelFileError(f"model source {model.source} is not supported by this worker")
-        key = source.key(model)
+        return layout.entry(await self._files(model, source, layout, progress))
+
+    async def _files(self, model: ModelPublic, source: Source, layout: Layout, progress: Progress) -> Path:
+        """The first of the downloaded files (downloading them unless a complete download is cached)."""
+        key = source.key(model, layout)
         download = self._downloads.get(key)
         if download is None:
             cached = await asyncio.to_thread(self.markers.read, key)
@@ -87,14 +94,14 @@ class ModelFiles:
             download = self._downloads.get(key)  # another request may have started it meanwhile
             if download is None:
                 download = self._downloads[key] = SharedDownload(key)
-                download.start(self._download(download, source, model))
+                download.start(self._download(download, source, model, layout))
         return await download.wait(progress)
 
-    async def _download(self, download: SharedDownload, source: Source, model: ModelPublic) -> Path:
+    async def _download(self, download: SharedDownload, source: Source, model: ModelPublic, layout: Layout) -> Path:
         key, kind = download.key, model.source
         await self.reports.send(kind, key, ModelFileState.DOWNLOADING, message="listing the files", progress=0)
         try:
-            plan = await asyncio.to_thread(source.plan, model)
+            plan = await asyncio.to_thread(source.plan, model, layout)
             await self._fetch(download, kind, plan)
             paths = list(plan.paths)
             await asyncio.to_thread(self.markers.write, key, paths)

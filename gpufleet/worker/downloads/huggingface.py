@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from gpufleet.common.gguf_files import ModelFileError
 from gpufleet.schemas.models import ModelPublic
 from gpufleet.worker.downloads.environment import hf_endpoint
+from gpufleet.worker.downloads.layout import GGUF, Layout
 from gpufleet.worker.downloads.meter import Meter
-from gpufleet.worker.downloads.selection import needed_files
 from gpufleet.worker.downloads.source import Plan
 
 if TYPE_CHECKING:
@@ -41,10 +41,10 @@ class HuggingFace:
         self.root = root
         self.token = token
 
-    def key(self, model: ModelPublic) -> str:
-        return f"huggingface:{model.huggingface_repo_id}:{model.huggingface_filename or '*.gguf'}"
+    def key(self, model: ModelPublic, layout: Layout = GGUF) -> str:
+        return layout.key("huggingface", model.huggingface_repo_id, model.huggingface_filename)
 
-    def plan(self, model: ModelPublic) -> Plan:
+    def plan(self, model: ModelPublic, layout: Layout = GGUF) -> Plan:
         from huggingface_hub import HfApi
         from huggingface_hub.hf_api import RepoFile
 
@@ -62,7 +62,7 @@ class HuggingFace:
                 for f in api.list_repo_tree(repo, revision=commit, recursive=True)
                 if isinstance(f, RepoFile)
             }
-        names = needed_files(list(sizes), model.huggingface_filename, f"Hugging Face repository {repo}")
+        names = layout.needed(list(sizes), model.huggingface_filename, f"Hugging Face repository {repo}")
         destination = self.root / repo
         paths = tuple(_inside(destination, name) for name in names)
         fetch = partial(self._fetch, repo, commit, endpoint, destination, names)

@@ -1,5 +1,6 @@
 """Model files on the worker. This module: local paths, confined to the directories the admin allows.
-(Downloads from hubs plug in beside it.)"""
+(Downloads from hubs plug in beside it.) A GGUF is found here; a vLLM model directory is checked by
+``layout.HfDirectory`` with the same confinement."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ def resolve_local(path: str, allowed: list[Path]) -> Path:
 
     The given path, the file finally chosen and a split GGUF's other shards are all confined after
     resolving: a directory inside the allowed dirs may hold a symlink that points out of them."""
-    target = _confined(Path(path).expanduser().resolve(), path, allowed)
+    target = confined(Path(path).expanduser().resolve(), path, allowed)
     chosen = Path(local_gguf(str(target), "on this worker"))
     for shard in shard_locations(str(chosen)):  # llama-server opens a split GGUF's other shards itself
-        _confined(Path(shard).resolve(), shard, allowed)
+        confined(Path(shard).resolve(), shard, allowed)
     return chosen
 
 
-def _confined(resolved: Path, shown: str, allowed: list[Path]) -> Path:
+def confined(resolved: Path, shown: str, allowed: list[Path]) -> Path:
     if not inside(resolved, allowed):
         roots = ", ".join(str(r) for r in allowed)
         raise ModelFileError(

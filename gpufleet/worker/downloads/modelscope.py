@@ -25,8 +25,8 @@ from typing import Any
 from gpufleet.common.gguf_files import ModelFileError
 from gpufleet.schemas.models import ModelPublic
 from gpufleet.worker.downloads.environment import modelscope_endpoint
+from gpufleet.worker.downloads.layout import GGUF, Layout
 from gpufleet.worker.downloads.meter import DownloadCancelled, Meter
-from gpufleet.worker.downloads.selection import needed_files
 from gpufleet.worker.downloads.source import Plan
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -37,8 +37,8 @@ class ModelScope:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def key(self, model: ModelPublic) -> str:
-        return f"modelscope:{model.modelscope_model_id}:{model.modelscope_file_path or '*.gguf'}"
+    def key(self, model: ModelPublic, layout: Layout = GGUF) -> str:
+        return layout.key("modelscope", model.modelscope_model_id, model.modelscope_file_path)
 
     def _api(self, endpoint: str) -> Any:
         from modelscope_hub import HubApi, HubConfig
@@ -46,7 +46,7 @@ class ModelScope:
         config = HubConfig(endpoint=endpoint, cache_dir=self.root / ".sdk-cache", config_dir=self.root / ".sdk")
         return HubApi(config)
 
-    def plan(self, model: ModelPublic) -> Plan:
+    def plan(self, model: ModelPublic, layout: Layout = GGUF) -> Plan:
         repo = model.modelscope_model_id or ""
         if not REPO_ID.match(repo) or ".." in repo:
             raise ModelFileError(f"modelscope_model_id {repo!r} is not of the form OWNER/NAME")
@@ -54,7 +54,7 @@ class ModelScope:
         with _hub_errors(repo, endpoint):
             listed = self._api(endpoint).list_repo_files(repo, "model", revision=REVISION)
         entries = {f.path: f for f in listed if f.type != "tree"}
-        names = needed_files(list(entries), model.modelscope_file_path, f"ModelScope repository {repo}")
+        names = layout.needed(list(entries), model.modelscope_file_path, f"ModelScope repository {repo}")
         destination = self.root / repo
         paths = tuple(_inside(destination, name) for name in names)
         file_list = [{"Path": n, "Size": entries[n].size, "Sha256": entries[n].sha256, "Type": "blob"} for n in names]

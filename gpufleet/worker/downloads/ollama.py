@@ -29,6 +29,7 @@ import httpx
 from gpufleet.common.gguf_files import ModelFileError
 from gpufleet.schemas.models import ModelPublic
 from gpufleet.worker.downloads.environment import ollama_registry
+from gpufleet.worker.downloads.layout import GGUF, Layout
 from gpufleet.worker.downloads.meter import Meter
 from gpufleet.worker.downloads.source import Plan
 
@@ -56,11 +57,13 @@ class Ollama:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def key(self, model: ModelPublic) -> str:
+    def key(self, model: ModelPublic, layout: Layout = GGUF) -> str:
         repository, tag = parse_name(model.ollama_library_model_name or "")
         return f"ollama_library:{repository}:{tag}"
 
-    def plan(self, model: ModelPublic) -> Plan:
+    def plan(self, model: ModelPublic, layout: Layout = GGUF) -> Plan:
+        if layout.name != GGUF.name:
+            raise ModelFileError("the Ollama library serves GGUF files only: deploy this model with backend llama.cpp")
         repository, tag = parse_name(model.ollama_library_model_name or "")
         registry = ollama_registry()
         layer = _model_layer(registry, repository, tag)

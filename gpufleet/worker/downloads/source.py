@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gpufleet.schemas.models import ModelPublic
+from gpufleet.worker.downloads.layout import Layout
 from gpufleet.worker.downloads.meter import Meter
 
 
@@ -30,8 +31,9 @@ class Plan:
 
 
 class Source(Protocol):
-    def key(self, model: ModelPublic) -> str:
-        """The identity of what ``model`` downloads (two deployments with one key share one download)."""
+    def key(self, model: ModelPublic, layout: Layout) -> str:
+        """The identity of what ``model`` downloads for an engine that loads ``layout`` (two deployments
+        with one key share one download)."""
         ...
 
-    def plan(self, model: ModelPublic) -> Plan: ...
+    def plan(self, model: ModelPublic, layout: Layout) -> Plan: ...

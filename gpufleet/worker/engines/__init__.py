@@ -7,10 +7,10 @@ in ``gpufleet.engines`` and their tests.
 
 Modules inside this package import each other directly, never this ``__init__``.
 
-``INSTALLABLE`` adds the engines ``gpufleet engines`` installs and lists but workers do not run
-yet, because the control plane does not describe them (``gpufleet.engines``): vLLM, until the
-scheduler places it. Moving an engine into ``ENGINES`` is what makes workers discover it and
-report its version in their status.
+Every worker discovers every engine at start (``Engine.discover``, which must stay cheap and
+quiet where the engine is not installed: reading a few small files, no subprocess, no import of
+the engine) and reports the versions it found in its status. ``gpufleet engines`` installs and
+lists the same set.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from gpufleet.worker.engines.base import Engine, EngineOptions, EngineUnavailabl
 from gpufleet.worker.engines.llama_cpp_engine import LlamaCppEngine
 from gpufleet.worker.engines.vllm_engine import VllmEngine
 
-__all__ = ["ENGINES", "INSTALLABLE", "Engine", "EngineOptions", "EngineUnavailable", "engines_for"]
+__all__ = ["ENGINES", "Engine", "EngineOptions", "EngineUnavailable", "engines_for"]
 
-ENGINES: dict[str, Callable[[EngineOptions], Engine]] = {LlamaCppEngine.name: LlamaCppEngine}
-INSTALLABLE: dict[str, Callable[[EngineOptions], Engine]] = {**ENGINES, VllmEngine.name: VllmEngine}
+ENGINES: dict[str, Callable[[EngineOptions], Engine]] = {
+    LlamaCppEngine.name: LlamaCppEngine,
+    VllmEngine.name: VllmEngine,
+}
 
 
 def engines_for(options: EngineOptions) -> dict[str, Engine]:

@@ -77,6 +77,8 @@ class Engine(Protocol):
     program: str  # what its serving process is called in states and logs, e.g. "llama-server"
     health_path: str  # answers 200 once the model is loaded
     part_program: str  # what the process lending devices to another worker's instance is called
+    # what it loads, a key of ``worker.downloads.LAYOUTS``: "gguf" (one file) or "hf_directory"
+    model_layout: str
 
     @property
     def version(self) -> str | None:

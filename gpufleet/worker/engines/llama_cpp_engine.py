@@ -42,6 +42,7 @@ class LlamaCppEngine:
     program = "llama-server"
     health_path = "/health"
     part_program = "ggml-rpc-server"
+    model_layout = "gguf"
 
     def __init__(self, options: EngineOptions) -> None:
         self.paths = (options.llama_server_path, options.rpc_server_path)

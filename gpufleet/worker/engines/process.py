@@ -88,9 +88,17 @@ class EngineProcess:
             await asyncio.sleep(poll)
 
     async def stop(self, deadline: float = STOP_DEADLINE) -> None:
-        """SIGTERM, wait up to ``deadline``, then SIGKILL. Safe on a process already gone."""
+        """SIGTERM, wait up to ``deadline``, then SIGKILL. Safe on a process already gone.
+
+        The engine and every process it started go: an engine may run several (vLLM: its API
+        server, the engine core, a worker per device, multiprocessing's resource tracker), all
+        in its process group, which the signals reach; the stop returns once each of them is gone,
+        not only the first, so that their memory and ports are free when it returns."""
         if not self.alive():
             return
+        descendants = self._descendants()
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + deadline
         self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.wait(0.1), deadline)
@@ -98,11 +106,31 @@ class EngineProcess:
             logger.warning("engine pid %d ignored SIGTERM for %.0fs: killing it", self.pid, deadline)
             self._signal(signal.SIGKILL)
             await self.wait(0.1)
+        left = max(0.0, ends - loop.time())
+        _, lingering = await asyncio.to_thread(psutil.wait_procs, descendants, left)
+        if lingering:
+            logger.warning(
+                "engine pid %d: its processes %s outlived it: killing them", self.pid, [p.pid for p in lingering]
+            )
+            self._signal(signal.SIGKILL)
+            for process in lingering:
+                _kill(process)
+            await asyncio.to_thread(psutil.wait_procs, lingering, 5.0)
 
     def kill(self) -> None:
         """SIGKILL now, without waiting (stopping at once); the process is reaped or gone soon after."""
         if self.alive():
+            descendants = self._descendants()
             self._signal(signal.SIGKILL)
+            for process in descendants:
+                _kill(process)
+
+    def _descendants(self) -> list[psutil.Process]:
+        """The processes the engine started (and they started), while it runs."""
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return []
 
     def _signal(self, number: int) -> None:
         try:
@@ -111,6 +139,16 @@ class EngineProcess:
             return
         except PermissionError:
             os.kill(self.pid, number)
+
+
+def _kill(process: psutil.Process) -> None:
+    """SIGKILL one process of an engine (one that left its process group, or outlived the engine)."""
+    try:
+        process.kill()
+    except psutil.NoSuchProcess:
+        return
+    except psutil.AccessDenied:
+        logger.warning("cannot kill pid %d (started by the engine): permission denied", process.pid)
 
 
 def launch(

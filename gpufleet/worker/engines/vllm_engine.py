@@ -53,6 +53,7 @@ class VllmEngine:
     program = "vllm"
     health_path = "/health"
     part_program = "ray"
+    model_layout = "hf_directory"  # the supervisor hands it the model directory (a repository snapshot)
 
     def __init__(self, options: EngineOptions) -> None:
         del options  # vLLM takes no paths from the worker's options (yet)
@@ -64,7 +65,9 @@ class VllmEngine:
 
     # --- serving --------------------------------------------------------------------------------
     def discover(self) -> None:
-        self.copy = find_install(detect_accelerator())
+        """Without any install in the cache (most workers), nothing else is looked at: asking the
+        NVIDIA driver which accelerator applies is only worth it when there is a copy to choose."""
+        self.copy = find_install(detect_accelerator()) if installed_copies() else None
 
     def ensure_installed(self) -> None:
         if self.copy is None:

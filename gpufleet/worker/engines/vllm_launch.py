@@ -8,14 +8,17 @@
 
 - the instance's API key in the environment (``VLLM_API_KEY``, which vLLM reads when no
   ``--api-key`` is given), never on the command line; ``/health`` stays open for the worker's probe;
+- what the scheduler decided is read from the claim (``InstancePublic.claim["engine"]``:
+  ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``kv_cache_bytes``),
+  each falling back to the run settings (``VllmRunConfig``) where the claim has none (a claim
+  written before vLLM was placed, or by hand in a test);
 - GPUs pinned with ``CUDA_VISIBLE_DEVICES`` (the placement's device indexes, in order), and
-  ``--tensor-parallel-size`` = their count; a CPU placement hides every GPU;
+  ``--tensor-parallel-size`` = the claim's, else their count; a CPU placement hides every GPU;
 - on the CPU, the KV cache is sized by ``VLLM_CPU_KVCACHE_SPACE`` (GiB; vLLM would otherwise take
-  a fraction of the machine's RAM), from the claim's ``kv_cache_bytes`` when the scheduler set it;
+  a fraction of the machine's RAM), from the claim's ``kv_cache_bytes`` (rounded up to a GiB);
   a CPU engine's thread share goes to ``OMP_NUM_THREADS`` with vLLM's core binding off, so
   co-located engines do not pin the same cores;
-- ``--gpu-memory-utilization`` only on GPUs: the claim's fraction (``gpu_memory_utilization``) when
-  the scheduler set it, else the run settings';
+- ``--gpu-memory-utilization`` only on GPUs: the claim's fraction, else the run settings';
 - telemetry off, Hugging Face offline (the model is a local directory), no ``GPUFLEET_*`` variables.
 
 Distributed (Ray) launches are not built yet.
@@ -51,8 +54,14 @@ def base_env() -> dict[str, str]:
     return inherited | QUIET_ENV | OFFLINE_ENV
 
 
-def cpu_kv_cache_gib(claim: Mapping[str, Any]) -> int:
-    claimed = claim.get("kv_cache_bytes")
+def engine_claim(claim: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The vLLM part of an instance's claim (``claim["engine"]``); empty when the claim has none."""
+    engine = claim.get("engine")
+    return engine if isinstance(engine, Mapping) else {}
+
+
+def cpu_kv_cache_gib(engine: Mapping[str, Any]) -> int:
+    claimed = engine.get("kv_cache_bytes")
     if claimed is None:
         return DEFAULT_CPU_KV_CACHE_GIB
     return max(1, math.ceil(int(claimed) / GIB))
@@ -73,6 +82,9 @@ def server_launch(
 ) -> ServerLaunch:
     """vLLM's OpenAI server for one instance; it answers only requests bearing ``api_key``."""
     gpus = cuda_indexes(device_ids)
+    engine = engine_claim(claim)
+    tensor_parallel = int(engine.get("tensor_parallel_size") or max(1, len(gpus)))
+    max_model_len = engine.get("max_model_len") or config.max_model_len
     command = [
         str(python),
         "-m",
@@ -86,19 +98,19 @@ def server_launch(
         "--port",
         str(port),
         "--tensor-parallel-size",
-        str(max(1, len(gpus))),
+        str(tensor_parallel),
         "--dtype",
         config.dtype,
     ]
-    if config.max_model_len is not None:
-        command += ["--max-model-len", str(config.max_model_len)]
+    if max_model_len is not None:
+        command += ["--max-model-len", str(int(max_model_len))]
     env = base_env() | {API_KEY_ENV: api_key}
     if gpus:
-        utilization = float(claim.get("gpu_memory_utilization", config.gpu_memory_utilization))
+        utilization = float(engine.get("gpu_memory_utilization") or config.gpu_memory_utilization)
         command += ["--gpu-memory-utilization", f"{utilization:g}"]
         env |= {"CUDA_VISIBLE_DEVICES": ",".join(gpus), "HIP_VISIBLE_DEVICES": ""}
     else:
-        env |= HIDDEN_GPUS | {"VLLM_CPU_KVCACHE_SPACE": str(cpu_kv_cache_gib(claim))}
+        env |= HIDDEN_GPUS | {"VLLM_CPU_KVCACHE_SPACE": str(cpu_kv_cache_gib(engine))}
         if threads is not None:
             env |= {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": str(max(1, threads))}
     command += list(config.extra)
