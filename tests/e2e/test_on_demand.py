@@ -245,7 +245,12 @@ def test_calling_one_model_evicts_the_other_and_priority_is_respected(one_at_a_t
 
 
 def hold_a_slot(od: OnDemand, model: str, key: str | None = None) -> contextlib.AbstractContextManager[str]:
-    """A long streamed generation holding one slot of ``model`` while the block runs; yields the instance."""
+    """A streamed generation holding one slot of ``model`` until the block ends; yields the instance.
+
+    Once the generation has begun, its engine is frozen (SIGSTOP) until the block ends: the request
+    stays in flight however fast the machine generates (an idle machine writes 1500 tokens of the
+    slow model in about two seconds, which let a "held" slot free itself while the test looked).
+    The worker only watches that the process exists, so a frozen engine still counts as running."""
 
     @contextlib.contextmanager
     def held() -> Iterator[str]:
@@ -258,7 +263,13 @@ def hold_a_slot(od: OnDemand, model: str, key: str | None = None) -> contextlib.
             assert streaming.status_code == 200
             lines = streaming.iter_lines()  # kept: a discarded iterator would close the stream
             next(lines)  # the generation has begun
-            yield streaming.headers[INSTANCE_HEADER]
+            name = streaming.headers[INSTANCE_HEADER]
+            [engine] = [i["pid"] for i in od.admin.get("/api/model-instances").json() if i["name"] == name]
+            os.kill(engine, signal.SIGSTOP)
+            try:
+                yield name
+            finally:
+                os.kill(engine, signal.SIGCONT)
 
     return held()
 

@@ -8,7 +8,6 @@ import pytest
 
 from tests.support.builders import local_model, register_worker
 from tests.support.server import RunningServer
-from tests.support.wait import eventually
 
 
 @pytest.mark.parametrize(
@@ -42,16 +41,18 @@ async def test_engine_refuses_bad_parameters_everywhere(
         assert kept.json()["backend_parameters"] == ["-np", "2"]  # nothing half-written
 
 
-async def test_a_backend_not_available_yet_stays_pending_and_says_why(server: RunningServer) -> None:
+async def test_a_backend_that_cannot_serve_the_model_file_is_refused_with_what_to_do(server: RunningServer) -> None:
+    """vLLM serves safetensors directories; a GGUF deployment naming it is refused at once (it used
+    to wait pending, when gpufleet had no vLLM), on create and on preview, and nothing is stored."""
     async with await server.admin() as admin:
         await register_worker(admin, server.token, "gpu-node", gpus=1)
-        created = await admin.post("/api/models", json=local_model("v", backend="vllm"))
-        assert created.status_code == 201, created.text
-
-        async def why() -> str | None:
-            rows = (await admin.get("/api/model-instances", params={"model_id": created.json()["id"]})).json()
-            message = rows[0]["state_message"] if rows else None
-            return message if rows and rows[0]["state"] == "pending" and "vllm" in (message or "") else None
-
-        message = await eventually(why, what="the vllm instance's reason")
-        assert "backend vllm is not available in this gpufleet yet (available: llama.cpp)" in message
+        expected = (
+            "backend vllm serves safetensors models, but the local_path source holds a gguf model; "
+            "use backend llama.cpp or leave backend unset"
+        )
+        for path in ("/api/models", "/api/models/preview"):
+            refused = await admin.post(path, json=local_model("v", backend="vllm"))
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["detail"] == expected
+            assert refused.json()["errors"] == [{"field": "backend", "message": expected}]
+        assert (await admin.get("/api/models")).json() == []
