@@ -189,11 +189,19 @@ def test_requests_go_to_the_replica_that_is_not_busy(engines: Engines) -> None:
             assert busy in names
             lines = streaming.iter_lines()  # kept: a discarded iterator would close the stream
             next(lines)  # the generation has begun
+            # Frozen until we have looked, so it is busy however fast this machine generates.
+            [engine] = [x["pid"] for x in instances if x["name"] == busy]
+            os.kill(engine, signal.SIGSTOP)
             served = []
-            for _ in range(4):
-                short = http.post("/v1/chat/completions", json={"model": "gw-busy", "messages": HI, "max_tokens": 2})
-                assert short.status_code == 200, short.text
-                served.append(short.headers[INSTANCE_HEADER])
+            try:
+                for _ in range(4):
+                    short = http.post(
+                        "/v1/chat/completions", json={"model": "gw-busy", "messages": HI, "max_tokens": 2}
+                    )
+                    assert short.status_code == 200, short.text
+                    served.append(short.headers[INSTANCE_HEADER])
+            finally:
+                os.kill(engine, signal.SIGCONT)
             # round robin would have sent two of the four to the busy one
             assert served == [(names - {busy}).pop()] * 4
     finally:
