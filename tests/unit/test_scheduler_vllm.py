@@ -71,6 +71,7 @@ def test_fewest_gpus_at_a_valid_tensor_parallel_size(
         "gpu_memory_utilization": 0.9,
         "max_model_len": min(shapes.max_position_embeddings, 8192),
         "kv_cache_bytes": None,
+        "pipeline_parallel_size": 1,
     }
 
 

