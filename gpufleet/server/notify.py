@@ -37,7 +37,7 @@ from gpufleet.db.tables import ModelInstance, Worker
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.server.services import instances as instance_service
 from gpufleet.server.services import models as model_service
-from gpufleet.server.services import workers as worker_service
+from gpufleet.server.services.worker_public import to_public as worker_public
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def public_loader(db: Database) -> Loader:
                 instance = await session.get(ModelInstance, object_id)
                 return None if instance is None else instance_service.to_public(instance).model_dump(mode="json")
             worker = await session.get(Worker, object_id)
-            return None if worker is None else worker_service.to_public(worker).model_dump(mode="json")
+            return None if worker is None else worker_public(worker).model_dump(mode="json")
 
     return load
 

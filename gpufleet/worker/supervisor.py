@@ -41,12 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from gpufleet.common.errors import GpufleetError
 from gpufleet.common.gguf_files import ModelFileError
@@ -57,6 +54,7 @@ from gpufleet.schemas.models import ModelPublic
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.downloads import LAYOUTS, ModelFiles, Progress
+from gpufleet.worker.engine_share import ENGINE_STATES, cpu_share, ports_of_others, uses_cpu
 from gpufleet.worker.engines.base import Engine, ServerRequest
 from gpufleet.worker.engines.process import STOP_DEADLINE, EngineProcess, adoptable, forget, key_digest
 from gpufleet.worker.late_events import LateEvents
@@ -68,7 +66,6 @@ from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError, WaitPar
 logger = logging.getLogger(__name__)
 
 S = InstanceState
-ENGINE_STATES = (S.SCHEDULED, S.DOWNLOADING, S.STARTING, S.RUNNING, S.UNREACHABLE, S.ERROR)
 # Seconds engines get to exit after SIGTERM when gpufleet stops (then SIGKILL): short, so that the whole
 # stop of ``gpufleet start`` stays within 10 s (the server's graceful shutdown takes up to 5 more).
 SHUTDOWN_GRACE = 3.0
@@ -380,8 +377,8 @@ class Supervisor:
             raise PrepareError(str(exc)) from exc
         parts = await wait_parts()
         api_key = await self._engine_key(instance.id)
-        avoid = self._ports_of_others(instance.id)
-        threads = self._cpu_share() if _uses_cpu(instance) else None
+        avoid = ports_of_others(self.desired.values(), self.worker_id, instance.id)
+        threads = cpu_share(self.desired.values(), self.worker_id) if uses_cpu(instance) else None
 
         def blocking() -> Launch:
             port = None
@@ -442,7 +439,7 @@ class Supervisor:
 
     async def _plan_rpc(self, instance: InstancePublic, part: Subordinate) -> PartLaunch:
         engine = self._engine(await self._model(instance))
-        threads = self._cpu_share()
+        threads = cpu_share(self.desired.values(), self.worker_id)
 
         def blocking() -> PartLaunch:
             port = None
@@ -458,28 +455,6 @@ class Supervisor:
 
         return await asyncio.to_thread(blocking)
 
-    def _ports_of_others(self, instance_id: int) -> set[int]:
-        """The engine ports the server lists for this worker's other instances: never given to a new engine."""
-        return {
-            i.port
-            for i in self.desired.values()
-            if i.id != instance_id and i.worker_id == self.worker_id and i.port is not None
-        }
-
-    def _cpu_share(self) -> int:
-        """Threads for a CPU engine: the cores shared among the CPU engines this worker is asked to run
-        (memory decides how many fit; this keeps them from each taking every core). At least 1."""
-        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-        mine = [i for i in self.desired.values() if i.state in ENGINE_STATES]
-        engines = sum(1 for i in mine if i.worker_id == self.worker_id and _uses_cpu(i))
-        parts = sum(
-            1
-            for i in mine
-            for p in i.subordinates
-            if p.worker_id == self.worker_id and all(":cpu:" in d for d in p.device_ids)
-        )
-        return max(1, cores // max(1, engines + parts))
-
     # --- read by the worker's API -----------------------------------------------------------------
     def log_path(self, instance_id: int) -> Path | None:
         """The engine log of an instance this worker runs as main worker; None when it is not ours (any more).
@@ -491,11 +466,6 @@ class Supervisor:
         if instance is None or self.worker_id is None or instance.worker_id != self.worker_id:
             return None
         return self.logs / f"{instance.name}.log"
-
-
-def _uses_cpu(instance: InstancePublic) -> bool:
-    """Whether the instance's main engine computes on this worker's CPU (a CPU or GPU+CPU placement)."""
-    return any(":cpu:" in d for d in instance.device_ids)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

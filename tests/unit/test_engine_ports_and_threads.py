@@ -17,6 +17,7 @@ from gpufleet.estimate.model_info import model_info
 from gpufleet.schemas.instances import InstancePublic
 from gpufleet.server.services.reschedule import due_at
 from gpufleet.worker.client import ServerClient
+from gpufleet.worker.engine_share import cpu_share, ports_of_others
 from gpufleet.worker.engines.binaries import LlamaCppBinaries
 from gpufleet.worker.engines.llama_cpp import server_launch
 from gpufleet.worker.ports import PortPool, listens_on
@@ -122,11 +123,14 @@ async def test_co_located_cpu_engines_share_the_cores(tmp_path: Path) -> None:
     supervisor.desired[100] = _instance(100, 7, ["w:cuda:0"])  # a GPU engine takes no share
     supervisor.desired[101] = _instance(101, 8, ["x:cpu:0"])  # another worker's
     supervisor.desired[102] = _instance(102, 7, ["w:cpu:0"], state="stopping")
-    assert supervisor._cpu_share() == max(1, cores // 36)
+    assert cpu_share(supervisor.desired.values(), supervisor.worker_id) == max(1, cores // 36)
     for n in range(2, 37):
         del supervisor.desired[n]
-    assert supervisor._cpu_share() == cores  # alone, it has every core
-    assert supervisor._ports_of_others(1) == {40100, 40102}  # its own, never another worker's
+    assert cpu_share(supervisor.desired.values(), supervisor.worker_id) == cores  # alone, it has every core
+    assert ports_of_others(supervisor.desired.values(), supervisor.worker_id, 1) == {
+        40100,
+        40102,
+    }  # its own, never another worker's
 
 
 def test_the_reschedule_grace_counts_from_the_last_heartbeat_but_never_before_the_server_started() -> None:

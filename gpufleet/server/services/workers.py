@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,11 +26,9 @@ from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gpufleet.common.worker_api_token import token_hash
 from gpufleet.db.session import Database, record_credentials_change, record_event
 from gpufleet.db.tables import ModelInstance, Worker
-from gpufleet.schemas.devices import DeviceType
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.states import InstanceState, WorkerState
 from gpufleet.schemas.workers import (
-    SystemReserved,
     WorkerHeartbeat,
     WorkerPublic,
     WorkerRegister,
@@ -44,12 +41,12 @@ from gpufleet.server.listing import EVERY_ROW, ListParams, count
 from gpufleet.server.principal import Principal, PrincipalKind
 from gpufleet.server.services import instances as instance_service
 from gpufleet.server.services import rpc_servers
-from gpufleet.server.services.devices import device_public, sync_devices
+from gpufleet.server.services.devices import sync_devices
+from gpufleet.server.services.worker_public import AUTO_LABELS, auto_labels, to_public
 from gpufleet.server.services.worker_rename import rename_device_rows, rename_placements
 
 logger = logging.getLogger(__name__)
 
-AUTO_LABELS = ("os", "arch", "gpu-vendor")
 STALE_AFTER_HEARTBEATS = 3
 # Instance states that mean "an engine is, or is being, set up on that worker".
 # Worker states that mean "its heartbeats arrive".
@@ -60,43 +57,6 @@ PLACED_STATES = (
     InstanceState.STARTING,
     InstanceState.RUNNING,
 )
-
-
-def auto_labels(status: WorkerStatus) -> dict[str, str]:
-    vendors = sorted({d.vendor.lower().split()[0] for d in status.devices if d.type != DeviceType.CPU})
-    return {"os": status.os, "arch": status.arch, "gpu-vendor": "+".join(vendors) or "none"}
-
-
-def to_public(row: Worker) -> WorkerPublic:
-    # ``status`` was validated (WorkerStatus) before it was stored: read the few fields shown, rather
-    # than validating every device report again for each worker of a list.
-    status: dict[str, Any] = row.status
-    gpus = [d for d in row.devices if d.type != DeviceType.CPU.value]
-    return WorkerPublic(
-        id=row.id,
-        name=row.name,
-        ip=row.ip,
-        port=row.port,
-        state=WorkerState(row.state),
-        state_message=row.state_message,
-        maintenance=row.maintenance,
-        labels=row.labels,
-        system_reserved=SystemReserved(**row.system_reserved),
-        heartbeat_at=row.heartbeat_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        cpu_cores=status["cpu_cores"],
-        memory_total=status["memory_total"],
-        memory_used=status["memory_used"],
-        gpu_count=len(gpus),
-        vram_total=sum(d.memory_total for d in gpus),
-        vram_used=sum(d.memory_used for d in gpus),
-        os=status["os"],
-        arch=status["arch"],
-        gpufleet_version=status["gpufleet_version"],
-        engines=status.get("engines", {}),
-        devices=[device_public(d, row.name) for d in row.devices],
-    )
 
 
 def _changed(session: AsyncSession, row: Worker, kind: EventType = EventType.MODIFIED) -> WorkerPublic:
