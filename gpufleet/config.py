@@ -269,13 +269,20 @@ class Settings(BaseSettings):
             raise ValueError("a worker joining with --server-url needs the cluster --token (or GPUFLEET_TOKEN)")
         return self
 
+    @field_validator("ssl_keyfile", "ssl_certfile", "server_ca")
+    @classmethod
+    def _expanded(cls, value: Path | None) -> Path | None:
+        """``--ssl-keyfile=~/key.pem`` reaches us with its ``~`` (the shell leaves it after ``=``);
+        the file checked is the file served."""
+        return value.expanduser() if value is not None else None
+
     @model_validator(mode="after")
     def _tls(self) -> Settings:
         if (self.ssl_keyfile is None) != (self.ssl_certfile is None):
             raise ValueError("--ssl-keyfile and --ssl-certfile go together: give both or neither")
         for name in ("ssl_keyfile", "ssl_certfile", "server_ca"):
             path = getattr(self, name)
-            if path is not None and not path.expanduser().is_file():
+            if path is not None and not path.is_file():
                 raise ValueError(f"--{name.replace('_', '-')} {path}: no such file")
         return self
 

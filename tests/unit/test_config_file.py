@@ -67,3 +67,11 @@ def test_file_values_sit_below_the_environment_and_the_flags(monkeypatch: pytest
     settings = settings_class(log_level="error")
     assert (settings.port, settings.host, settings.log_level) == (9000, "127.0.0.3", "ERROR")
     assert Settings().port == 8080  # the plain class never sees another call's file
+
+
+def test_tls_files_given_with_a_tilde_are_the_files_served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("key.pem", "cert.pem"):
+        (tmp_path / name).write_text("pem")
+    settings = Settings(ssl_keyfile=Path("~/key.pem"), ssl_certfile=Path("~/cert.pem"))
+    assert (settings.ssl_keyfile, settings.ssl_certfile) == (tmp_path / "key.pem", tmp_path / "cert.pem")
