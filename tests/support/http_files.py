@@ -49,8 +49,10 @@ def hf_file_server(root: Path) -> Iterator[FileServer]:
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             self.end_headers()
-            self.wfile.write(body)
+            # Counted before it is sent: a client that has the body must find it counted (this
+            # handler's thread may otherwise record it after the client has already looked).
             record.served_bytes.append(len(body))
+            self.wfile.write(body)
 
         def log_message(self, *_: object) -> None:
             return
