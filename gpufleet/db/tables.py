@@ -260,6 +260,9 @@ class ModelInstance(Timestamped, Base):
     # The deployment's spec_hash when this instance was created: it is outdated (and replaced one
     # at a time by the deployments controller) once the deployment's differs.
     spec_hash: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # vLLM across workers: where the instance's Ray cluster has its head (``host:port`` of the GCS on
+    # the main worker), for the subordinates' Ray nodes to join. None for every other instance.
+    ray_head: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class ModelFile(Timestamped, Base):

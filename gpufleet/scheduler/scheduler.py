@@ -54,6 +54,7 @@ from gpufleet.scheduler.plugins.single_gpu import SingleGpu
 from gpufleet.scheduler.plugins.vllm_cpu import VllmCpu
 from gpufleet.scheduler.plugins.vllm_explain import memory_reason as vllm_memory_reason
 from gpufleet.scheduler.plugins.vllm_gpus import VllmSingleGpu, VllmTensorParallel
+from gpufleet.scheduler.plugins.vllm_pipeline import VllmPipelineParallel
 from gpufleet.scheduler.plugins.worker_state import WorkerState
 from gpufleet.scheduler.snapshot import ClusterSnapshot
 
@@ -62,8 +63,9 @@ GPU_KINDS: tuple[CandidateKind, ...] = (SingleGpu(), MultiGpu(), Distributed())
 OFFLOAD_KINDS: tuple[CandidateKind, ...] = (PartialOffload(), CpuOnly())
 MANUAL = ManualSelection()
 # A vLLM model (safetensors) is placed by its own kinds: one GPU, then tensor parallel on one worker,
-# then vllm-cpu (gated inside the kind); a gpu_selector narrows the GPUs they consider.
-VLLM_KINDS: tuple[CandidateKind, ...] = (VllmSingleGpu(), VllmTensorParallel(), VllmCpu())
+# then a pipeline across workers over Ray (if distributed), then vllm-cpu (gated inside the kind); a
+# gpu_selector narrows the GPUs they consider.
+VLLM_KINDS: tuple[CandidateKind, ...] = (VllmSingleGpu(), VllmTensorParallel(), VllmPipelineParallel(), VllmCpu())
 VLLM_OFFLOAD_KINDS: tuple[CandidateKind, ...] = (VllmCpu(forced=True),)
 
 

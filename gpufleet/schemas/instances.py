@@ -62,6 +62,9 @@ class InstancePublic(PublicModel):
     # The deployment's spec fingerprint this instance was created for; outdated (replaced one at a
     # time) once the deployment's ``spec_hash`` differs. None: created before fingerprints existed.
     spec_hash: str | None = None
+    # vLLM across workers: the instance's Ray head (``host:port`` on its main worker), which the
+    # subordinates' Ray nodes join. None until the main worker started it, and for every other instance.
+    ray_head: str | None = None
 
 
 class InstanceTransition(RequestModel):
@@ -79,6 +82,9 @@ class InstanceTransition(RequestModel):
     download_progress: float | None = Field(None, ge=0, le=100)
     restart_count: int | None = Field(None, ge=0)
     engine_command: list[str] | None = Field(None, max_length=4096)
+    # The port of the Ray head the main worker started for the instance (vLLM across workers): the
+    # server records ``<the worker's ip>:<port>`` as ``ray_head``; null clears it.
+    ray_head_port: int | None = Field(None, ge=1, le=65535)
 
 
 class InstanceRelease(RequestModel):

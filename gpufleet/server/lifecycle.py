@@ -55,6 +55,7 @@ TRANSITION_FIELDS = frozenset(
         "restart_count",
         "download_progress",
         "engine_command",
+        "ray_head",
     }
 )
 

@@ -10,6 +10,7 @@ start (adopted, or not yet re-adopted).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Collection
@@ -48,6 +49,18 @@ class PortPool:
             "widen the range (--service-port-range / --rpc-server-port-range)"
         )
 
+    def acquire_many(self, count: int, avoid: Collection[int] = ()) -> list[int]:
+        """``count`` ports (a Ray node needs a dozen), all or none: those taken are released on failure."""
+        taken: list[int] = []
+        try:
+            for _ in range(count):
+                taken.append(self.acquire(avoid))
+        except BaseException:
+            for port in taken:
+                self.release(port)
+            raise
+        return taken
+
     def hold(self, port: int) -> None:
         """A port already in use by an engine we adopted."""
         with self._lock:
@@ -72,3 +85,15 @@ def listens_on(pid: int, port: int) -> bool | None:
     except psutil.NoSuchProcess:
         return False
     return False
+
+
+async def accepts(host: str, port: int) -> bool:
+    """Whether a TCP connection to ``host:port`` is accepted (closed at once; servers such as
+    ggml-rpc-server drop it and wait for the next client)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True

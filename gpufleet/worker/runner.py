@@ -73,8 +73,10 @@ def _without_worker(device_id: str) -> str:
     return ":".join(device_id.split(":")[-2:])  # <worker-name>:<type>:<index> → <type>:<index>
 
 
-# Waits until every RPC part of a distributed instance is ready; returns them (empty when not distributed).
-WaitParts = Callable[[], Awaitable[list[Subordinate]]]
+# Waits until every part of a distributed instance is ready; returns the instance as it is then (its
+# ``subordinates`` ready; none when not distributed). Given the port of the cluster head the main
+# worker started (vLLM's Ray head), it reports it first.
+WaitParts = Callable[[int | None], Awaitable[InstancePublic]]
 # Builds the launch for an instance (model file, engine binary, port), reporting download progress.
 Planner = Callable[[InstancePublic, Progress, WaitParts], Awaitable[Launch]]
 WATCH_INTERVAL = 1.0  # seconds between checks of a running engine and its instance's state
@@ -223,16 +225,19 @@ class InstanceRunner:
                 await self._report(S.RUNNING, None, port=process.port, pid=process.pid)
         return None
 
-    async def _wait_parts(self) -> list[Subordinate]:
-        """Wait (reporting ``starting`` with what is missing) until every RPC part is ready."""
+    async def _wait_parts(self, head_port: int | None = None) -> InstancePublic:
+        """Wait (reporting ``starting`` with what is missing) until every RPC part is ready; first
+        report the cluster head on ``head_port`` when the server does not have it (the subordinates'
+        parts join it: the server marks them not ready until they report again)."""
+        if head_port is not None and not (self.instance.ray_head or "").endswith(f":{head_port}"):
+            await self._report(S.STARTING, f"started the cluster head on port {head_port}", ray_head_port=head_port)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         said = None
         while True:
-            parts = self.instance.subordinates
-            missing = [p for p in parts if not p.ready]
+            missing = [p for p in self.instance.subordinates if not p.ready]
             if not missing:
-                return parts
+                return self.instance
             why = "; ".join(f"{p.worker_name}: {p.message or 'starting its RPC server'}" for p in missing)
             if loop.time() > deadline:
                 raise PrepareError(f"RPC servers not ready after {self.start_timeout:.0f}s ({why})")

@@ -13,8 +13,9 @@ worker:
 - gone from the listing or deleted: stop the engine.
 
 Where this worker is an RPC subordinate of another worker's instance, an ``RpcPart`` runs the
-engine's RPC server for it (``rpc_part``; ggml-rpc-server for llama.cpp), and stops it with the
-instance.
+engine's part for it (``rpc_part``: ggml-rpc-server for llama.cpp, a Ray node for vLLM), and stops
+it with the instance. For an engine that runs a cluster across workers (vLLM on Ray), the main worker
+also runs the cluster's head (``cluster_heads``), started before the server and stopped with it.
 
 Engines are reached through ``worker.engines`` (one ``Engine`` per backend, chosen by the
 deployment's ``backend``): this module knows no engine's binaries, flags or health endpoint.
@@ -53,14 +54,15 @@ from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subor
 from gpufleet.schemas.models import ModelPublic
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
+from gpufleet.worker.cluster_heads import ClusterHeads, end_cluster_processes
 from gpufleet.worker.downloads import LAYOUTS, ModelFiles, Progress
 from gpufleet.worker.engine_share import ENGINE_STATES, cpu_share, ports_of_others, uses_cpu
-from gpufleet.worker.engines.base import Engine, ServerRequest
+from gpufleet.worker.engines.base import Engine, PartRequest, ServerRequest
 from gpufleet.worker.engines.process import STOP_DEADLINE, EngineProcess, adoptable, forget, key_digest
 from gpufleet.worker.late_events import LateEvents
 from gpufleet.worker.ports import PortPool
 from gpufleet.worker.rpc_part import ROLE as RPC_ROLE
-from gpufleet.worker.rpc_part import PartLaunch, RpcPart
+from gpufleet.worker.rpc_part import NoHeadYet, PartLaunch, RpcPart
 from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError, WaitParts, parts_of, placement_of
 
 logger = logging.getLogger(__name__)
@@ -104,7 +106,10 @@ class Supervisor:
         self.engines = engines
         self.restart_backoff = restart_backoff
         self.start_timeout = start_timeout
-        found = adoptable(self.records)
+        self.heads = ClusterHeads(
+            self.records, self.logs, self.rpc_ports, host=bind_host, connect_host=self.engine_host
+        )
+        found = end_cluster_processes(adoptable(self.records), engines, self.records)
         self.adopted: dict[int, EngineProcess] = {p.record.instance_id: p for p in found if p.record.role == "server"}
         self.adopted_parts: dict[int, EngineProcess] = {
             p.record.instance_id: p for p in found if p.record.role == RPC_ROLE
@@ -192,7 +197,7 @@ class Supervisor:
         stops = [r.stop(grace) for r in self.runners.values()] + [p.stop(grace) for p in self.parts.values()]
         for adopted, pool in ((self.adopted, self.ports), (self.adopted_parts, self.rpc_ports)):
             stops += [self._discard(process, adopted, pool, grace) for process in list(adopted.values())]
-        await asyncio.gather(*stops)
+        await asyncio.gather(*stops, self.heads.stop_all(grace))
         self.runners.clear()
         self.parts.clear()
 
@@ -206,6 +211,7 @@ class Supervisor:
             if process is not None:
                 process.kill()
                 forget(self.records, process.record.instance_id, process.record.role)
+        self.heads.kill_all()
 
     async def _to_the_end(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in a task of its own, which a cancelled caller leaves running to the end."""
@@ -342,6 +348,7 @@ class Supervisor:
             await runner.stop()
             if self.runners.get(instance_id) is runner:
                 del self.runners[instance_id]
+        await self.heads.stop(instance_id)
         part = self.parts.get(instance_id)
         if part is not None:
             await part.stop()
@@ -375,7 +382,15 @@ class Supervisor:
             path = await self.model_files.path_for(model, progress, LAYOUTS[engine.model_layout])
         except ModelFileError as exc:
             raise PrepareError(str(exc)) from exc
-        parts = await wait_parts()
+        head = None
+        if engine.cluster_head and instance.subordinates:
+            assert self.worker_id is not None
+            share = cpu_share(self.desired.values(), self.worker_id)
+            head = await self.heads.ensure(
+                instance.id, instance.name, self.worker_id, engine, instance.device_ids, share
+            )
+        instance = await wait_parts(head)  # as it is now: its parts ready, its head (if any) recorded
+        parts = instance.subordinates
         api_key = await self._engine_key(instance.id)
         avoid = ports_of_others(self.desired.values(), self.worker_id, instance.id)
         threads = cpu_share(self.desired.values(), self.worker_id) if uses_cpu(instance) else None
@@ -439,19 +454,24 @@ class Supervisor:
 
     async def _plan_rpc(self, instance: InstancePublic, part: Subordinate) -> PartLaunch:
         engine = self._engine(await self._model(instance))
+        if engine.cluster_head and instance.ray_head is None:
+            raise NoHeadYet(f"waiting for the {engine.part_program} head on {instance.worker_name}")
         threads = cpu_share(self.desired.values(), self.worker_id)
+        assert self.worker_id is not None
+        worker_id, head = self.worker_id, instance.ray_head if engine.cluster_head else None
 
         def blocking() -> PartLaunch:
-            port = None
+            ports: list[int] = []
             try:
                 engine.ensure_installed()
-                port = self.rpc_ports.acquire()
-                launch = engine.part_launch(host=self.bind_host, port=port, device_ids=part.device_ids, threads=threads)
-            except (GpufleetError, OSError) as exc:
-                if port is not None:
+                ports = self.rpc_ports.acquire_many(engine.part_ports(head=False, device_ids=part.device_ids))
+                request = PartRequest(instance.id, worker_id, self.bind_host, ports, part.device_ids, threads, head)
+                launch = engine.part_launch(request)
+            except (GpufleetError, OSError, ValueError) as exc:
+                for port in ports:
                     self.rpc_ports.release(port)
                 raise PrepareError(str(exc)) from exc
-            return PartLaunch(launch.command, launch.env, port, engine.part_program)
+            return PartLaunch(launch.command, launch.env, tuple(ports), engine.part_program, head, engine.part_stopped)
 
         return await asyncio.to_thread(blocking)
 

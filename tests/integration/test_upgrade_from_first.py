@@ -329,7 +329,7 @@ async def build_and_upgrade(db: Database, ids: dict[str, Any]) -> None:
     writers = {"0003": at_0003, "0004": at_0004, "0006": at_0006, "0009_on_demand": at_0009}
     steps = revisions()
     assert steps[0] == "0001" and set(writers) <= set(steps), steps
-    assert steps[-1] == "0009_on_demand", f"a new migration ({steps[-1]}): give its new tables rows here"
+    assert steps[-1] == "0010_ray_head", f"a new migration ({steps[-1]}): give its new tables rows here"
 
     def step(connection: Connection, target: str) -> None:
         config.attributes["connection"] = connection
@@ -371,7 +371,8 @@ async def assert_rows_survived(db: Database, ids: dict[str, Any]) -> None:
     ]
     [instance] = await rows(
         db,
-        "SELECT id, model_id, worker_id, version, placement_backoff, spec_hash, engine_command FROM model_instances",
+        "SELECT id, model_id, worker_id, version, placement_backoff, spec_hash, engine_command, ray_head"
+        " FROM model_instances",
     )
     assert instance == {
         "id": ids["instance"],
@@ -381,6 +382,7 @@ async def assert_rows_survived(db: Database, ids: dict[str, Any]) -> None:
         "placement_backoff": None,  # 0002
         "spec_hash": None,  # 0005: NULL on both sides counts as current, nothing rolls
         "engine_command": None,  # 0007
+        "ray_head": None,  # 0010: no instance ran on Ray before
     }
     models = {m["name"]: m for m in await rows(db, "SELECT * FROM models ORDER BY id")}
     assert [m["id"] for m in models.values()] == [ids["qwen"], ids["embedder"]]

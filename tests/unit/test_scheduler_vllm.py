@@ -19,7 +19,7 @@ from gpufleet.estimate.hf_config import parse_config
 from gpufleet.estimate.safetensors_header import TensorInfo, WeightsSummary
 from gpufleet.estimate.vllm_memory import VllmEstimator, VllmSettings
 from gpufleet.estimate.vllm_model import VllmModel
-from gpufleet.scheduler.framework import Placement, Request, Unschedulable
+from gpufleet.scheduler.framework import Mode, Placement, Request, Unschedulable
 from gpufleet.scheduler.scheduler import schedule
 from gpufleet.scheduler.snapshot import ClusterSnapshot
 from testkit.hf_model import TinyLlama
@@ -86,12 +86,20 @@ def test_a_gpu_with_less_free_than_the_claim_is_refused() -> None:
     assert isinstance(schedule(request, cluster(busy)), Placement)
 
 
-def test_more_gpus_than_one_worker_has_stays_pending_saying_ray_is_not_built() -> None:
-    # LLAMA70 on 4090s: TP4 35.80 > 21.6, TP8 19.02 ≤ 21.6, but each worker has 4 GPUs
-    result = place(LLAMA70, cluster(rtx4090x4("a"), rtx4090x4("b")))
+def test_more_gpus_than_one_worker_has_runs_a_pipeline_or_says_to_allow_one() -> None:
+    # LLAMA70 on 4090s: TP4 35.80 > 21.6, TP8 19.02 ≤ 21.6, but each worker has 4 GPUs: two pipeline
+    # stages of TP4 (half the layers each) on the two workers
+    placed = place(LLAMA70, cluster(rtx4090x4("a"), rtx4090x4("b")))
+    assert isinstance(placed, Placement) and placed.mode == Mode.DISTRIBUTED
+    engine = placed.as_json()["claim"]["engine"]
+    assert (engine["pipeline_parallel_size"], engine["tensor_parallel_size"]) == (2, 4)
+    assert [s.worker_name for s in placed.subordinates] == ["b"] and placed.worker.name == "a"
+
+    request = Request(1, "m-0", model(LLAMA70), backend="vllm", distributed=False)
+    result = schedule(request, cluster(rtx4090x4("a"), rtx4090x4("b")))
     assert isinstance(result, Unschedulable)
     assert result.message.startswith("0/2 workers fit: 2 insufficient free VRAM for vLLM (needs 8 GPUs")
-    assert "vLLM across workers is not built yet" in result.message
+    assert "enable distributed inference to run it across workers (a pipeline over Ray)" in result.message
 
 
 def test_cpu_only_worker_runs_vllm_cpu_with_its_kv_space() -> None:

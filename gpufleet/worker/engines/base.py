@@ -62,6 +62,24 @@ class ServerRequest:
 
 
 @dataclass(frozen=True)
+class PartRequest:
+    """A process of this worker in a distributed instance: what lends its devices (llama.cpp's RPC
+    server on a subordinate) or, for an engine that runs a cluster (vLLM on Ray), a cluster node: the
+    head on the main worker (``head`` None) or a node joining ``head`` from a subordinate.
+
+    ``ports`` come from ``--rpc-server-port-range`` (``Engine.part_ports`` of them, released when the
+    process stops); ``ports[0]`` is the one that listens once the process is ready."""
+
+    instance_id: int
+    worker_id: int
+    host: str  # this worker's engine address, the one other workers reach
+    ports: Sequence[int]
+    device_ids: Sequence[str]
+    threads: int
+    head: str | None = None  # host:port of the cluster head to join; None: this process is the head
+
+
+@dataclass(frozen=True)
 class InstalledEngine:
     """One installed copy of an engine, as ``gpufleet engines list`` shows it."""
 
@@ -77,6 +95,9 @@ class Engine(Protocol):
     program: str  # what its serving process is called in states and logs, e.g. "llama-server"
     health_path: str  # answers 200 once the model is loaded
     part_program: str  # what the process lending devices to another worker's instance is called
+    # Whether a distributed instance also runs a cluster head on its main worker, which the
+    # subordinates' parts join (vLLM: a Ray head); llama.cpp's main worker connects to its RPC servers.
+    cluster_head: bool
     # what it loads, a key of ``worker.downloads.LAYOUTS``: "gguf" (one file) or "hf_directory"
     model_layout: str
 
@@ -98,8 +119,16 @@ class Engine(Protocol):
         """The process that serves the instance (reads the model file's header). Raises a ``GpufleetError``."""
         ...
 
-    def part_launch(self, *, host: str, port: int, device_ids: Sequence[str], threads: int) -> ServerLaunch:
-        """The process lending this worker's ``device_ids`` to another worker's instance."""
+    def part_ports(self, *, head: bool, device_ids: Sequence[str]) -> int:
+        """How many ports ``part_launch`` needs (of the worker's RPC range) for a head or a part."""
+        ...
+
+    def part_launch(self, request: PartRequest) -> ServerLaunch:
+        """The process lending this worker's devices to a distributed instance (or its cluster head)."""
+        ...
+
+    def part_stopped(self, command: Sequence[str]) -> None:
+        """After a part's process (started with ``command``) was stopped: end what it left running."""
         ...
 
     # --- installing (``gpufleet engines``) --------------------------------------------------------

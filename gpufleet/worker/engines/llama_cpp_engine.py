@@ -18,6 +18,7 @@ from gpufleet.worker.engines.base import (
     EngineOptions,
     EngineUnavailable,
     InstalledEngine,
+    PartRequest,
     Progress,
     ServerLaunch,
     ServerRequest,
@@ -42,6 +43,7 @@ class LlamaCppEngine:
     program = "llama-server"
     health_path = "/health"
     part_program = "ggml-rpc-server"
+    cluster_head = False
     model_layout = "gguf"
 
     def __init__(self, options: EngineOptions) -> None:
@@ -85,8 +87,21 @@ class LlamaCppEngine:
             backend_parameters=model.backend_parameters,
         )
 
-    def part_launch(self, *, host: str, port: int, device_ids: Sequence[str], threads: int) -> ServerLaunch:
-        return rpc_launch(self._found(), host=host, port=port, device_ids=device_ids, threads=threads)
+    def part_ports(self, *, head: bool, device_ids: Sequence[str]) -> int:
+        return 1
+
+    def part_launch(self, request: PartRequest) -> ServerLaunch:
+        """ggml-rpc-server on ``ports[0]`` (llama.cpp has no head: ``head`` is never asked for)."""
+        return rpc_launch(
+            self._found(),
+            host=request.host,
+            port=request.ports[0],
+            device_ids=request.device_ids,
+            threads=request.threads,
+        )
+
+    def part_stopped(self, command: Sequence[str]) -> None:
+        return None  # an RPC server leaves nothing behind
 
     # --- installing -----------------------------------------------------------------------------
     def installed(self) -> list[InstalledEngine]:

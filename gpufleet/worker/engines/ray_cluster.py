@@ -73,6 +73,16 @@ def ports_needed(*, head: bool, gpus: int) -> int:
     return len(HEAD_PORTS if head else NODE_PORTS) + max(1, gpus) + SPARE_WORKER_PORTS
 
 
+def named_ports(ports: Sequence[int], *, head: bool) -> RayPorts:
+    """``ports`` (``ports_needed`` of them) as a node's: the named ones first (``ports[0]`` is the
+    head's GCS port, or a node's node manager: the one that listens once the node is up), then Ray's
+    worker processes'."""
+    names = HEAD_PORTS if head else NODE_PORTS
+    if len(ports) <= len(names):
+        raise ValueError(f"a Ray {'head' if head else 'node'} needs more than {len(names)} ports, got {len(ports)}")
+    return RayPorts(dict(zip(names, ports, strict=False)), tuple(ports[len(names) :]))
+
+
 def take_ports(acquire: Callable[[], int], release: Callable[[int], None], *, head: bool, gpus: int) -> RayPorts:
     """A node's ports from the worker's RPC port pool; all of them, or none (those taken are released)."""
     taken: list[int] = []
@@ -83,8 +93,7 @@ def take_ports(acquire: Callable[[], int], release: Callable[[int], None], *, he
         for port in taken:
             release(port)
         raise
-    names = HEAD_PORTS if head else NODE_PORTS
-    return RayPorts(dict(zip(names, taken, strict=False)), tuple(taken[len(names) :]))
+    return named_ports(taken, head=head)
 
 
 def temp_dir(instance_id: int, worker_id: int) -> Path:
@@ -123,6 +132,14 @@ def head_command(ray: Path, *, ip: str, ports: RayPorts, temp: Path, gpus: int, 
 def node_command(ray: Path, *, head: str, ip: str, ports: RayPorts, temp: Path, gpus: int, cpus: int) -> list[str]:
     """A subordinate's node, joining the head at ``head`` (``address(ip, port)``)."""
     return [*_common(ray, ip, ports, temp, gpus, cpus), f"--address={head}"]
+
+
+def temp_of(command: Sequence[str]) -> Path | None:
+    """The ``--temp-dir`` a ``ray start`` command line names (None for any other command)."""
+    for part in command:
+        if part.startswith("--temp-dir="):
+            return Path(part.split("=", 1)[1])
+    return None
 
 
 def cluster_processes(temp: Path) -> list[psutil.Process]:

@@ -3,11 +3,16 @@
 It joins ``vllm_install`` (a venv per machine and accelerator, ``gpufleet engines install vllm``)
 and ``vllm_launch`` (the exact command line); the run settings come from the deployment through
 ``engines.vllm_flags``. ``installed`` and ``discover`` read only small JSON files in the cache:
-a worker without vLLM pays nothing for it. vLLM across workers (Ray) is not built yet.
+a worker without vLLM pays nothing for it.
+
+Across workers vLLM runs on a Ray cluster of the instance's own (``ray_cluster``): the main worker's
+part is the head (``cluster_head``), each subordinate's a node joining it, and the server is started
+with the pipeline over Ray once every node is up (``vllm_launch``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,9 +21,20 @@ from gpufleet.worker.engines.base import (
     EngineOptions,
     EngineUnavailable,
     InstalledEngine,
+    PartRequest,
     Progress,
     ServerLaunch,
     ServerRequest,
+)
+from gpufleet.worker.engines.ray_cluster import (
+    head_command,
+    named_ports,
+    node_command,
+    node_env,
+    ports_needed,
+    stop_leftovers,
+    temp_dir,
+    temp_of,
 )
 from gpufleet.worker.engines.vllm_install import (
     PACKAGES,
@@ -29,7 +45,7 @@ from gpufleet.worker.engines.vllm_install import (
     install_vllm,
     installed_copies,
 )
-from gpufleet.worker.engines.vllm_launch import server_launch
+from gpufleet.worker.engines.vllm_launch import cuda_indexes, server_launch
 
 
 def _installed(copy: VllmInstall) -> InstalledEngine:
@@ -53,6 +69,7 @@ class VllmEngine:
     program = "vllm"
     health_path = "/health"
     part_program = "ray"
+    cluster_head = True
     model_layout = "hf_directory"  # the supervisor hands it the model directory (a repository snapshot)
 
     def __init__(self, options: EngineOptions) -> None:
@@ -83,9 +100,9 @@ class VllmEngine:
         return self.copy
 
     def server_launch(self, request: ServerRequest) -> ServerLaunch:
-        if request.rpc_endpoints:
-            raise EngineUnavailable("vLLM across workers is not built yet: place this deployment on one worker")
         model, instance = request.model, request.instance
+        if instance.subordinates and not instance.ray_head:
+            raise EngineUnavailable("vLLM across workers needs the instance's Ray head, which is not reported yet")
         return server_launch(
             self._found().python,
             model_dir=model_dir(request.model_path),
@@ -97,10 +114,44 @@ class VllmEngine:
             port=request.port,
             api_key=request.api_key,
             threads=request.threads,
+            ray_head=instance.ray_head if instance.subordinates else None,
+            pipeline_stages=1 + len(instance.subordinates),
         )
 
-    def part_launch(self, *, host: str, port: int, device_ids: Sequence[str], threads: int) -> ServerLaunch:
-        raise EngineUnavailable("vLLM across workers is not built yet: place this deployment on one worker")
+    # --- across workers: a Ray node per worker --------------------------------------------------
+    def part_ports(self, *, head: bool, device_ids: Sequence[str]) -> int:
+        return ports_needed(head=head, gpus=len(cuda_indexes(device_ids)))
+
+    def _ray(self) -> Path:
+        copy = self._found()
+        ray = Path(copy.venv) / "bin" / "ray"
+        if not ray.is_file():
+            raise EngineUnavailable(
+                f"vLLM across workers runs on Ray, which this install ({copy.package} {copy.version}, "
+                f"{copy.accelerator}) does not have: place this deployment on one worker"
+            )
+        return ray
+
+    def part_launch(self, request: PartRequest) -> ServerLaunch:
+        """``ray start --block``: the head (``request.head`` None) or a node joining it, with only
+        the placement's GPUs, ``ports`` from the worker's RPC range and a temp dir of its own."""
+        ray = self._ray()
+        gpus = cuda_indexes(request.device_ids)
+        ports = named_ports(request.ports, head=request.head is None)
+        temp = temp_dir(request.instance_id, request.worker_id)
+        if request.head is None:
+            command = head_command(ray, ip=request.host, ports=ports, temp=temp, gpus=len(gpus), cpus=request.threads)
+        else:
+            command = node_command(
+                ray, head=request.head, ip=request.host, ports=ports, temp=temp, gpus=len(gpus), cpus=request.threads
+            )
+        base = {k: v for k, v in os.environ.items() if not k.startswith("GPUFLEET_")}
+        return ServerLaunch(command, node_env(base, gpus))
+
+    def part_stopped(self, command: Sequence[str]) -> None:
+        temp = temp_of(command)
+        if temp is not None:
+            stop_leftovers(temp)
 
     # --- installing -----------------------------------------------------------------------------
     def installed(self) -> list[InstalledEngine]:

@@ -19,9 +19,10 @@
   a CPU engine's thread share goes to ``OMP_NUM_THREADS`` with vLLM's core binding off, so
   co-located engines do not pin the same cores;
 - ``--gpu-memory-utilization`` only on GPUs: the claim's fraction, else the run settings';
-- telemetry off, Hugging Face offline (the model is a local directory), no ``GPUFLEET_*`` variables.
-
-Distributed (Ray) launches are not built yet.
+- telemetry off, Hugging Face offline (the model is a local directory), no ``GPUFLEET_*`` variables;
+- across workers (``ray_head`` given): ``--pipeline-parallel-size`` (the claim's, else one stage per
+  worker) and ``--distributed-executor-backend ray``, joined to the instance's own Ray cluster through
+  ``RAY_ADDRESS`` (its head, on this worker), with ``VLLM_HOST_IP`` the address other workers reach.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 from gpufleet.engines.vllm_flags import VllmRunConfig
 from gpufleet.worker.engines.base import ServerLaunch
+from gpufleet.worker.engines.ray_cluster import QUIET as RAY_QUIET
 from gpufleet.worker.engines.vllm_install import ENTRY_POINT, QUIET_ENV
 
 API_KEY_ENV = "VLLM_API_KEY"
@@ -79,6 +81,8 @@ def server_launch(
     port: int,
     api_key: str,
     threads: int | None = None,
+    ray_head: str | None = None,
+    pipeline_stages: int = 1,
 ) -> ServerLaunch:
     """vLLM's OpenAI server for one instance; it answers only requests bearing ``api_key``."""
     gpus = cuda_indexes(device_ids)
@@ -105,6 +109,10 @@ def server_launch(
     if max_model_len is not None:
         command += ["--max-model-len", str(int(max_model_len))]
     env = base_env() | {API_KEY_ENV: api_key}
+    if ray_head is not None:
+        stages = int(engine.get("pipeline_parallel_size") or pipeline_stages)
+        command += ["--pipeline-parallel-size", str(stages), "--distributed-executor-backend", "ray"]
+        env |= RAY_QUIET | {"RAY_ADDRESS": ray_head, "VLLM_HOST_IP": host}
     if gpus:
         utilization = float(engine.get("gpu_memory_utilization") or config.gpu_memory_utilization)
         command += ["--gpu-memory-utilization", f"{utilization:g}"]

@@ -181,6 +181,7 @@ export interface Instance {
   created_at: string;
   updated_at: string;
   spec_hash: string | null;
+  ray_head?: string | null; // vLLM across workers: the instance's Ray head (host:port on its main worker)
 }
 
 export interface PreviewPlacement {

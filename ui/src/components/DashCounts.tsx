@@ -79,7 +79,10 @@ export function DashCounts({
     ? devices.filter((d) => d.type !== "cpu")
     : workers.flatMap((w) => w.devices.filter((d) => d.type !== "cpu"));
   const vram = gpus.reduce((sum, d) => sum + d.memory_total, 0);
-  const running = models.reduce((sum, m) => sum + m.ready_replicas, 0);
+  // Counted from the instances, which change on every state event; a model's ready_replicas is only
+  // as fresh as its last model event, and an instance becoming running publishes none.
+  const modelIds = new Set(models.map((m) => m.id));
+  const running = instances.filter((i) => i.state === "running" && i.model_id !== null && modelIds.has(i.model_id)).length;
   const desired = models.reduce((sum, m) => sum + m.replicas, 0);
   return (
     <SimpleGrid cols={{ base: 1, sm: 2, lg: 4 }}>
