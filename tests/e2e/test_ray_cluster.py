@@ -1,7 +1,9 @@
 """A real Ray cluster for one instance (``worker/engines/ray_cluster.py``): a head and a node on this
 machine, each with its own ports from a range and its own temp dir, form a 2-node cluster; stopping
 their ``ray start --block`` processes (as engines are stopped) and the leftovers by temp dir ends
-every process of that cluster, and leaves an unrelated Ray cluster on the machine running.
+every process of that cluster, and leaves an unrelated Ray cluster on the machine running. The same
+through a worker's own parts: the main worker's ``ClusterHeads`` and a subordinate's node from vLLM's
+``Engine.part_launch``.
 
 Needs Ray: the vLLM CUDA install's (``<venv>/bin/ray``), or any ``ray`` named by TEST_RAY_EXECUTABLE
 (a venv with ``pip install ray==2.60.0``). Behind the ``vllm`` marker: pytest -m vllm.
@@ -18,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from gpufleet.worker.address import route_source_ip
+from gpufleet.worker.cluster_heads import ClusterHeads
+from gpufleet.worker.engines.base import EngineOptions, PartRequest
 from gpufleet.worker.engines.process import EngineProcess, launch, tail
 from gpufleet.worker.engines.ray_cluster import (
     RayPorts,
@@ -30,7 +34,8 @@ from gpufleet.worker.engines.ray_cluster import (
     take_ports,
     temp_dir,
 )
-from gpufleet.worker.engines.vllm_install import installed_copies
+from gpufleet.worker.engines.vllm_engine import VllmEngine
+from gpufleet.worker.engines.vllm_install import VllmInstall, installed_copies
 from gpufleet.worker.ports import PortPool
 
 pytestmark = [pytest.mark.vllm, pytest.mark.e2e]
@@ -135,3 +140,61 @@ async def test_one_instance_cluster_forms_and_stops_alone(
     await asyncio.to_thread(stop_leftovers, temp_dir(990001, 1))
     assert cluster_processes(temp_dir(990001, 1)) == []
     assert not temp_dir(990001, 1).exists()
+
+
+def engine_with(ray: Path) -> VllmEngine:
+    """vLLM's engine as a worker has it once installed, its venv being the one that holds ``ray``."""
+    engine = VllmEngine(EngineOptions())
+    engine.copy = VllmInstall("0.32.0", "cuda", "vllm", "test", str(ray.parent.parent), 0.0, 0.0)
+    return engine
+
+
+async def test_the_workers_head_and_a_subordinates_node_form_the_instances_cluster(
+    ray: Path, tmp_path: Path, pool: PortPool, cleanup: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The main worker's ``ClusterHeads`` and a subordinate's part, through vLLM's engine (the command
+    lines, ports and temp dirs a worker uses); stopping each ends its node and frees its ports."""
+    monkeypatch.setenv("RAY_DEFAULT_OBJECT_STORE_MEMORY_PROPORTION", "0.01")  # two nodes on a test machine
+    instance, main, sub = 990002, 1, 2
+    cleanup += [temp_dir(instance, main), temp_dir(instance, sub)]
+    engine = engine_with(ray)
+    heads = ClusterHeads(tmp_path / "records", tmp_path / "logs", pool, host=IP, connect_host=IP)
+    head_port = await heads.ensure(instance, "pipeline-test", main, engine, [], 1)
+    assert await heads.ensure(instance, "pipeline-test", main, engine, [], 1) == head_port  # one head per instance
+    head_ports = set(pool.taken)
+    assert len(head_ports) == engine.part_ports(head=True, device_ids=[]) and head_port in head_ports
+
+    ports = pool.acquire_many(engine.part_ports(head=False, device_ids=[]))
+    node_launch = engine.part_launch(PartRequest(instance, sub, IP, ports, [], 1, address(IP, head_port)))
+    node = launch(
+        tmp_path / "records",
+        instance,
+        "rpc",
+        node_launch.command,
+        ports[0],
+        tmp_path / "node.log",
+        node_launch.env,
+        program="ray",
+    )
+    gcs = address(IP, head_port)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + JOIN_DEADLINE
+    nodes = 0
+    while loop.time() < deadline and node.alive():
+        nodes = await asyncio.to_thread(alive_nodes, ray, gcs)
+        if nodes == 2:
+            break
+        await asyncio.sleep(1)
+    assert nodes == 2, (
+        f"head:\n{tail(tmp_path / 'logs' / 'pipeline-test-head.log')}\nnode:\n{tail(tmp_path / 'node.log')}"
+    )
+
+    await node.stop(10)
+    await asyncio.to_thread(engine.part_stopped, node_launch.command)
+    assert cluster_processes(temp_dir(instance, sub)) == []
+    assert cluster_processes(temp_dir(instance, main))  # the head: untouched
+
+    await heads.stop(instance)
+    assert cluster_processes(temp_dir(instance, main)) == [] and not temp_dir(instance, main).exists()
+    assert pool.taken == set(ports)  # the head's ports are free again
+    assert heads.heads == {} and not (tmp_path / "records" / f"{instance}-cluster-head.json").exists()
