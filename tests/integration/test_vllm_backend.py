@@ -9,10 +9,13 @@ import math
 import struct
 from pathlib import Path
 
+import httpx
+
 from gpufleet.common.units import GiB
 from testkit.hf_model import TinyLlama, write_tiny_llama
 from tests.support.builders import register_worker
 from tests.support.server import running_server
+from tests.support.tiny_gguf import write_tiny_llama as write_tiny_gguf
 from tests.support.wait import eventually
 
 LLAMA8 = TinyLlama(
@@ -38,6 +41,11 @@ def sparse_model(directory: Path, shapes: TinyLlama) -> Path:
 
 def local(name: str, path: Path, **extra: object) -> dict[str, object]:
     return {"name": name, "source": "local_path", "local_path": str(path), **extra}
+
+
+async def all_ready(admin: httpx.AsyncClient, count: int) -> bool:
+    workers = (await admin.get("/api/workers")).json()
+    return len(workers) == count and all(w["state"] == "ready" for w in workers)
 
 
 async def test_vllm_backend_chosen_checked_and_previewed(tmp_path: Path, database_url: str) -> None:
@@ -67,6 +75,7 @@ async def test_vllm_backend_chosen_checked_and_previewed(tmp_path: Path, databas
         # 20 GiB GPUs (18 free: 1 reserved, 1 used) claimed 0.8 × 20 = 16 GiB each: LLAMA8 needs 17.8 GiB
         # on one, 10.3 GiB on each of two
         await register_worker(admin, server.token, "small", gpus=2, gpu_memory=20 * GiB, port=server.settings.port)
+        await eventually(lambda: all_ready(admin, 2), timeout=10, what="both workers ready")
 
         async def previewed(body: dict[str, object]) -> dict[str, object] | None:
             result: dict[str, object] = (await admin.post("/api/models/preview", json=body)).json()
@@ -97,3 +106,53 @@ async def test_vllm_backend_chosen_checked_and_previewed(tmp_path: Path, databas
         preview = (await admin.post("/api/models/preview", json=low)).json()
         assert not preview["schedulable"]
         assert "insufficient free VRAM for vLLM" in preview["message"] or "too large" in preview["message"], preview
+
+
+async def test_a_pipeline_across_workers_previews_as_distributed(tmp_path: Path) -> None:
+    # Two workers with one 20 GiB GPU each (18 free), claimed 0.8 × 20 = 16 GiB: LLAMA8 needs 17.8 GiB on
+    # one GPU, so no worker holds it alone; two pipeline stages of half the layers each fit
+    models = tmp_path / "models"
+    big = sparse_model(models / "llama8", LLAMA8)
+    async with (
+        running_server(tmp_path / "data", allowed_model_dirs=str(models)) as server,
+        await server.admin() as admin,
+    ):
+        for name in ("left", "right"):
+            await register_worker(admin, server.token, name, gpus=1, gpu_memory=20 * GiB, port=server.settings.port)
+        body = local("p", big, backend_parameters=["--gpu-memory-utilization", "0.8"])
+        await eventually(lambda: all_ready(admin, 2), timeout=10, what="both workers ready")
+        preview = (await admin.post("/api/models/preview", json=body)).json()
+        assert preview["schedulable"], preview
+        placement = preview["placements"][0]  # type: ignore[index]
+        assert placement["mode"] == "distributed"
+        engine = placement["claim"]["engine"]
+        assert (engine["pipeline_parallel_size"], engine["tensor_parallel_size"]) == (2, 1)
+        [part] = placement["subordinates"]
+        assert {placement["worker_name"], part["worker_name"]} == {"left", "right"}
+
+        alone = await admin.post("/api/models/preview", json=body | {"distributed_inference_across_workers": False})
+        assert not alone.json()["schedulable"]
+        assert "enable distributed inference to run it across workers" in alone.json()["message"]
+
+
+async def test_a_changed_source_picks_the_backend_again(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    tiny = write_tiny_llama(models / "tiny")
+    gguf = write_tiny_gguf(models / "m.gguf")
+    async with (
+        running_server(tmp_path / "data", allowed_model_dirs=str(models)) as server,
+        await server.admin() as admin,
+    ):
+        created = (await admin.post("/api/models", json=local("m", tiny, replicas=0))).json()
+        assert created["backend"] == "vllm"
+        path = f"/api/models/{created['id']}"
+        moved = await admin.patch(path, json={"local_path": str(gguf)})  # to a GGUF: llama.cpp (the default)
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["backend"] in (None, "llama.cpp")
+        back = await admin.patch(path, json={"local_path": str(tiny)})
+        assert back.status_code == 200 and back.json()["backend"] == "vllm"
+        kept = await admin.patch(path, json={"replicas": 0})  # no source change: the backend stays
+        assert kept.json()["backend"] == "vllm"
+        wrong = await admin.patch(path, json={"local_path": str(gguf), "backend": "vllm"})
+        assert wrong.status_code == 422 and "use backend llama.cpp" in wrong.json()["detail"]
+        assert (await admin.get(path)).json()["local_path"] == str(tiny)  # refused: nothing changed

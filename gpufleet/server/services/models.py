@@ -23,7 +23,7 @@ from gpufleet.db.tables import Model, ModelInstance
 from gpufleet.engines import DEFAULT_BACKEND, ENGINES, backend_name, engine_for_format
 from gpufleet.engines.model_format import local_format, source_format
 from gpufleet.schemas.events import Event, EventKind, EventType
-from gpufleet.schemas.models import Backend, ModelPublic, ModelSpec, ModelUpdate
+from gpufleet.schemas.models import ALL_SOURCE_FIELDS, Backend, ModelPublic, ModelSpec, ModelUpdate
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.listing import EVERY_ROW, ListParams
 from gpufleet.server.listing import count as count_rows
@@ -208,16 +208,19 @@ async def _check_name_free(session: AsyncSession, name: str, except_id: int | No
 
 
 async def update_model(db: Database, model_id: int, body: ModelUpdate, *, model_dirs: Sequence[Path]) -> ModelPublic:
-    """``model_dirs`` as for ``create_model``: a changed ``local_path`` is checked the same way."""
+    """``model_dirs`` as for ``create_model``: a changed ``local_path`` is checked the same way, and a
+    changed source picks the backend again (``_backend_after``)."""
     async with db.read() as session:
         current = await session.get(Model, model_id)
         if current is None:
             raise NotFound(f"model {model_id} does not exist")
         before_path = current.local_path
         try:
-            wanted = body.merged_onto(spec_of(current))
+            current_spec, wanted = spec_of(current), body.merged_onto(spec_of(current))
         except ValidationError as exc:
             raise InvalidInput(_first_error(exc)) from exc
+    backend = await _backend_after(body, current_spec, wanted, model_dirs)
+    wanted = wanted.model_copy(update={"backend": backend})
     if wanted.local_path != before_path:  # checked before the write transaction: the check reads files
         await check_model_file(wanted, model_dirs)
     try:
@@ -229,8 +232,9 @@ async def update_model(db: Database, model_id: int, body: ModelUpdate, *, model_
                 spec = body.merged_onto(spec_of(row))
             except ValidationError as exc:
                 raise InvalidInput(_first_error(exc)) from exc
-            if spec.local_path != wanted.local_path:
-                raise Conflict(f"model {model_id} changed meanwhile; send the update again", field="local_path")
+            if _source_of(spec.model_dump()) != _source_of(wanted.model_dump()):
+                raise Conflict(f"model {model_id} changed meanwhile; send the update again", field="source")
+            spec = spec.model_copy(update={"backend": backend})
             check_engine_parameters(spec)
             if spec.name != row.name:
                 await _check_name_free(session, spec.name, except_id=row.id)
@@ -245,6 +249,26 @@ async def update_model(db: Database, model_id: int, body: ModelUpdate, *, model_
             return _publish(session, row, EventType.MODIFIED, counts[row.id])
     except IntegrityError as exc:
         raise Conflict(f"a model named {body.name!r} already exists", field="name") from exc
+
+
+def _source_of(spec: dict[str, Any]) -> tuple[Any, ...]:
+    return (spec.get("source"), *(spec.get(field) for field in ALL_SOURCE_FIELDS))
+
+
+async def _backend_after(
+    body: ModelUpdate, before: dict[str, Any], wanted: ModelSpec, model_dirs: Sequence[Path]
+) -> Backend | None:
+    """The backend once ``body`` applies: chosen again from the new source's format when the source
+    changed and the update names no backend (a GGUF file swapped for a safetensors directory moves
+    the deployment to vLLM, and back), checked against it when the update names one (422 on a
+    mismatch); otherwise unchanged. Reads files or a hub listing: outside any transaction."""
+    named = "backend" in body.model_fields_set
+    if not named and _source_of(before) == _source_of(wanted.model_dump()):
+        return wanted.backend
+    resolved = await asyncio.to_thread(
+        resolve_backend, wanted if named else wanted.model_copy(update={"backend": None}), model_dirs
+    )
+    return resolved.backend  # None: the default engine (GGUF, or a format that cannot be told, as on create)
 
 
 def _first_error(exc: ValidationError) -> str:
