@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from gpufleet.common.gguf_files import ModelFileError
+from gpufleet.common.units import GiB
 from gpufleet.engines.base import CannotEstimate
 from gpufleet.engines.llama_cpp_flags import BackendParameterError
 from gpufleet.engines.model_format import SAFETENSORS
@@ -59,6 +60,20 @@ def _count(extra: Sequence[str], name: str) -> int | None:
     return number
 
 
+def _gib(extra: Sequence[str], name: str) -> int:
+    """A GiB amount flag (``--cpu-offload-gb 4.5``) in bytes; 0 when absent."""
+    value = _flag(extra, name)
+    if value is None:
+        return 0
+    try:
+        amount = float(value)
+    except ValueError:
+        raise BackendParameterError(f"{name} needs a number of GiB, not {value!r}") from None
+    if not 0 <= amount < 1 << 20:
+        raise BackendParameterError(f"{name} must be a number of GiB from 0, not {value}")
+    return int(amount * GiB)
+
+
 def vllm_settings(ctx_size: int | None, parameters: Sequence[str]) -> VllmSettings:
     """The estimate's settings from the deployment. Raises ``BackendParameterError`` naming the flag."""
     run = vllm_run_config(ctx_size, parameters)
@@ -70,6 +85,8 @@ def vllm_settings(ctx_size: int | None, parameters: Sequence[str]) -> VllmSettin
             max_num_seqs=_count(run.extra, "--max-num-seqs"),
             max_num_batched_tokens=_count(run.extra, "--max-num-batched-tokens"),
             enforce_eager="--enforce-eager" in run.extra,
+            dtype=run.dtype,
+            cpu_offload_bytes=_gib(run.extra, "--cpu-offload-gb"),
         )
     except VllmEstimateError as exc:
         raise BackendParameterError(exc.message) from exc

@@ -64,6 +64,7 @@ def cpu_estimate(
             max_num_batched_tokens=base.max_num_batched_tokens or tokens,
             max_num_seqs=base.max_num_seqs or seqs,
             enforce_eager=True,
+            cpu_offload_bytes=0,  # already all in RAM
         )
     )
     stage = gpu_like.stages[0]

@@ -28,6 +28,12 @@ Per GPU of pipeline stage ``s`` (all ``tp`` GPUs of a stage hold the same amount
   activated product), the residual stream being the ``2·hidden``. The last stage adds the sampler
   warm-up: ``min(max_num_seqs, T) × vocab × (b + 20)`` (logits, their float32 copy, probabilities and
   the top-p sort's values and int64 indices).
+- dtype (``--dtype``): floating tensors are loaded in the serving dtype (``auto``: the config's,
+  float32 checkpoints in bfloat16), so their bytes are elements × its size whatever the file stores;
+  quantized tensors (integers, fp8) keep their stored bytes. KV (``--kv-cache-dtype auto``) and
+  activations use the serving dtype too.
+- ``--cpu-offload-gb`` G: each GPU keeps its stage's weights less G GiB (never below 0), which vLLM
+  holds in host RAM instead (``cpu_offload_bytes`` per GPU, for the host's claim).
 - overhead: ``NON_TORCH`` (cuBLAS workspaces, allocator slack), ``COLLECTIVES`` when more than one GPU
   takes part (NCCL and custom all-reduce buffers), ``CUDA_GRAPHS`` unless ``enforce_eager``. These
   three are published orders of magnitude, NOT measured here (no GPU); calibrate them with
@@ -47,7 +53,7 @@ from typing import Any
 from gpufleet.common.errors import InvalidInput
 from gpufleet.common.units import GiB, MiB
 from gpufleet.estimate.config import DEFAULT_CTX_CAP
-from gpufleet.estimate.hf_config import HfConfig
+from gpufleet.estimate.hf_config import DTYPE_ALIASES, DTYPE_BYTES, HfConfig
 from gpufleet.estimate.safetensors_header import TensorInfo, WeightsSummary
 
 KV_CACHE_DTYPES = {"fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "bfloat16": 2, "float16": 2}
@@ -60,6 +66,14 @@ LAYER = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
 NOT_TEXT = ("vision", "visual", "image", "audio", "mm_projector", "multi_modal")
 EMBEDDING = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight")
 LM_HEAD = ("lm_head.weight", "embed_out.weight")
+FLOATING = frozenset({"F64", "F32", "F16", "BF16"})  # safetensors dtypes vLLM casts to the serving dtype
+
+
+def serving_dtype(config: HfConfig, dtype: str) -> str:
+    """What ``--dtype`` means for this model: float16, bfloat16 or float32."""
+    if dtype == "auto":
+        return config.serving_dtype
+    return DTYPE_ALIASES.get(dtype, dtype)
 
 
 class VllmEstimateError(InvalidInput, ValueError):
@@ -80,8 +94,14 @@ class VllmSettings:
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     enforce_eager: bool = False
+    dtype: str = "auto"
+    cpu_offload_bytes: int = 0  # per GPU (``--cpu-offload-gb`` in bytes)
 
     def __post_init__(self) -> None:
+        if self.dtype != "auto" and DTYPE_ALIASES.get(self.dtype, self.dtype) not in DTYPE_BYTES:
+            raise VllmEstimateError(f"dtype {self.dtype!r} is not auto or one of {', '.join(DTYPE_BYTES)}")
+        if self.cpu_offload_bytes < 0:
+            raise VllmEstimateError(f"cpu_offload_gb must not be negative, not {self.cpu_offload_bytes / GiB:g}")
         if self.kv_cache_dtype != "auto" and self.kv_cache_dtype not in KV_CACHE_DTYPES:
             raise VllmEstimateError(
                 f"kv_cache_dtype {self.kv_cache_dtype!r} is not auto or one of {', '.join(KV_CACHE_DTYPES)}"
@@ -219,13 +239,16 @@ class VllmEstimator:
             return "last"
         return "first"
 
-    def _per_gpu(self, tensor: TensorInfo, tp: int) -> int:
+    def _per_gpu(self, tensor: TensorInfo, tp: int, element_bytes: int) -> int:
+        """Bytes of ``tensor`` on one GPU: as loaded (``element_bytes`` per element when floating),
+        split tp ways (see the module's docstring)."""
+        nbytes = tensor.elements * element_bytes if tensor.dtype in FLOATING else tensor.nbytes
         if len(tensor.shape) <= 1:
-            return tensor.nbytes
+            return nbytes
         kv = self.config.num_key_value_heads
         if tp > kv and re.search(r"\.(k_proj|v_proj)\.", tensor.name):
-            return -(-tensor.nbytes // kv)
-        return -(-tensor.nbytes // tp)
+            return -(-nbytes // kv)
+        return -(-nbytes // tp)
 
     def max_model_len(self, settings: VllmSettings) -> tuple[int, list[str]]:
         derived = self.config.derived_max_len
@@ -253,7 +276,8 @@ class VllmEstimator:
         tokens_default, seqs_default = batch_defaults(device_total, device_name)
         batched = settings.max_num_batched_tokens or tokens_default
         seqs = min(settings.max_num_seqs or seqs_default, batched)
-        kv_bytes = config.dtype_bytes if settings.kv_cache_dtype == "auto" else KV_CACHE_DTYPES[settings.kv_cache_dtype]
+        element = DTYPE_BYTES[serving_dtype(config, settings.dtype)]
+        kv_bytes = element if settings.kv_cache_dtype == "auto" else KV_CACHE_DTYPES[settings.kv_cache_dtype]
         kv_heads = max(1, config.num_key_value_heads // tp)
         per_layer_token = 2 * kv_heads * config.head_dim * kv_bytes
         full_tokens = _blocks(max_len) * BLOCK_SIZE
@@ -263,12 +287,13 @@ class VllmEstimator:
         for index, layers in enumerate(ranges):
             first, last = index == 0, index == pp - 1
             weights = sum(
-                self._per_gpu(t, tp)
+                self._per_gpu(t, tp, element)
                 for home, t in self._placed
                 if (home in layers) or (home == "first" and first) or (home == "last" and last)
             )
             if last and pp > 1 and config.tie_word_embeddings:
-                weights += sum(self._per_gpu(t, tp) for home, t in self._placed if t.name.endswith(EMBEDDING))
+                weights += sum(self._per_gpu(t, tp, element) for home, t in self._placed if t.name.endswith(EMBEDDING))
+            weights = max(0, weights - settings.cpu_offload_bytes)
             kv = 0
             for layer in layers:
                 cached = full_tokens
@@ -276,9 +301,8 @@ class VllmEstimator:
                     window = min(config.sliding_window - 1 + batched, max_len)
                     cached = (_blocks(window) + 1) * BLOCK_SIZE
                 kv += min(cached, full_tokens) * per_layer_token
-            stages.append(
-                StageUsage(index, len(layers), weights, kv, self._activation(batched, seqs, tp, last), overhead)
-            )
+            activation = self._activation(batched, seqs, tp, last, element)
+            stages.append(StageUsage(index, len(layers), weights, kv, activation, overhead))
             per_token.append(per_layer_token * len(layers))
         return VllmEstimate(
             max_model_len=max_len,
@@ -292,9 +316,8 @@ class VllmEstimator:
             warnings=warnings,
         )
 
-    def _activation(self, tokens: int, seqs: int, tp: int, last: bool) -> int:
+    def _activation(self, tokens: int, seqs: int, tp: int, last: bool, b: int) -> int:
         config = self.config
-        b = config.dtype_bytes
         q = config.num_attention_heads * config.head_dim // tp
         kv = max(1, config.num_key_value_heads // tp) * config.head_dim
         attention = q + 2 * kv + q

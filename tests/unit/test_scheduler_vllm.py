@@ -20,6 +20,7 @@ from gpufleet.estimate.safetensors_header import TensorInfo, WeightsSummary
 from gpufleet.estimate.vllm_memory import VllmEstimator, VllmSettings
 from gpufleet.estimate.vllm_model import VllmModel
 from gpufleet.scheduler.framework import Mode, Placement, Request, Unschedulable
+from gpufleet.scheduler.plugins.vllm_fit import HOST_RAM
 from gpufleet.scheduler.scheduler import schedule
 from gpufleet.scheduler.snapshot import ClusterSnapshot
 from testkit.hf_model import TinyLlama
@@ -129,3 +130,15 @@ def test_spread_and_binpack_choose_workers_like_llama_cpp(strategy: str, expecte
     snapshot = cluster(h100x8("idle"), used).with_claim({"used:cuda:0": H100_CLAIM})
     placed = place(LLAMA8, snapshot, placement_strategy=strategy)
     assert isinstance(placed, Placement) and placed.worker.name == expected
+
+
+def test_cpu_offload_trades_gpus_for_host_ram() -> None:
+    # LLAMA70 on H100s: TP2 needs 72.06 > 72 per GPU, so TP4. With --cpu-offload-gb 8 each GPU of TP2
+    # holds 8 GiB less (64.06 ≤ 72): two GPUs, and the host keeps HOST_RAM + 2 × 8 GiB of weights.
+    request = Request(1, "m-0", model(LLAMA70, cpu_offload_bytes=8 * GiB), backend="vllm")
+    placed = schedule(request, cluster(h100x8("h")))
+    assert isinstance(placed, Placement) and len(placed.device_ids) == 2
+    assert placed.claim.ram == HOST_RAM + 2 * 8 * GiB
+    tight = cluster(worker("h", [("cuda", "NVIDIA H100 80GB HBM3", 80 * GiB)] * 2, 16 * GiB))
+    result = schedule(request, tight)  # 16 GiB of RAM cannot hold HOST_RAM + 16 GiB
+    assert isinstance(result, Unschedulable)

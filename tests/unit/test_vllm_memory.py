@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from gpufleet.common.units import GiB, MiB
+from gpufleet.engines.llama_cpp_flags import BackendParameterError
+from gpufleet.engines.vllm import vllm_settings
 from gpufleet.estimate.hf_config import HfConfig, parse_config, read_config
 from gpufleet.estimate.safetensors_header import TensorInfo, WeightsSummary, read_weights
 from gpufleet.estimate.vllm_cpu_memory import CPU_PROCESS_OVERHEAD, cpu_estimate, kvcache_space
@@ -164,6 +166,8 @@ def test_sliding_window_layers_cache_the_window_only() -> None:
         {"gpu_memory_utilization": 1.5},
         {"kv_cache_dtype": "int4"},
         {"tensor_parallel_size": 0},
+        {"dtype": "int4"},
+        {"cpu_offload_bytes": -1},
     ],
 )
 def test_bad_settings_are_clear_errors(settings: dict[str, object]) -> None:
@@ -181,3 +185,65 @@ def test_cpu_estimate_of_a_written_model(tmp_path: Path) -> None:
     assert estimate.ram == 2 * 115_008 + 4 * GiB + estimate.activation + CPU_PROCESS_OVERHEAD
     # unset: half of one NUMA node's memory
     assert kvcache_space(None, 64 * GiB, numa_nodes=2) == 16 * GiB
+
+
+def float32_llama3() -> VllmEstimator:
+    """The same model saved in float32 (``torch_dtype: float32``, F32 tensors: twice the file bytes)."""
+    tensors = tuple(TensorInfo(n, "F32", s, math.prod(s) * 4) for n, s in LLAMA3.tensor_shapes().items())
+    config = parse_config(LLAMA3.config() | {"torch_dtype": "float32"})
+    return VllmEstimator(config, WeightsSummary(tensors, ("model.safetensors",)))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "weights", "kv"),
+    [
+        ("auto", WEIGHTS, GiB),  # float32 checkpoints are served in bfloat16: 2 bytes per weight, as bf16
+        ("float32", 2 * WEIGHTS, 2 * GiB),  # --dtype float32: 4 bytes per weight and per cached value
+        ("half", WEIGHTS, GiB),  # an alias vLLM takes for float16
+    ],
+)
+def test_weights_and_kv_are_in_the_serving_dtype(dtype: str, weights: int, kv: int) -> None:
+    stage = float32_llama3().estimate(VllmSettings(max_model_len=8192, dtype=dtype)).stages[0]
+    assert (stage.weights, stage.kv_cache) == (weights, kv)
+
+
+def test_quantized_tensors_keep_their_stored_bytes() -> None:
+    # an int8 copy of the matrices (1 byte per element), norms kept in BF16: only the BF16 ones follow --dtype
+    tensors = tuple(
+        TensorInfo(n, "I8" if len(s) > 1 else "BF16", s, math.prod(s) * (1 if len(s) > 1 else 2))
+        for n, s in LLAMA3.tensor_shapes().items()
+    )
+    estimator = VllmEstimator(parse_config(LLAMA3.config()), WeightsSummary(tensors, ("model.safetensors",)))
+    norms = 2 * 32 * 4096 + 4096  # elements of the 65 norm vectors
+    as_bf16 = estimator.estimate(VllmSettings(max_model_len=8192)).stages[0].weights
+    as_f32 = estimator.estimate(VllmSettings(max_model_len=8192, dtype="float32")).stages[0].weights
+    assert as_f32 - as_bf16 == norms * 2  # 2 more bytes per norm element, none more per int8 weight
+
+
+def test_cpu_offload_moves_weights_off_each_gpu() -> None:
+    # --cpu-offload-gb 4 at TP2: each GPU holds its half of the weights less 4 GiB
+    base = llama3().estimate(VllmSettings(max_model_len=8192, tensor_parallel_size=2)).stages[0]
+    offload = VllmSettings(max_model_len=8192, tensor_parallel_size=2, cpu_offload_bytes=4 * GiB)
+    stage = llama3().estimate(offload).stages[0]
+    assert stage.weights == base.weights - 4 * GiB and stage.kv_cache == base.kv_cache
+    everything = llama3().estimate(VllmSettings(max_model_len=8192, cpu_offload_bytes=64 * GiB)).stages[0]
+    assert everything.weights == 0  # never below nothing
+    assert cpu_estimate(llama3(), 4 * GiB, offload).weights == WEIGHTS  # on a CPU it is all in RAM anyway
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        (["--dtype", "float32", "--cpu-offload-gb", "1.5"], ("float32", 3 * GiB // 2)),
+        ([], ("auto", 0)),
+    ],
+)
+def test_the_deployments_flags_reach_the_estimate(parameters: list[str], expected: tuple[str, int]) -> None:
+    settings = vllm_settings(None, parameters)
+    assert (settings.dtype, settings.cpu_offload_bytes) == expected
+
+
+@pytest.mark.parametrize("value", ["lots", "-1"])
+def test_a_bad_offload_amount_names_the_flag(value: str) -> None:
+    with pytest.raises(BackendParameterError, match="--cpu-offload-gb"):
+        vllm_settings(None, ["--cpu-offload-gb", value])

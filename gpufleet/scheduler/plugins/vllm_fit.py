@@ -10,7 +10,8 @@ is free (``estimate/vllm_memory.py``). So for tensor-parallel size tp a GPU d is
 ``need`` depends on a GPU's size (and whether it is an A100: vLLM's batch defaults), so it is
 estimated once per distinct (size, A100) among the candidate GPUs. The claim recorded on a device is
 ``claim_d``, whatever the model needs of it: that is what vLLM takes. The host keeps
-``HOST_RAM`` for the API server and engine processes.
+``HOST_RAM`` for the API server and engine processes, plus the weights ``--cpu-offload-gb`` moves off
+each of its GPUs (``host_ram``).
 """
 
 from __future__ import annotations
@@ -63,7 +64,13 @@ def usable_gpus(request: Request, snapshot: ClusterSnapshot, passing: np.ndarray
     return mask
 
 
-def host_fits(snapshot: ClusterSnapshot) -> np.ndarray:
-    """Per worker: its free RAM holds ``HOST_RAM``."""
-    fits: np.ndarray = snapshot.free_array[snapshot.layout.cpu_of_worker] >= HOST_RAM
+def host_ram(model: VllmModel, gpus: int) -> int:
+    """What a worker's RAM gives an instance using ``gpus`` of its GPUs: the processes, and the
+    weights offloaded from each GPU (``--cpu-offload-gb``)."""
+    return HOST_RAM + model.settings.cpu_offload_bytes * gpus
+
+
+def host_fits(snapshot: ClusterSnapshot, need: int = HOST_RAM) -> np.ndarray:
+    """Per worker: its free RAM holds ``need`` (``host_ram``)."""
+    fits: np.ndarray = snapshot.free_array[snapshot.layout.cpu_of_worker] >= need
     return fits

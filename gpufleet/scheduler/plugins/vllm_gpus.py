@@ -4,7 +4,7 @@
 attention heads, kv heads and intermediate size) in increasing order, and returns the placements of
 the first size some worker can take: the fewest GPUs. On a worker its most-free usable GPUs are
 taken (``vllm_fit.usable_gpus``). Each used GPU is claimed ``⌊u × total⌋`` (vLLM's claim) and the host
-``HOST_RAM``; candidates are scored like llama.cpp's (``ResourceAllocation.score_rows``), best
+``host_ram``; candidates are scored like llama.cpp's (``ResourceAllocation.score_rows``), best
 ``KEEP`` kept. With a ``gpu_selector`` only the selected GPUs are candidates. Across workers (Ray) is
 not built: a model that needs more GPUs than any one worker has fits nowhere, and says so.
 """
@@ -17,7 +17,7 @@ from gpufleet.common.resources import Resources
 from gpufleet.scheduler.framework import EngineClaim, Mode, Placement, Request
 from gpufleet.scheduler.plugins.arrays import sorted_free_rows, top
 from gpufleet.scheduler.plugins.resource_allocation import ResourceAllocation
-from gpufleet.scheduler.plugins.vllm_fit import HOST_RAM, claims, host_fits, usable_gpus, vllm_model
+from gpufleet.scheduler.plugins.vllm_fit import claims, host_fits, host_ram, usable_gpus, vllm_model
 from gpufleet.scheduler.snapshot import ClusterSnapshot
 
 KEEP = 8
@@ -27,11 +27,12 @@ def place(request: Request, passing: np.ndarray, snapshot: ClusterSnapshot, tp: 
     """The best placements of a tp-way instance, each on tp usable GPUs of one worker."""
     model = vllm_model(request)
     usable = usable_gpus(request, snapshot, passing, tp)
+    ram = host_ram(model, tp)
     if tp == 1:  # any usable GPU: one row per GPU, so binpack may pick a worker's fullest one
-        devices = np.flatnonzero(usable & host_fits(snapshot)[snapshot.layout.owner])[:, None]
+        devices = np.flatnonzero(usable & host_fits(snapshot, ram)[snapshot.layout.owner])[:, None]
     else:
         _, sorted_index = sorted_free_rows(snapshot, usable)
-        rows = np.flatnonzero(((sorted_index >= 0).sum(axis=1) >= tp) & host_fits(snapshot))
+        rows = np.flatnonzero(((sorted_index >= 0).sum(axis=1) >= tp) & host_fits(snapshot, ram))
         devices = sorted_index[rows, :tp]
     if devices.shape[0] == 0:
         return []
@@ -49,7 +50,7 @@ def place(request: Request, passing: np.ndarray, snapshot: ClusterSnapshot, tp: 
                 Mode.SINGLE_GPU if tp == 1 else Mode.MULTI_GPU,
                 layout.workers[int(layout.owner[devices[row, 0]])],
                 tuple(d.id for d in chosen),
-                Resources(HOST_RAM, vram),
+                Resources(ram, vram),
                 layers,
                 layers,
                 engine=engine,
