@@ -47,23 +47,21 @@ from pathlib import Path
 from typing import Any
 
 from gpufleet.common.errors import GpufleetError
-from gpufleet.common.gguf_files import ModelFileError
-from gpufleet.engines import backend_name
 from gpufleet.schemas.events import Event, EventKind, EventType
-from gpufleet.schemas.instances import InstancePublic, InstanceTransition, Subordinate
-from gpufleet.schemas.models import ModelPublic
+from gpufleet.schemas.instances import InstancePublic, InstanceTransition
 from gpufleet.schemas.states import InstanceState
 from gpufleet.worker.client import ServerClient, ServerRejected, ServerUnavailable
 from gpufleet.worker.cluster_heads import ClusterHeads, end_cluster_processes
-from gpufleet.worker.downloads import LAYOUTS, ModelFiles, Progress
-from gpufleet.worker.engine_share import ENGINE_STATES, cpu_share, ports_of_others, uses_cpu
-from gpufleet.worker.engines.base import Engine, PartRequest, ServerRequest
+from gpufleet.worker.downloads import ModelFiles
+from gpufleet.worker.engine_share import ENGINE_STATES
+from gpufleet.worker.engines.base import Engine
 from gpufleet.worker.engines.process import STOP_DEADLINE, EngineProcess, adoptable, forget, key_digest
 from gpufleet.worker.late_events import LateEvents
+from gpufleet.worker.launch_plans import LaunchPlanner
 from gpufleet.worker.ports import PortPool
 from gpufleet.worker.rpc_part import ROLE as RPC_ROLE
-from gpufleet.worker.rpc_part import NoHeadYet, PartLaunch, RpcPart
-from gpufleet.worker.runner import InstanceRunner, Launch, PrepareError, WaitParts, parts_of, placement_of
+from gpufleet.worker.rpc_part import RpcPart
+from gpufleet.worker.runner import InstanceRunner, placement_of
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +87,6 @@ class Supervisor:
         huggingface_token: str | None = None,
     ) -> None:
         self.client = client
-        self.worker_id: int | None = None
         self.simulated_device_ids: set[str] = set()
         self.desired: dict[int, InstancePublic] = {}
         self.runners: dict[int, InstanceRunner] = {}
@@ -102,12 +99,23 @@ class Supervisor:
         wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
         self.engine_host = wildcard.get(bind_host, bind_host)
         self.parts: dict[int, RpcPart] = {}
-        self.model_files = ModelFiles(data_dir, allowed_model_dirs, client, huggingface_token=huggingface_token)
+        model_files = ModelFiles(data_dir, allowed_model_dirs, client, huggingface_token=huggingface_token)
         self.engines = engines
         self.restart_backoff = restart_backoff
         self.start_timeout = start_timeout
         self.heads = ClusterHeads(
             self.records, self.logs, self.rpc_ports, host=bind_host, connect_host=self.engine_host
+        )
+        self.plans = LaunchPlanner(
+            client,
+            engines,
+            model_files,
+            ports=self.ports,
+            rpc_ports=self.rpc_ports,
+            heads=self.heads,
+            bind_host=bind_host,
+            logs=self.logs,
+            desired=self.desired,
         )
         found = end_cluster_processes(adoptable(self.records), engines, self.records)
         self.adopted: dict[int, EngineProcess] = {p.record.instance_id: p for p in found if p.record.role == "server"}
@@ -121,6 +129,15 @@ class Supervisor:
         self._lock = asyncio.Lock()
         self.late = LateEvents()
         self._work: set[asyncio.Task[None]] = set()  # apply/resync/reconcile passes under way
+
+    @property
+    def worker_id(self) -> int | None:
+        """This worker's id once registered (the agent sets it); None before."""
+        return self.plans.worker_id
+
+    @worker_id.setter
+    def worker_id(self, worker_id: int | None) -> None:
+        self.plans.worker_id = worker_id
 
     async def discover_engines(self) -> None:
         """Find installed engines now (never installing them here), so the first status reports them.
@@ -144,21 +161,6 @@ class Supervisor:
     @property
     def engine_versions(self) -> dict[str, str]:
         return {name: engine.version for name, engine in self.engines.items() if engine.version}
-
-    def _engine(self, model: ModelPublic) -> Engine:
-        name = backend_name(model.backend)
-        engine = self.engines.get(name)
-        if engine is None:
-            raise PrepareError(f"this worker cannot run backend {name} (it runs {', '.join(sorted(self.engines))})")
-        return engine
-
-    async def _model(self, instance: InstancePublic) -> ModelPublic:
-        if instance.model_id is None:
-            raise PrepareError("the deployment of this instance was deleted")
-        try:
-            return await self.client.model(instance.model_id)
-        except (ServerRejected, ServerUnavailable) as exc:
-            raise PrepareError(f"cannot read the deployment: {exc}") from exc
 
     # --- fed by the agent -----------------------------------------------------------------------
     async def apply(self, event: Event) -> None:
@@ -300,7 +302,7 @@ class Supervisor:
             instance,
             self.worker_id,
             self.client,
-            self._plan_rpc,
+            self.plans.part,
             self.records,
             self.logs / f"{instance.name}-rpc.log",
             self.rpc_ports.release,
@@ -327,7 +329,7 @@ class Supervisor:
         runner = InstanceRunner(
             instance,
             self.client,
-            self._plan,
+            self.plans.server,
             self.records,
             self.ports.release,
             backoff=self.restart_backoff,
@@ -374,53 +376,6 @@ class Supervisor:
         if adopted.get(instance_id) is process:
             del adopted[instance_id]
 
-    # --- what to launch ---------------------------------------------------------------------------
-    async def _plan(self, instance: InstancePublic, progress: Progress, wait_parts: WaitParts) -> Launch:
-        model = await self._model(instance)
-        engine = self._engine(model)
-        try:
-            path = await self.model_files.path_for(model, progress, LAYOUTS[engine.model_layout])
-        except ModelFileError as exc:
-            raise PrepareError(str(exc)) from exc
-        head = None
-        if engine.cluster_head and instance.subordinates:
-            assert self.worker_id is not None
-            share = cpu_share(self.desired.values(), self.worker_id)
-            head = await self.heads.ensure(
-                instance.id, instance.name, self.worker_id, engine, instance.device_ids, share
-            )
-        instance = await wait_parts(head)  # as it is now: its parts ready, its head (if any) recorded
-        parts = instance.subordinates
-        api_key = await self._engine_key(instance.id)
-        avoid = ports_of_others(self.desired.values(), self.worker_id, instance.id)
-        threads = cpu_share(self.desired.values(), self.worker_id) if uses_cpu(instance) else None
-
-        def blocking() -> Launch:
-            port = None
-            try:
-                engine.ensure_installed()
-                port = self.ports.acquire(avoid)
-                endpoints = [p.endpoint for p in parts]
-                request = ServerRequest(
-                    model, instance, path, self.bind_host, port, api_key, endpoints, threads=threads
-                )
-                launch = engine.server_launch(request)
-            except (GpufleetError, OSError) as exc:
-                if port is not None:
-                    self.ports.release(port)
-                raise PrepareError(str(exc)) from exc
-            log = self.logs / f"{instance.name}.log"
-            program, health = engine.program, engine.health_path
-            return Launch(launch.command, launch.env, port, log, parts_of(parts), program, health, key_digest(api_key))
-
-        return await asyncio.to_thread(blocking)
-
-    async def _engine_key(self, instance_id: int) -> str:
-        try:
-            return await self.client.engine_key(instance_id)
-        except (ServerRejected, ServerUnavailable) as exc:
-            raise PrepareError(f"cannot read the engine's API key: {exc}") from exc
-
     async def _adopted_server(self, instance: InstancePublic) -> EngineProcess | None:
         """The engine an earlier run left for this instance, if it may go on serving: one started for
         another placement, or without an API key (by a gpufleet before engines had keys, listening to
@@ -451,29 +406,6 @@ class Supervisor:
         except ServerRejected as exc:
             return f"its API key could not be checked ({exc.detail})"
         return "it was started without its current API key"
-
-    async def _plan_rpc(self, instance: InstancePublic, part: Subordinate) -> PartLaunch:
-        engine = self._engine(await self._model(instance))
-        if engine.cluster_head and instance.ray_head is None:
-            raise NoHeadYet(f"waiting for the {engine.part_program} head on {instance.worker_name}")
-        threads = cpu_share(self.desired.values(), self.worker_id)
-        assert self.worker_id is not None
-        worker_id, head = self.worker_id, instance.ray_head if engine.cluster_head else None
-
-        def blocking() -> PartLaunch:
-            ports: list[int] = []
-            try:
-                engine.ensure_installed()
-                ports = self.rpc_ports.acquire_many(engine.part_ports(head=False, device_ids=part.device_ids))
-                request = PartRequest(instance.id, worker_id, self.bind_host, ports, part.device_ids, threads, head)
-                launch = engine.part_launch(request)
-            except (GpufleetError, OSError, ValueError) as exc:
-                for port in ports:
-                    self.rpc_ports.release(port)
-                raise PrepareError(str(exc)) from exc
-            return PartLaunch(launch.command, launch.env, tuple(ports), engine.part_program, head, engine.part_stopped)
-
-        return await asyncio.to_thread(blocking)
 
     # --- read by the worker's API -----------------------------------------------------------------
     def log_path(self, instance_id: int) -> Path | None:

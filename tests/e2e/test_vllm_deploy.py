@@ -218,3 +218,51 @@ def test_sigterm_to_gpufleet_stops_every_vllm_process(node: Node) -> None:
     assert process.process.wait(15) == 0, node.logs()
     assert not [m for m in members if m.is_running()], [m.cmdline() for m in members if m.is_running()]
     assert group(running["pid"]) == []
+
+
+def test_an_on_demand_vllm_model_is_loaded_by_a_request_and_unloaded_when_idle(node: Node) -> None:
+    """As ``tests/e2e/test_on_demand.py`` for llama.cpp: nothing runs until a request comes; the request
+    waits in the gateway's queue while vLLM starts (about a minute here) and is answered; idle for
+    ``idle_timeout``, the instance is unloaded and every process of the engine exits."""
+    node.start()
+    with node.cluster.admin() as admin:
+        body = {"min_replicas": 0, "max_replicas": 1, "idle_timeout": 5, "queue_timeout": int(START_DEADLINE)}
+        created = admin.post(
+            "/api/models",
+            json={
+                "name": "od-vllm",
+                "source": "local_path",
+                "local_path": str(node.directory),
+                "cpu_offloading": True,
+                "ctx_size": 512,
+                **body,
+            },
+        )
+        assert created.status_code == 201, created.text
+        model = created.json()
+        assert model["backend"] == "vllm" and model["replicas"] == 0
+        assert admin.get("/api/model-instances", params={"model_id": model["id"]}).json() == []
+
+        key = admin.post("/api/api-keys", json={"name": "od-vllm"}).json()["key"]
+        with httpx.Client(trust_env=False, timeout=START_DEADLINE + 30) as http:
+            answer = http.post(
+                f"{node.cluster.url}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": "od-vllm", "messages": HI, "max_tokens": 4, **EXACT},
+            )
+        assert answer.status_code == 200, f"{answer.text}\n{node.logs()}"
+        assert answer.json()["usage"]["completion_tokens"] == 4
+        [instance] = admin.get("/api/model-instances", params={"model_id": model["id"]}).json()
+        assert instance["state"] == "running"
+        members = group(instance["pid"])
+        assert len(members) >= 3
+
+        until(
+            lambda: admin.get("/api/model-instances", params={"model_id": model["id"]}).json() == [] or None,
+            "the idle vLLM instance to be unloaded",
+            60,
+        )
+        until(lambda: not [m for m in members if m.is_running()] or None, "the engine's processes to exit", 30)
+        events = [e["kind"] for e in reversed(admin.get(f"/api/models/{model['id']}/events").json())]
+        assert events[:2] == ["load", "unload"], events
+        assert admin.get(f"/api/models/{model['id']}").json()["replicas"] == 0
