@@ -10,7 +10,8 @@ needs, before its server starts, a head on the main worker which the subordinate
 Invariants:
 
 - one head per instance, started by ``ensure`` when there is none alive (the first start, or after
-  the head died: a new port, so the subordinates see a new ``ray_head`` and join it anew);
+  the head died: other ports than the dead one's, so the subordinates see a new ``ray_head`` and
+  join it anew);
 - a head lives as long as the instance is this worker's: ``stop`` ends it (and what it left
   running, ``Engine.part_stopped``) with the instance's engine, and frees its ports;
 - heads are never adopted: one left by an earlier run of the worker is ended when the worker
@@ -66,16 +67,18 @@ class ClusterHeads:
         head = self.heads.get(instance_id)
         if head is not None and head.process.alive():
             return head.port
+        avoid: list[int] = []
         if head is not None:
             logger.warning("instance %s: its %s head exited: starting another", name, engine.part_program)
             await self.stop(instance_id)
+            avoid = head.ports  # a new address, so that the subordinates see the head change and rejoin
         log = self.logs / f"{name}-head.log"
 
         def plan() -> tuple[list[int], list[str], dict[str, str]]:
             ports: list[int] = []
             try:
                 engine.ensure_installed()
-                ports = self.pool.acquire_many(engine.part_ports(head=True, device_ids=list(device_ids)))
+                ports = self.pool.acquire_many(engine.part_ports(head=True, device_ids=list(device_ids)), avoid)
                 request = PartRequest(instance_id, worker_id, self.host, ports, list(device_ids), threads)
                 launch_ = engine.part_launch(request)
             except (GpufleetError, OSError, ValueError) as exc:

@@ -194,6 +194,13 @@ async def test_the_workers_head_and_a_subordinates_node_form_the_instances_clust
     assert cluster_processes(temp_dir(instance, sub)) == []
     assert cluster_processes(temp_dir(instance, main))  # the head: untouched
 
+    old = heads.heads[instance]
+    old.process.kill()  # the head dies: the next start is another head, on other ports
+    await old.process.wait(0.1)
+    again = await heads.ensure(instance, "pipeline-test", main, engine, [], 1)
+    assert again != head_port and not set(heads.heads[instance].ports) & head_ports
+    assert not set(old.ports) & pool.taken  # the dead head's ports were given back
+
     await heads.stop(instance)
     assert cluster_processes(temp_dir(instance, main)) == [] and not temp_dir(instance, main).exists()
     assert pool.taken == set(ports)  # the head's ports are free again
