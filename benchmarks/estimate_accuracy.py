@@ -15,6 +15,7 @@ A cell passes when the error is within 5 % or 64 MiB, whichever is larger. GPUSt
 ``gguf-parser`` (from the ``gpustack==0.3.0`` wheel) estimates the same cells beside ours.
 
     python -m benchmarks.estimate_accuracy [--quick] [--out results.json]
+    python -m benchmarks.estimate_accuracy --vllm [--out results.json]   # vLLM: benchmarks/vllm_accuracy.py
 
 Prints the table, writes JSON, and times the estimator on a 70B-shaped model.
 """
@@ -37,7 +38,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import llama_runs, peer_gguf_parser
+from benchmarks import llama_runs, peer_gguf_parser, vllm_accuracy
 from gpufleet.common.paths import cache_dir
 from gpufleet.estimate.config import Placement, RunConfig
 from gpufleet.estimate.gguf import read_model
@@ -319,7 +320,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer runs per model")
     parser.add_argument("--only", help="comma-separated architecture rows to run")
     parser.add_argument("--out", default="estimate_accuracy.json", help="where to write the JSON results")
+    parser.add_argument(
+        "--vllm",
+        action="store_true",
+        help="check the vLLM estimate against vLLM (CPU) instead (benchmarks.vllm_accuracy)",
+    )
     options = parser.parse_args()
+    if options.vllm:
+        vllm_accuracy.run(Path(options.out))
+        return
     server, rpc_server = binaries()
     peer = peer_gguf_parser.gguf_parser()
     if peer is None:

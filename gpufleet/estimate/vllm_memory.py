@@ -36,8 +36,10 @@ Per GPU of pipeline stage ``s`` (all ``tp`` GPUs of a stage hold the same amount
   holds in host RAM instead (``cpu_offload_bytes`` per GPU, for the host's claim).
 - overhead: ``NON_TORCH`` (cuBLAS workspaces, allocator slack), ``COLLECTIVES`` when more than one GPU
   takes part (NCCL and custom all-reduce buffers), ``CUDA_GRAPHS`` unless ``enforce_eager``. These
-  three are published orders of magnitude, NOT measured here (no GPU); calibrate them with
-  ``benchmarks/estimate_accuracy.py`` against vLLM's "Memory profiling takes …" log line.
+  three are published orders of magnitude, NOT measured here (no GPU); calibrate them on a CUDA
+  machine against vLLM's "Model loading took …" and "Available KV cache memory" log lines.
+  ``benchmarks/vllm_accuracy.py`` checks the rest on the CPU build: the KV bytes per token (vLLM's
+  "CPU KV cache size: N tokens" matched exactly) and the CPU estimate against peak RSS.
 
 ``max_model_len``: when not given, the model's (``HfConfig.derived_max_len``) capped at
 ``DEFAULT_CTX_CAP`` (8192, the same cap as llama.cpp deployments) — vLLM's own default is the model's

@@ -104,7 +104,7 @@ def test_more_gpus_than_one_worker_has_runs_a_pipeline_or_says_to_allow_one() ->
 
 
 def test_cpu_only_worker_runs_vllm_cpu_with_its_kv_space() -> None:
-    # RAM = weights 14.96 + KV space 4 (vLLM's documented default) + activation + 2 GiB process = 21.49 GiB
+    # RAM = weights 14.96 + KV space 4 (vLLM's documented default) + activation + 1.9 GiB process = 21.39 GiB
     placed = place(LLAMA8, cluster(cpu_only("c", ram=64 * GiB)))
     assert isinstance(placed, Placement) and placed.as_json()["mode"] == "cpu"
     engine = placed.as_json()["claim"]["engine"]

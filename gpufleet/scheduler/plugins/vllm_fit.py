@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpufleet.estimate.vllm_cpu_memory import CPU_PROCESS_OVERHEAD
+from gpufleet.common.units import GiB
 from gpufleet.estimate.vllm_model import VllmModel
 from gpufleet.scheduler.framework import Request
 from gpufleet.scheduler.plugins.arrays import cached, gpu_mask
 from gpufleet.scheduler.snapshot import ClusterSnapshot
 
-HOST_RAM = CPU_PROCESS_OVERHEAD  # per GPU placement: vLLM's API server, engine core and workers' runtime
+# Per GPU placement: vLLM's API server, engine core and workers' runtime. Not measured on a GPU: the
+# CPU build's processes take 1.9 GiB (``vllm_cpu_memory``) and a CUDA runtime adds its host side.
+HOST_RAM = 2 * GiB
 
 
 def vllm_model(request: Request) -> VllmModel:
