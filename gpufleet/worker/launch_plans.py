@@ -72,6 +72,9 @@ class LaunchPlanner:
             raise PrepareError(f"cannot read the deployment: {exc}") from exc
 
     async def server(self, instance: InstancePublic, progress: Progress, wait_parts: WaitParts) -> Launch:
+        """The instance's server on this (main) worker: its model files first (downloads report
+        ``progress``), then its cluster head if the engine runs one, then every part ready, then the
+        command line on a free port of the service range."""
         model = await self.model(instance)
         engine = self.engine(model)
         try:
@@ -118,6 +121,8 @@ class LaunchPlanner:
             raise PrepareError(f"cannot read the engine's API key: {exc}") from exc
 
     async def part(self, instance: InstancePublic, part: Subordinate) -> PartLaunch:
+        """This worker's part in another worker's instance, on ports of the RPC range; ``NoHeadYet``
+        while the engine's cluster head is not reported."""
         engine = self.engine(await self.model(instance))
         if engine.cluster_head and instance.ray_head is None:
             raise NoHeadYet(f"waiting for the {engine.part_program} head on {instance.worker_name}")

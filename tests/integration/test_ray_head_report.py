@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpufleet.schemas.states import InstanceState
-from gpufleet.server.services import instances as instance_service
-from tests.integration.test_workers import _first_instance
+from tests.integration.test_workers import _first_instance, place
 from tests.support.builders import local_model, register_worker
 from tests.support.server import RunningServer
 from tests.support.wait import eventually
@@ -16,23 +14,10 @@ from tests.support.wait import eventually
 
 async def place_across(server: RunningServer, instance_id: int, main: dict[str, Any], sub: dict[str, Any]) -> None:
     """Place the instance as the pipeline kind does: cuda:0 of ``main``, and ``sub``'s cuda:0 as its part."""
-    from gpufleet.db.tables import ModelInstance
-
     part = {"worker_id": sub["id"], "worker_name": sub["name"], "device_ids": [f"{sub['name']}:cuda:0"], "claim": {}}
-    async with server.runtime.db.transaction() as session:
-        row = await session.get(ModelInstance, instance_id)
-        assert row is not None
-        await instance_service.transition_and_publish(
-            session,
-            row,
-            InstanceState.SCHEDULED,
-            "placed by test",
-            worker_id=main["id"],
-            worker_name=main["name"],
-            device_ids=[f"{main['name']}:cuda:0"],
-            claim={"ram": 1024, "vram": {}, "engine": {"pipeline_parallel_size": 2, "tensor_parallel_size": 1}},
-            subordinates=[part],
-        )
+    engine = {"pipeline_parallel_size": 2, "tensor_parallel_size": 1}
+    claim = {"ram": 1024, "vram": {}, "engine": engine}
+    await place(server, instance_id, main, [f"{main['name']}:cuda:0"], claim=claim, subordinates=[part])
 
 
 async def test_the_main_workers_head_is_recorded_and_the_parts_rejoin_it(server: RunningServer) -> None:

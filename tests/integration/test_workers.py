@@ -13,8 +13,11 @@ from tests.support.server import RunningServer, running_server
 from tests.support.wait import eventually
 
 
-async def place(server: RunningServer, instance_id: int, worker: dict[str, Any], device_ids: list[str]) -> None:
-    """Assign an instance to a worker the way the scheduler does: one guarded transition."""
+async def place(
+    server: RunningServer, instance_id: int, worker: dict[str, Any], device_ids: list[str], **fields: Any
+) -> None:
+    """Assign an instance to a worker the way the scheduler does: one guarded transition (``fields``:
+    a ``claim`` or ``subordinates`` other than the default)."""
     from gpufleet.db.tables import ModelInstance
 
     async with server.runtime.db.transaction() as session:
@@ -28,7 +31,7 @@ async def place(server: RunningServer, instance_id: int, worker: dict[str, Any],
             worker_id=worker["id"],
             worker_name=worker["name"],
             device_ids=device_ids,
-            claim={"ram": 1024, "vram": {d: 2048 for d in device_ids if ":cpu:" not in d}},
+            **({"claim": {"ram": 1024, "vram": {d: 2048 for d in device_ids if ":cpu:" not in d}}} | fields),
         )
 
 

@@ -21,7 +21,7 @@ import { Link, useParams } from "react-router";
 import type { Instance } from "../api/types";
 import { InstanceLog } from "../components/InstanceLog";
 import { InstanceStateWithMessage } from "../components/InstanceStateBadge";
-import { ModelPlacementTable } from "../components/ModelPlacement";
+import { ModelFactRow, ModelPlacementTable } from "../components/ModelPlacement";
 import { ModelFact } from "../components/ModelSpecFacts";
 import { formatAge } from "../lib/format";
 import { commandLine } from "../lib/instanceLog";
@@ -57,6 +57,11 @@ function Placement({ instance }: { instance: Instance }) {
             message: sub.message,
           })),
         }}
+        extra={
+          instance.ray_head ? (
+            <ModelFactRow label="Ray head">{`${instance.ray_head} (vLLM across workers)`}</ModelFactRow>
+          ) : undefined
+        }
       />
     </Paper>
   );
