@@ -59,6 +59,9 @@ async def test_the_main_workers_head_is_recorded_and_the_parts_rejoin_it(server:
 
             row = await report_head(row, 41050)  # a new head (the old one died): the parts rejoin it
             assert row["ray_head"] == "10.1.0.1:41050" and row["subordinates"][0]["rpc_port"] is None
+            row = await join(503)
+            row = await report_head(row, None)  # null clears it; the parts are left as they are
+            assert row["ray_head"] is None and row["subordinates"][0]["rpc_pid"] == 503
 
             as_sub_body = {"expected_version": row["version"], "state": "starting", "ray_head_port": 42000}
             refused = await as_sub.post(f"{path}/transition", json=as_sub_body)

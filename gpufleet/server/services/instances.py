@@ -191,7 +191,7 @@ async def worker_transition(
         fields = body.model_dump(exclude_unset=True, exclude={"expected_version", "state", "state_message"})
         if "ray_head_port" in fields:
             fields["ray_head"] = await ray_head(session, row, fields.pop("ray_head_port"))
-            if fields["ray_head"] != row.ray_head:  # the parts must join the new head: not ready till they say so
+            if fields["ray_head"] not in (None, row.ray_head):  # the parts must join it: not ready till they say so
                 message = f"joining the cluster head at {fields['ray_head']}"
                 fields["subordinates"] = [
                     {**part, "rpc_port": None, "rpc_pid": None, "rpc_host": None, "message": message}
