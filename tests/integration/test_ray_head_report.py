@@ -4,11 +4,12 @@ they report having joined the new head. Only the main worker can report it; a re
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.integration.test_workers import _first_instance, place
 from tests.support.builders import local_model, register_worker
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, running_server
 from tests.support.wait import eventually
 
 
@@ -20,8 +21,8 @@ async def place_across(server: RunningServer, instance_id: int, main: dict[str, 
     await place(server, instance_id, main, [f"{main['name']}:cuda:0"], claim=claim, subordinates=[part])
 
 
-async def test_the_main_workers_head_is_recorded_and_the_parts_rejoin_it(server: RunningServer) -> None:
-    async with await server.admin() as admin:
+async def test_the_main_workers_head_is_recorded_and_the_parts_rejoin_it(tmp_path: Path, database_url: str) -> None:
+    async with running_server(tmp_path / "data", database_url) as server, await server.admin() as admin:
         main = await register_worker(admin, server.token, "main", gpus=1, ip="10.1.0.1")
         sub = await register_worker(admin, server.token, "sub", gpus=1, ip="10.1.0.2")
         model = (await admin.post("/api/models", json=local_model())).json()

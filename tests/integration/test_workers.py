@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from gpufleet.common.errors import InvalidTransition
 from gpufleet.schemas.states import InstanceState
 from gpufleet.server.services import instances as instance_service
 from tests.support.builders import local_model, register_worker, worker_registration
@@ -17,22 +18,30 @@ async def place(
     server: RunningServer, instance_id: int, worker: dict[str, Any], device_ids: list[str], **fields: Any
 ) -> None:
     """Assign an instance to a worker the way the scheduler does: one guarded transition (``fields``:
-    a ``claim`` or ``subordinates`` other than the default)."""
+    a ``claim`` or ``subordinates`` other than the default). The running scheduler may write the
+    pending instance meanwhile (why it stays pending): then read it again and place it, as it would."""
     from gpufleet.db.tables import ModelInstance
 
-    async with server.runtime.db.transaction() as session:
-        row = await session.get(ModelInstance, instance_id)
-        assert row is not None
-        await instance_service.transition_and_publish(
-            session,
-            row,
-            InstanceState.SCHEDULED,
-            "placed by test",
-            worker_id=worker["id"],
-            worker_name=worker["name"],
-            device_ids=device_ids,
-            **({"claim": {"ram": 1024, "vram": {d: 2048 for d in device_ids if ":cpu:" not in d}}} | fields),
-        )
+    claim = {"claim": {"ram": 1024, "vram": {d: 2048 for d in device_ids if ":cpu:" not in d}}}
+    for attempt in range(5):
+        try:
+            async with server.runtime.db.transaction() as session:
+                row = await session.get(ModelInstance, instance_id)
+                assert row is not None
+                await instance_service.transition_and_publish(
+                    session,
+                    row,
+                    InstanceState.SCHEDULED,
+                    "placed by test",
+                    worker_id=worker["id"],
+                    worker_name=worker["name"],
+                    device_ids=device_ids,
+                    **(claim | fields),
+                )
+                return
+        except InvalidTransition:
+            if attempt == 4:
+                raise
 
 
 async def test_registration_needs_the_cluster_token(server: RunningServer) -> None:
