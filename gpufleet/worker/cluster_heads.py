@@ -15,8 +15,8 @@ Invariants:
 - a head lives as long as the instance is this worker's: ``stop`` ends it (and what it left
   running, ``Engine.part_stopped``) with the instance's engine, and frees its ports;
 - heads are never adopted: one left by an earlier run of the worker is ended when the worker
-  starts (``end_leftovers``), and the instance's server, which cannot go on without it, is
-  started again with a new cluster.
+  starts (``end_cluster_processes``), with the instance's server, which cannot go on without it:
+  the runner starts both again, the head on other ports than the one the server recorded.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 ROLE = "cluster-head"
 PART_ROLE = "rpc"  # a subordinate's part (``rpc_part.ROLE``)
+SERVER_ROLE = "server"  # an instance's server (the runner's record)
 LISTEN_TIMEOUT = 60.0  # seconds for a new head to accept connections on its first port
 
 
@@ -61,17 +62,28 @@ class ClusterHeads:
         self.heads: dict[int, Head] = {}
 
     async def ensure(
-        self, instance_id: int, name: str, worker_id: int, engine: Engine, device_ids: Collection[str], threads: int
+        self,
+        instance_id: int,
+        name: str,
+        worker_id: int,
+        engine: Engine,
+        device_ids: Collection[str],
+        threads: int,
+        previous: str | None = None,
     ) -> int:
-        """The port of the instance's head, started now if none is alive. Raises ``PrepareError``."""
+        """The port of the instance's head, started now if none is alive, never on the port of
+        ``previous`` (the head the server has recorded: one that is gone, e.g. ended when this worker
+        restarted). Raises ``PrepareError``."""
         head = self.heads.get(instance_id)
         if head is not None and head.process.alive():
             return head.port
         avoid: list[int] = []
+        if previous and previous.rsplit(":", 1)[-1].isdigit():
+            avoid.append(int(previous.rsplit(":", 1)[-1]))
         if head is not None:
             logger.warning("instance %s: its %s head exited: starting another", name, engine.part_program)
             await self.stop(instance_id)
-            avoid = head.ports  # a new address, so that the subordinates see the head change and rejoin
+            avoid += head.ports  # a new address, so that the subordinates see the head change and rejoin
         log = self.logs / f"{name}-head.log"
 
         def plan() -> tuple[list[int], list[str], dict[str, str]]:
@@ -134,10 +146,15 @@ def end_cluster_processes(
     head: a Ray node holds ports its record does not list); the rest, which may be adopted."""
     clustered = {e.part_program for e in engines.values() if e.cluster_head}
     by_program = {e.part_program: e for e in engines.values()}
+    headless = {p.record.instance_id for p in found if p.record.role == ROLE}  # their servers go too
     kept = []
     for process in found:
         record = process.record
-        if record.role == ROLE or (record.role == PART_ROLE and record.program in clustered):
+        if record.role == SERVER_ROLE and record.instance_id in headless:
+            logger.info("ending the server of instance %d: its cluster head is not adopted", record.instance_id)
+            process.kill()
+            forget(records, record.instance_id, record.role)
+        elif record.role == ROLE or (record.role == PART_ROLE and record.program in clustered):
             logger.info(
                 "ending the %s of instance %d left by an earlier run: not adopted", record.program, record.instance_id
             )

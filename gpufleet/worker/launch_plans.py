@@ -86,7 +86,7 @@ class LaunchPlanner:
             assert self.worker_id is not None
             share = cpu_share(self.desired.values(), self.worker_id)
             head = await self.heads.ensure(
-                instance.id, instance.name, self.worker_id, engine, instance.device_ids, share
+                instance.id, instance.name, self.worker_id, engine, instance.device_ids, share, instance.ray_head
             )
         instance = await wait_parts(head)  # as it is now: its parts ready, its head (if any) recorded
         parts = instance.subordinates

@@ -143,7 +143,8 @@ class RpcPart:
                     continue
                 failures = 0
             assert self.process is not None
-            if (part.rpc_port, part.rpc_pid, part.message) != (self.process.port, self.process.pid, None):
+            current = self.joined is None or self.joined == self.instance.ray_head  # not a head left behind
+            if current and (part.rpc_port, part.rpc_pid, part.message) != (self.process.port, self.process.pid, None):
                 await self._report(self.process.port, self.process.pid, None)
             await asyncio.sleep(WATCH_INTERVAL)
             if not self.process.alive():

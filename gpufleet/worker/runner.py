@@ -229,12 +229,14 @@ class InstanceRunner:
         """Wait (reporting ``starting`` with what is missing) until every RPC part is ready; first
         report the cluster head on ``head_port`` when the server does not have it (the subordinates'
         parts join it: the server marks them not ready until they report again)."""
-        if head_port is not None and not (self.instance.ray_head or "").endswith(f":{head_port}"):
-            await self._report(S.STARTING, f"started the cluster head on port {head_port}", ray_head_port=head_port)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         said = None
         while True:
+            if head_port is not None and not (self.instance.ray_head or "").endswith(f":{head_port}"):
+                # again until the server has it: a report can fail (server away, a conflicting write)
+                message = f"started the cluster head on port {head_port}"
+                await self._report(S.STARTING, message, ray_head_port=head_port)
             missing = [p for p in self.instance.subordinates if not p.ready]
             if not missing:
                 return self.instance

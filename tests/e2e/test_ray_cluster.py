@@ -204,4 +204,11 @@ async def test_the_workers_head_and_a_subordinates_node_form_the_instances_clust
     await heads.stop(instance)
     assert cluster_processes(temp_dir(instance, main)) == [] and not temp_dir(instance, main).exists()
     assert pool.taken == set(ports)  # the head's ports are free again
+
+    # a restarted worker knows no head of its own: it avoids the one the server still records
+    fresh = ClusterHeads(tmp_path / "records", tmp_path / "logs", pool, host=IP, connect_host=IP)
+    recorded = address(IP, again)
+    assert await fresh.ensure(instance, "pipeline-test", main, engine, [], 1, previous=recorded) != again
+    await fresh.stop(instance)
+    assert pool.taken == set(ports)
     assert heads.heads == {} and not (tmp_path / "records" / f"{instance}-cluster-head.json").exists()

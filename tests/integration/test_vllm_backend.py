@@ -153,6 +153,9 @@ async def test_a_changed_source_picks_the_backend_again(tmp_path: Path) -> None:
         assert back.status_code == 200 and back.json()["backend"] == "vllm"
         kept = await admin.patch(path, json={"replicas": 0})  # no source change: the backend stays
         assert kept.json()["backend"] == "vllm"
+        elsewhere = await admin.patch(path, json={"local_path": str(models / "on-the-workers-only")})
+        assert elsewhere.status_code == 200 and elsewhere.json()["backend"] == "vllm"  # cannot tell: kept
+        back = await admin.patch(path, json={"local_path": str(tiny)})
         wrong = await admin.patch(path, json={"local_path": str(gguf), "backend": "vllm"})
         assert wrong.status_code == 422 and "use backend llama.cpp" in wrong.json()["detail"]
         assert (await admin.get(path)).json()["local_path"] == str(tiny)  # refused: nothing changed

@@ -92,15 +92,16 @@ def check_engine_parameters(spec: ModelSpec) -> None:
         raise InvalidInput(f"backend_parameters: {exc.message}", field="backend_parameters") from exc
 
 
-def resolve_backend(spec: ModelSpec, model_dirs: Sequence[Path]) -> ModelSpec:
+def resolve_backend(spec: ModelSpec, model_dirs: Sequence[Path], unknown: Backend | None = None) -> ModelSpec:
     """The deployment with its backend chosen from its source's format when it names none (a
     safetensors directory or repository: vllm; GGUF: the default), or 422 when the backend it names
-    cannot read that format. A source whose format cannot be told keeps the default. Blocking (reads a
-    directory listing or a hub's file list): call in a thread; the scheduler never does this."""
+    cannot read that format. A source whose format cannot be told (absent on the server, a hub that
+    does not answer) gets ``unknown`` (None: the default). Blocking (reads a directory listing or a
+    hub's file list): call in a thread; the scheduler never does this."""
     path = confined_path(spec, model_dirs)
     fmt = local_format(path) if path is not None else source_format(spec)
     if fmt is None:
-        return spec
+        return spec if spec.backend is not None else spec.model_copy(update={"backend": unknown})
     serving = engine_for_format(fmt)
     if spec.backend is None:
         if serving is None or serving.name == DEFAULT_BACKEND:
@@ -219,6 +220,7 @@ async def update_model(db: Database, model_id: int, body: ModelUpdate, *, model_
             current_spec, wanted = spec_of(current), body.merged_onto(spec_of(current))
         except ValidationError as exc:
             raise InvalidInput(_first_error(exc)) from exc
+    repicked = "backend" in body.model_fields_set or _source_of(current_spec) != _source_of(wanted.model_dump())
     backend = await _backend_after(body, current_spec, wanted, model_dirs)
     wanted = wanted.model_copy(update={"backend": backend})
     if wanted.local_path != before_path:  # checked before the write transaction: the check reads files
@@ -234,7 +236,8 @@ async def update_model(db: Database, model_id: int, body: ModelUpdate, *, model_
                 raise InvalidInput(_first_error(exc)) from exc
             if _source_of(spec.model_dump()) != _source_of(wanted.model_dump()):
                 raise Conflict(f"model {model_id} changed meanwhile; send the update again", field="source")
-            spec = spec.model_copy(update={"backend": backend})
+            if repicked:  # otherwise the row's own backend stands (another update may have changed it)
+                spec = spec.model_copy(update={"backend": backend})
             check_engine_parameters(spec)
             if spec.name != row.name:
                 await _check_name_free(session, spec.name, except_id=row.id)
@@ -260,15 +263,17 @@ async def _backend_after(
 ) -> Backend | None:
     """The backend once ``body`` applies: chosen again from the new source's format when the source
     changed and the update names no backend (a GGUF file swapped for a safetensors directory moves
-    the deployment to vLLM, and back), checked against it when the update names one (422 on a
-    mismatch); otherwise unchanged. Reads files or a hub listing: outside any transaction."""
+    the deployment to vLLM, and back; a new source whose format cannot be told here keeps the old
+    backend), checked against it when the update names one (422 on a mismatch); otherwise unchanged.
+    Reads files or a hub listing: outside any transaction."""
     named = "backend" in body.model_fields_set
     if not named and _source_of(before) == _source_of(wanted.model_dump()):
         return wanted.backend
-    resolved = await asyncio.to_thread(
-        resolve_backend, wanted if named else wanted.model_copy(update={"backend": None}), model_dirs
-    )
-    return resolved.backend  # None: the default engine (GGUF, or a format that cannot be told, as on create)
+    previous = before.get("backend")
+    keep = Backend(previous) if previous and not named else None
+    unset = wanted if named else wanted.model_copy(update={"backend": None})
+    resolved = await asyncio.to_thread(resolve_backend, unset, model_dirs, keep)
+    return resolved.backend  # None: the default engine (GGUF); a format that cannot be told keeps the old
 
 
 def _first_error(exc: ValidationError) -> str:
