@@ -11,12 +11,10 @@ Blocking (file system, HTTP): call from a thread.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 
-import httpx
-
 from gpufleet.common.gguf_files import ModelFileError, first_gguf, local_gguf
+from gpufleet.engines.hub_listing import hf_names
 from gpufleet.estimate.sources import SourceError
 from gpufleet.schemas.models import ModelSpec
 
@@ -27,15 +25,7 @@ SERVER = "on the server (it must be readable here to estimate the model's memory
 def hf_file(repo: str, pattern: str | None) -> str:
     if pattern and not any(ch in pattern for ch in "*?["):
         return pattern
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    url = f"{endpoint}/api/models/{repo}"
-    try:
-        response = httpx.get(url, timeout=30, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        raise ModelFileError(f"cannot list the files of {repo} ({url}): {exc}") from exc
-    if response.status_code != 200:
-        raise ModelFileError(f"cannot list the files of {repo}: HTTP {response.status_code} from {url}")
-    names = [s["rfilename"] for s in response.json().get("siblings", [])]
+    names = list(hf_names(repo))
     return first_gguf(names, pattern or "*.gguf", f"Hugging Face repository {repo}")
 
 

@@ -14,11 +14,11 @@ before. Blocking (file system, HTTP): call from a thread; never from the schedul
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
+from gpufleet.common.gguf_files import ModelFileError
+from gpufleet.engines.hub_listing import hf_names, modelscope_names
 from gpufleet.schemas.models import ModelSpec
 
 GGUF = "gguf"
@@ -43,27 +43,12 @@ def local_format(path: Path) -> str | None:
     return listed_format([p.name for p in path.iterdir()])
 
 
-_LISTINGS: dict[str, tuple[str, ...]] = {}  # successful listings only: a failed one is asked again
-
-
-def _hub_names(url: str) -> tuple[str, ...] | None:
-    if url in _LISTINGS:
-        return _LISTINGS[url]
+def _listed(list_names: Callable[[str], tuple[str, ...]], repo: str) -> str | None:
     try:
-        response = httpx.get(url, timeout=10, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        logger.warning("cannot list %s to choose the backend: %s", url, exc)
+        return listed_format(list(list_names(repo)))
+    except ModelFileError as exc:
+        logger.warning("cannot choose the backend from the repository's files: %s", exc)
         return None
-    if response.status_code != 200:
-        logger.warning("cannot list %s to choose the backend: HTTP %s", url, response.status_code)
-        return None
-    body = response.json()
-    if "siblings" in body:  # Hugging Face
-        names = tuple(str(s.get("rfilename", "")) for s in body.get("siblings") or [])
-    else:  # ModelScope
-        names = tuple(str(f.get("Path", "")) for f in (body.get("Data") or {}).get("Files") or [])
-    _LISTINGS[url] = names
-    return names
 
 
 def source_format(spec: ModelSpec) -> str | None:
@@ -73,13 +58,9 @@ def source_format(spec: ModelSpec) -> str | None:
     if spec.huggingface_repo_id:
         if spec.huggingface_filename:
             return GGUF
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-        names = _hub_names(f"{endpoint}/api/models/{spec.huggingface_repo_id}")
-        return listed_format(list(names)) if names is not None else None
+        return _listed(hf_names, spec.huggingface_repo_id)
     if spec.modelscope_model_id:
         if spec.modelscope_file_path:
             return GGUF
-        endpoint = os.environ.get("MODELSCOPE_ENDPOINT", "https://modelscope.cn").rstrip("/")
-        names = _hub_names(f"{endpoint}/api/v1/models/{spec.modelscope_model_id}/repo/files?Recursive=true")
-        return listed_format(list(names)) if names is not None else None
+        return _listed(modelscope_names, spec.modelscope_model_id)
     return GGUF  # ollama library

@@ -13,6 +13,7 @@ import os
 
 import httpx
 
+from gpufleet.common.hubs import hf_endpoint, modelscope_endpoint
 from gpufleet.estimate.sources import SourceError
 
 OLLAMA_REGISTRY = "https://registry.ollama.ai"
@@ -31,12 +32,10 @@ def resolve(location: str) -> str:
     """A URL or path the GGUF reader can open."""
     if location.startswith("hf://"):
         repo, filename, revision = _split_repo(location[5:], "hf")
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-        return f"{endpoint}/{repo}/resolve/{revision or 'main'}/{filename}"
+        return f"{hf_endpoint()}/{repo}/resolve/{revision or 'main'}/{filename}"
     if location.startswith("ms://"):
         repo, filename, revision = _split_repo(location[5:], "ms")
-        endpoint = os.environ.get("MODELSCOPE_ENDPOINT", "https://modelscope.cn").rstrip("/")
-        return f"{endpoint}/api/v1/models/{repo}/repo?Revision={revision or 'master'}&FilePath={filename}"
+        return f"{modelscope_endpoint()}/api/v1/models/{repo}/repo?Revision={revision or 'master'}&FilePath={filename}"
     if location.startswith("ollama://"):
         return _ollama_blob(location[len("ollama://") :])
     return location

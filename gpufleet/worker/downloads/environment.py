@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 
+from gpufleet.common.hubs import hf_endpoint, modelscope_endpoint
+
+__all__ = ["QUIET", "hf_endpoint", "modelscope_endpoint", "quiet"]
+
 QUIET = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -21,22 +25,12 @@ QUIET = {
     "TQDM_DISABLE": "1",  # the ModelScope SDK draws tqdm bars on the worker's stderr otherwise
 }
 
-HF_DEFAULT = "https://huggingface.co"
-MODELSCOPE_DEFAULT = "https://modelscope.cn"
 OLLAMA_DEFAULT = "https://registry.ollama.ai"
 
 
 def quiet() -> None:
     for name, value in QUIET.items():
         os.environ.setdefault(name, value)
-
-
-def hf_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", HF_DEFAULT).rstrip("/")
-
-
-def modelscope_endpoint() -> str:
-    return os.environ.get("MODELSCOPE_ENDPOINT", MODELSCOPE_DEFAULT).rstrip("/")
 
 
 def ollama_registry() -> str:
